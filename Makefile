@@ -1,0 +1,46 @@
+# assistantd developer commands. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP) ## start the server with embedded defaults (SQLite, local files)
+	$(BIN)/assistantd serve
+
+worker: $(STAMP) ## a standalone run worker (PostgreSQL)
+	$(BIN)/assistantd worker
+
+migrate: $(STAMP)
+	$(BIN)/assistantd migrate
+
+test: $(STAMP) ## the whole suite on SQLite, then on PostgreSQL
+	$(MAKE) --no-print-directory test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	scripts/pytest $(BIN)/python tests $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	ASSISTANTD_TEST_BACKEND=postgres scripts/pytest $(BIN)/python tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) .assistantd .tmp

@@ -1,0 +1,73 @@
+"""The FastAPI app factory. Engines and clients are made in the lifespan and kept on app.state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from assistantd.assistants.router import router as assistants_router
+from assistantd.auth.keys import KeyResolver
+from assistantd.blobs.store import LocalBlobStore
+from assistantd.db.engine import make_engine, make_sessionmaker
+from assistantd.errors import install_error_handlers
+from assistantd.files.router import router as files_router
+from assistantd.health.router import router as health_router
+from assistantd.messages.router import router as messages_router
+from assistantd.settings import Settings
+from assistantd.threads.router import router as threads_router
+from assistantd.uploads.router import router as uploads_router
+
+log = logging.getLogger(__name__)
+
+# OpenAI's `/v1`, Azure's `/openai` (with `?api-version=`) and Azure's newer `/openai/v1`.
+API_PREFIXES = ("/v1", "/openai", "/openai/v1")
+
+
+def api_router() -> APIRouter:
+    """Every Assistants API route, without a prefix."""
+    router = APIRouter()
+    for resource in (
+        assistants_router,
+        threads_router,
+        messages_router,
+        files_router,
+        uploads_router,
+    ):
+        router.include_router(resource)
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.read_sessions = make_sessionmaker(engine, write=False)
+        app.state.write_sessions = make_sessionmaker(engine, write=True)
+        app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
+        app.state.blobs = LocalBlobStore(settings.blob_dir)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="assistantd",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    routes = api_router()
+    for prefix in API_PREFIXES:
+        app.include_router(routes, prefix=prefix)
+    return app

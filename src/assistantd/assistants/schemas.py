@@ -1,0 +1,54 @@
+"""Wire models for assistants."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.tools.schemas import ReasoningEffort, ResponseFormat, Tool, ToolResources
+
+
+class AssistantCreate(RequestModel):
+    model: str = Field(min_length=1, max_length=256)
+    name: str | None = Field(None, max_length=256)
+    description: str | None = Field(None, max_length=512)
+    instructions: str | None = Field(None, max_length=256_000)
+    reasoning_effort: ReasoningEffort | None = None
+    tools: list[Tool] = Field(default_factory=list, max_length=128)
+    tool_resources: ToolResources | None = None
+    metadata: Metadata = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    response_format: ResponseFormat | None = None
+
+
+class AssistantModify(RequestModel):
+    model: str | None = Field(None, min_length=1, max_length=256)
+    reasoning_effort: ReasoningEffort | None = None
+    name: str | None = Field(None, max_length=256)
+    description: str | None = Field(None, max_length=512)
+    instructions: str | None = Field(None, max_length=256_000)
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_resources: ToolResources | None = None
+    metadata: Metadata = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    response_format: ResponseFormat | None = None
+
+
+class AssistantObject(WireModel):
+    id: str
+    object: Literal["assistant"] = "assistant"
+    created_at: int
+    name: str | None
+    description: str | None
+    model: str
+    instructions: str | None
+    tools: list[dict[str, Any]]
+    tool_resources: dict[str, Any] | None
+    metadata: dict[str, str] | None
+    temperature: float | None
+    top_p: float | None
+    response_format: Any

@@ -1,0 +1,1 @@
+"""API keys: who is calling, and which project (tenant) they act for."""

@@ -1,0 +1,1 @@
+"""Stored file contents, behind a small interface (local directory by default)."""

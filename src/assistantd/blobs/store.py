@@ -1,0 +1,139 @@
+"""The blob-store interface and its local-directory implementation.
+
+Writes go to a temporary name and are renamed into place, so a crash never leaves a half blob
+under a real key. All file I/O runs in a worker thread to keep the event loop free.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import anyio
+
+CHUNK = 1024 * 1024
+
+
+class BlobTooLarge(Exception):
+    """The stream went past the allowed size; nothing was stored."""
+
+
+class BlobWriter(Protocol):
+    key: str
+    size: int
+
+    async def write(self, data: bytes) -> None: ...
+    async def commit(self) -> None: ...
+    async def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    def new_key(self) -> str: ...
+    async def writer(self, key: str, *, max_size: int) -> BlobWriter: ...
+    async def put(self, key: str, data: bytes) -> None: ...
+    def read(self, key: str, *, chunk_size: int = CHUNK) -> AsyncIterator[bytes]: ...
+    async def read_all(self, key: str) -> bytes: ...
+    async def delete(self, key: str) -> None: ...
+    async def concat(self, key: str, parts: list[str]) -> int: ...
+
+
+class _LocalWriter:
+    def __init__(self, path: Path, key: str, max_size: int) -> None:
+        self.key = key
+        self.size = 0
+        self._path = path
+        self._tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        self._max = max_size
+        self._fh: BinaryIO | None = None
+
+    async def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = await anyio.to_thread.run_sync(open, self._tmp, "wb")
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self._max:
+            raise BlobTooLarge(self.size)
+        assert self._fh is not None
+        await anyio.to_thread.run_sync(self._fh.write, data)
+
+    async def commit(self) -> None:
+        assert self._fh is not None
+        fh, self._fh = self._fh, None
+
+        def _finish() -> None:
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.replace(self._tmp, self._path)
+
+        await anyio.to_thread.run_sync(_finish)
+
+    async def abort(self) -> None:
+        fh, self._fh = self._fh, None
+
+        def _drop() -> None:
+            if fh is not None:
+                fh.close()
+            self._tmp.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(_drop)
+
+
+class LocalBlobStore:
+    """Blobs as files under one directory, fanned out by key prefix."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def new_key(self) -> str:
+        return secrets.token_hex(16)
+
+    def _path(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"bad blob key {key!r}")
+        return self.root / key[:2] / key
+
+    async def writer(self, key: str, *, max_size: int) -> BlobWriter:
+        writer = _LocalWriter(self._path(key), key, max_size)
+        await writer._open()
+        return writer
+
+    async def put(self, key: str, data: bytes) -> None:
+        writer = await self.writer(key, max_size=len(data))
+        try:
+            await writer.write(data)
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+
+    async def read(self, key: str, *, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        fh = await anyio.to_thread.run_sync(open, self._path(key), "rb")
+        try:
+            while chunk := await anyio.to_thread.run_sync(fh.read, chunk_size):
+                yield chunk
+        finally:
+            fh.close()
+
+    async def read_all(self, key: str) -> bytes:
+        return await anyio.Path(self._path(key)).read_bytes()
+
+    async def delete(self, key: str) -> None:
+        await anyio.to_thread.run_sync(lambda: self._path(key).unlink(missing_ok=True))
+
+    async def concat(self, key: str, parts: list[str]) -> int:
+        """Write the blobs `parts`, in order, as one new blob; returns its size."""
+        writer = await self.writer(key, max_size=2**63)
+        try:
+            for part in parts:
+                async for chunk in self.read(part):
+                    await writer.write(chunk)
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        return writer.size

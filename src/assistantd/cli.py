@@ -1,0 +1,133 @@
+"""The `assistantd` command line: serve, worker, migrate, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import socket
+import sys
+
+from sqlalchemy import func, select
+
+from assistantd.settings import Settings
+
+log = logging.getLogger("assistantd")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
+        except OSError:
+            return False
+
+
+async def _db_key_count(settings: Settings) -> int:
+    from assistantd.db.engine import make_engine
+    from assistantd.db.models import ApiKey
+
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(ApiKey)) or 0)
+    finally:
+        await engine.dispose()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from assistantd.app import create_app
+    from assistantd.db.migrate import upgrade
+
+    if settings.migrate_on_start:
+        upgrade(settings)
+    has_keys = bool(settings.static_keys()) or asyncio.run(_db_key_count(settings)) > 0
+    if not has_keys:
+        if not _is_loopback(args.host):
+            log.error(
+                "refusing to listen on %s without API keys: set ASSISTANTD_API_KEYS or run "
+                "`assistantd keys create --project NAME`",
+                args.host,
+            )
+            return 2
+        log.warning("no API keys configured: serving project 'default' without auth on loopback")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.db.migrate import upgrade
+
+    upgrade(settings)
+    print("database is at the latest migration")
+    return 0
+
+
+async def _create_key(settings: Settings, project: str) -> str:
+    from assistantd.auth.keys import create_key
+    from assistantd.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine, write=True)() as session:
+            key = await create_key(session, project)
+            await session.commit()
+            return key
+    finally:
+        await engine.dispose()
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.db.migrate import upgrade
+
+    upgrade(settings)
+    key = asyncio.run(_create_key(settings, args.project))
+    print(f"project: {args.project}")
+    print(f"key:     {key}")
+    print("This key is shown once; only its hash is stored.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistantd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (and, on SQLite, the run worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="mint a key for a project")
+    create.add_argument("--project", required=True)
+    create.set_defaults(func=_keys_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args, Settings()))

@@ -1,0 +1,1 @@
+"""Persistence: engines, ORM tables and migrations."""

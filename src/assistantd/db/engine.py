@@ -1,0 +1,60 @@
+"""Engine and session factory, created by the app's lifespan or the worker, never at import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from assistantd.settings import Settings
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _sqlite_begin), so the driver must not.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock up front: a deferred transaction that reads and then writes
+    # fails with SQLITE_BUSY instead of waiting when another writer got there first.
+    mode = conn.get_execution_options().get(WRITE_OPTION) and "IMMEDIATE" or "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+WRITE_OPTION = "assistantd_write"
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = settings.effective_database_url
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_size=settings.db_pool_size, max_overflow=20)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=20, pool_pre_ping=True
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine, *, write: bool) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reading, or for writing (which on SQLite begin IMMEDIATE)."""
+    bind = engine.execution_options(**{WRITE_OPTION: True}) if write else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+def sync_url(settings: Settings) -> str:
+    """The URL Alembic uses (a synchronous driver for the same database)."""
+    return settings.effective_database_url.replace("sqlite+aiosqlite", "sqlite")

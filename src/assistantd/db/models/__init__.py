@@ -1,0 +1,9 @@
+"""ORM tables. Stored shapes are what is convenient to query; wire shapes live in schemas."""
+
+from assistantd.db.base import Base
+from assistantd.db.models.api_key import ApiKey
+from assistantd.db.models.assistant import Assistant
+from assistantd.db.models.file import File, Upload, UploadPart
+from assistantd.db.models.thread import Message, Thread
+
+__all__ = ["ApiKey", "Assistant", "Base", "File", "Message", "Thread", "Upload", "UploadPart"]

@@ -1,0 +1,109 @@
+"""Typed dependencies: the session, the calling project, and path-id lookups."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.assistants import service as assistants
+from assistantd.auth.keys import KeyResolver
+from assistantd.blobs.store import BlobStore
+from assistantd.db.models import Assistant
+from assistantd.errors import AuthenticationError
+from assistantd.kit.ids import Prefix, check_prefix
+from assistantd.kit.pagination import Page
+from assistantd.settings import DEFAULT_PROJECT, Settings
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed after the handler, rolled back on error."""
+    state = request.app.state
+    makers = state.read_sessions if request.method in _READ_METHODS else state.write_sessions
+    async with makers() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def _presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = request.headers.get("api-key")
+    return key.strip() if key and key.strip() else None
+
+
+def _redact(key: str) -> str:
+    return key if len(key) <= 8 else f"{key[:3]}*****{key[-4:]}"
+
+
+async def _project(request: Request) -> str:
+    resolver: KeyResolver = request.app.state.keys
+    key = _presented_key(request)
+    if key is None:
+        if await resolver.is_open():
+            return DEFAULT_PROJECT
+        raise AuthenticationError(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+            "or in an api-key header."
+        )
+    project = await resolver.project_for(key)
+    if project is None:
+        if await resolver.is_open():
+            return DEFAULT_PROJECT
+        raise AuthenticationError(
+            f"Incorrect API key provided: {_redact(key)}.", code="invalid_api_key"
+        )
+    return project
+
+
+ProjectDep = Annotated[str, Depends(_project)]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+
+
+def _page(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    after: Annotated[str | None, Query()] = None,
+    before: Annotated[str | None, Query()] = None,
+) -> Page:
+    return Page(limit=limit, order=order, after=after, before=before)
+
+
+PageDep = Annotated[Page, Depends(_page)]
+
+
+async def _assistant(assistant_id: str, session: SessionDep, project: ProjectDep) -> Assistant:
+    check_prefix(assistant_id, Prefix.ASSISTANT, "assistant_id")
+    return await assistants.require(session, project, assistant_id)
+
+
+AssistantDep = Annotated[Assistant, Depends(_assistant)]

@@ -1,0 +1,1 @@
+"""Shared plumbing: ids, time, pagination, wire base model, SSE, multipart."""

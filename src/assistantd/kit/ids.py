@@ -1,0 +1,86 @@
+"""Object ids: OpenAI's prefixes, random and unguessable, and sortable by creation.
+
+An id body is 28 characters of the base32hex alphabet, whose ASCII order is its numeric order:
+9 characters of Unix milliseconds, 3 of a per-process counter (strictly increasing ids within one
+process), then 16 random characters (80 bits from `secrets`). Lists sort by id, so a cursor keeps
+its place even after the object it names was deleted, and ties inside one millisecond break
+stably.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from assistantd.errors import InvalidRequestError
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+_RANDOM_CHARS = 16
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def _encode(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def _tick() -> tuple[int, int]:
+    global _last_ms, _counter
+    with _lock:
+        now = time.time_ns() // 1_000_000
+        if now > _last_ms:
+            _last_ms, _counter = now, 0
+        else:
+            _counter += 1
+            if _counter >= 32**3:  # a very busy millisecond: borrow the next one
+                _last_ms, _counter = _last_ms + 1, 0
+        return _last_ms, _counter
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id such as `asst_01k...`; `prefix` includes its separator (`asst_`, `file-`)."""
+    ms, counter = _tick()
+    rand = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_CHARS))
+    return f"{prefix}{_encode(ms, 9)}{_encode(counter, 3)}{rand}"
+
+
+def created_at_of(object_id: str) -> int:
+    """Unix seconds encoded in an id made by `new_id`."""
+    body = object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
+    ms = 0
+    for ch in body[:9]:
+        ms = ms * 32 + _ALPHABET.index(ch)
+    return ms // 1000
+
+
+def check_prefix(value: str | None, prefix: str, param: str) -> None:
+    """400 for an id of the wrong kind, in OpenAI's words."""
+    if value is not None and not value.startswith(prefix):
+        raise InvalidRequestError(
+            f"Invalid '{param}': '{value}'. Expected an ID that begins with "
+            f"'{prefix.rstrip('_-')}'.",
+            param=param,
+        )
+
+
+class Prefix:
+    """Every id prefix the server mints, in one place."""
+
+    ASSISTANT = "asst_"
+    THREAD = "thread_"
+    MESSAGE = "msg_"
+    RUN = "run_"
+    STEP = "step_"
+    CALL = "call_"
+    FILE = "file-"
+    UPLOAD = "upload_"
+    PART = "part_"
+    VECTOR_STORE = "vs_"
+    FILE_BATCH = "vsfb_"
+    API_KEY = "key_"

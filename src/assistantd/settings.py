@@ -1,0 +1,83 @@
+"""All configuration, read once from `ASSISTANTD_*` environment variables.
+
+Nothing else in the code base reads the environment: build a `Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PROJECT = "default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANTD_", extra="ignore")
+
+    # --- storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".assistantd"), description="SQLite file and stored file blobs.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default is SQLite in the data dir. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    db_pool_size: int = Field(10, description="Connections per process (PostgreSQL).")
+    migrate_on_start: bool = Field(True, description="`serve` applies migrations on start.")
+
+    # --- API -----------------------------------------------------------------------------------
+    api_keys: str = Field(
+        "",
+        description="Comma-separated `key` or `project:key` entries; a bare key is project "
+        "`default`. With no keys (here or created by the CLI) the server is open on loopback only.",
+    )
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest accepted file upload.")
+    max_upload_part_bytes: int = Field(64 * 1024 * 1024, description="Largest Uploads API part.")
+    max_upload_total_bytes: int = Field(8 * 1024**3, description="Largest Uploads API upload.")
+    upload_expiry_seconds: int = Field(3600, description="Uploads API sessions expire after this.")
+    poll_after_ms: int = Field(
+        200, description="`openai-poll-after-ms` hint sent to SDK polling helpers."
+    )
+
+    # --- models ----------------------------------------------------------------------------------
+    model_base_url: str | None = Field(
+        None,
+        description="Default OpenAI-compatible Chat Completions backend, e.g. "
+        "http://127.0.0.1:11434/v1",
+    )
+    model_api_key: str | None = Field(None, description="API key for the default backend.")
+    models_file: Path | None = Field(
+        None, description="YAML/JSON routing model or Azure deployment names to backends."
+    )
+
+    # --- code interpreter ------------------------------------------------------------------------
+    sandbox_image: str = Field("assistantd-sandbox:latest", description="Sandbox image.")
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    def static_keys(self) -> dict[str, str]:
+        """`ASSISTANTD_API_KEYS` parsed as {key: project}."""
+        keys: dict[str, str] = {}
+        for raw in self.api_keys.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            project, sep, key = entry.partition(":")
+            if not sep:
+                project, key = DEFAULT_PROJECT, entry
+            keys[key.strip()] = project.strip() or DEFAULT_PROJECT
+        return keys

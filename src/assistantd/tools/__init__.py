@@ -1,0 +1,1 @@
+"""Assistant tools: their wire definitions, resources, and (in the run engine) execution."""

