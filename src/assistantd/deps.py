@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.auth.keys import KeyResolver
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Assistant
+from assistantd.db.models import Assistant, Message, Thread
 from assistantd.errors import AuthenticationError
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import Page
+from assistantd.messages import service as messages
 from assistantd.settings import DEFAULT_PROJECT, Settings
+from assistantd.threads import service as threads
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -107,3 +109,20 @@ async def _assistant(assistant_id: str, session: SessionDep, project: ProjectDep
 
 
 AssistantDep = Annotated[Assistant, Depends(_assistant)]
+
+
+async def _thread(thread_id: str, session: SessionDep, project: ProjectDep) -> Thread:
+    check_prefix(thread_id, Prefix.THREAD, "thread_id")
+    return await threads.require(session, project, thread_id)
+
+
+ThreadDep = Annotated[Thread, Depends(_thread)]
+
+
+async def _message(message_id: str, thread: ThreadDep, session: SessionDep) -> Message:
+    """The path's message, which must belong to the path's thread."""
+    check_prefix(message_id, Prefix.MESSAGE, "message_id")
+    return await messages.require(session, thread, message_id)
+
+
+MessageDep = Annotated[Message, Depends(_message)]
