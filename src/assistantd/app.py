@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,12 +11,18 @@ from fastapi import APIRouter, FastAPI
 
 from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
+from assistantd.backends.chat import make_http_client
 from assistantd.blobs.store import LocalBlobStore
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.errors import install_error_handlers
 from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
+from assistantd.kit.json_body import JsonBodies
 from assistantd.messages.router import router as messages_router
+from assistantd.runs.deps import RunDeps
+from assistantd.runs.router import router as runs_router
+from assistantd.runs.signals import Signals, listen_postgres
+from assistantd.runs.worker import Worker
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
 from assistantd.uploads.router import router as uploads_router
@@ -30,6 +37,7 @@ def api_router() -> APIRouter:
     """Every Assistants API route, without a prefix."""
     router = APIRouter()
     for resource in (
+        runs_router,  # before threads: `POST /threads/runs` must not match `/threads/{id}`
         assistants_router,
         threads_router,
         messages_router,
@@ -51,9 +59,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.write_sessions = make_sessionmaker(engine, write=True)
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = LocalBlobStore(settings.blob_dir)
+        app.state.signals = signals = Signals()
+        http = make_http_client(settings)
+        deps = RunDeps.build(settings, app.state.write_sessions, signals, http, app.state.blobs)
+        app.state.models = deps.models
+        background: list[asyncio.Task[None]] = []
+        if not settings.is_sqlite:
+            background.append(
+                asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
+            )
+        worker: Worker | None = None
+        embedded = settings.embedded_worker
+        if embedded if embedded is not None else settings.is_sqlite:
+            worker = Worker(deps)
+            worker.start()
+        app.state.worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
+            for task in background:
+                task.cancel()
+            await http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -66,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(JsonBodies)
     app.include_router(health_router)
     routes = api_router()
     for prefix in API_PREFIXES:

@@ -72,6 +72,55 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _run_worker(settings: Settings) -> None:
+    import signal
+
+    from assistantd.backends.chat import make_http_client
+    from assistantd.blobs.store import LocalBlobStore
+    from assistantd.db.engine import make_engine, make_sessionmaker
+    from assistantd.runs.deps import RunDeps
+    from assistantd.runs.signals import Signals, listen_postgres
+    from assistantd.runs.worker import Worker
+
+    engine = make_engine(settings)
+    signals = Signals()
+    http = make_http_client(settings)
+    deps = RunDeps.build(
+        settings,
+        make_sessionmaker(engine, write=True),
+        signals,
+        http,
+        LocalBlobStore(settings.blob_dir),
+    )
+    listener = None
+    if not settings.is_sqlite:
+        listener = asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
+    worker = Worker(deps)
+    worker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing or handing back %d runs", worker.active_runs)
+    finally:
+        await worker.stop()
+        if listener is not None:
+            listener.cancel()
+        await http.aclose()
+        await engine.dispose()
+
+
+def _worker(_: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.db.migrate import upgrade
+
+    if settings.migrate_on_start:
+        upgrade(settings)
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     from assistantd.db.migrate import upgrade
 
@@ -115,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run a standalone run worker (PostgreSQL)")
+    worker.set_defaults(func=_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=_migrate)

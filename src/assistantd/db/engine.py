@@ -58,3 +58,7 @@ def make_sessionmaker(engine: AsyncEngine, *, write: bool) -> async_sessionmaker
 def sync_url(settings: Settings) -> str:
     """The URL Alembic uses (a synchronous driver for the same database)."""
     return settings.effective_database_url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

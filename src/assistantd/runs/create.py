@@ -1,0 +1,175 @@
+"""Create a run (on a thread, or with a new thread): resolve its settings and queue it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.assistants import service as assistants
+from assistantd.backends.routing import ModelRouter
+from assistantd.db.models import Assistant, Run, Thread
+from assistantd.errors import InvalidRequestError
+from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
+from assistantd.messages import service as messages
+from assistantd.runs import events, render
+from assistantd.runs.guard import ensure_no_active_run
+from assistantd.runs.schemas import RunCreate, ThreadAndRunCreate, ToolChoiceFunction, _RunOptions
+from assistantd.runs.signals import Signals, notify_run_queued
+from assistantd.runs.state import RunStatus
+from assistantd.settings import Settings
+from assistantd.threads import service as threads
+from assistantd.tools import resources
+from assistantd.tools.schemas import dump_response_format, dump_tools
+
+
+def _instructions(base: str | None, additional: str | None) -> str:
+    parts = [p for p in (base, additional) if p]
+    return "\n\n".join(parts)
+
+
+def _check_tool_choice(tool_choice: Any, tools: list[dict[str, Any]]) -> Any:
+    if tool_choice is None:
+        return "auto"
+    if isinstance(tool_choice, str):
+        return tool_choice
+    if isinstance(tool_choice, ToolChoiceFunction):
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        if tool_choice.function.name not in names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': function '{tool_choice.function.name}' is not one of "
+                "the run's tools.",
+                param="tool_choice",
+            )
+    elif tool_choice.type not in {t["type"] for t in tools}:
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': the run has no '{tool_choice.type}' tool.",
+            param="tool_choice",
+        )
+    return tool_choice.model_dump()
+
+
+def _new_run(
+    body: _RunOptions,
+    assistant: Assistant,
+    thread: Thread,
+    models: ModelRouter,
+    settings: Settings,
+    *,
+    additional_instructions: str | None = None,
+) -> Run:
+    model = body.model or assistant.model
+    if not models.can_serve(model):
+        raise InvalidRequestError(
+            f"The model '{model}' does not exist or no backend serves it.",
+            param="model",
+            code="model_not_found",
+        )
+    tools = dump_tools(body.tools) if body.tools is not None else list(assistant.tools)
+    base = body.instructions if body.instructions is not None else assistant.instructions
+    run_id = new_id(Prefix.RUN)
+    created = created_at_of(run_id)
+    truncation = (
+        body.truncation_strategy.model_dump()
+        if body.truncation_strategy
+        else {"type": "auto", "last_messages": None}
+    )
+    return Run(
+        id=run_id,
+        project=thread.project,
+        created_at=created,
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        status=RunStatus.QUEUED.value,
+        model=model,
+        instructions=_instructions(base, additional_instructions),
+        tools=tools,
+        metadata_=body.metadata or {},
+        temperature=body.temperature if body.temperature is not None else assistant.temperature,
+        top_p=body.top_p if body.top_p is not None else assistant.top_p,
+        reasoning_effort=body.reasoning_effort or assistant.reasoning_effort,
+        max_prompt_tokens=body.max_prompt_tokens,
+        max_completion_tokens=body.max_completion_tokens,
+        truncation_strategy=truncation,
+        tool_choice=_check_tool_choice(body.tool_choice, tools),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=dump_response_format(body.response_format)
+        or assistant.response_format
+        or "auto",
+        include=None,
+        expires_at=created + settings.run_expiry_seconds,
+        attempts=0,
+        model_turns=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+    )
+
+
+async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> Assistant:
+    check_prefix(assistant_id, Prefix.ASSISTANT, "assistant_id")
+    return await assistants.require(session, project, assistant_id)
+
+
+async def _queue(
+    session: AsyncSession,
+    signals: Signals,
+    run: Run,
+    first_events: list[tuple[str, events.Payload]],
+) -> Run:
+    session.add(run)
+    await session.flush()
+    wire = render.run(run)
+    await events.append(
+        session,
+        signals,
+        run.id,
+        [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)],
+    )
+    await notify_run_queued(session, signals)
+    return run
+
+
+async def create_run(
+    session: AsyncSession,
+    thread: Thread,
+    body: RunCreate,
+    *,
+    include: list[str] | None,
+    models: ModelRouter,
+    settings: Settings,
+    signals: Signals,
+) -> Run:
+    assistant = await _assistant(session, thread.project, body.assistant_id)
+    await ensure_no_active_run(session, thread.id, for_run=True)
+    run = _new_run(
+        body,
+        assistant,
+        thread,
+        models,
+        settings,
+        additional_instructions=body.additional_instructions,
+    )
+    run.include = include
+    for message in body.additional_messages or []:
+        await messages.create_from_request(session, thread, message)
+    return await _queue(session, signals, run, [])
+
+
+async def create_thread_and_run(
+    session: AsyncSession,
+    project: str,
+    body: ThreadAndRunCreate,
+    *,
+    models: ModelRouter,
+    settings: Settings,
+    signals: Signals,
+) -> tuple[Thread, Run]:
+    assistant = await _assistant(session, project, body.assistant_id)
+    thread = await threads.create_thread(session, project, body.thread)
+    if body.tool_resources is not None:
+        run_resources = await resources.resolve(session, project, body.tool_resources)
+        thread.tool_resources = {**(run_resources or {}), **(thread.tool_resources or {})}
+        await session.flush()
+    run = _new_run(body, assistant, thread, models, settings)
+    await _queue(session, signals, run, [("thread.created", threads.render(thread))])
+    return thread, run

@@ -1,0 +1,45 @@
+"""What the run worker and executor need, built once per process (never imports FastAPI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistantd.backends.chat import ChatBackend
+from assistantd.backends.routing import ModelRouter
+from assistantd.blobs.store import BlobStore
+from assistantd.runs.signals import Signals
+from assistantd.settings import Settings
+from assistantd.tools.base import ToolRegistry
+
+
+@dataclass
+class RunDeps:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]  # write sessions
+    signals: Signals
+    backend: ChatBackend
+    models: ModelRouter
+    tools: ToolRegistry
+    blobs: BlobStore
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        signals: Signals,
+        http: httpx.AsyncClient,
+        blobs: BlobStore,
+    ) -> RunDeps:
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            signals=signals,
+            backend=ChatBackend(http, settings),
+            models=ModelRouter(settings),
+            tools=ToolRegistry(),
+            blobs=blobs,
+        )

@@ -1,0 +1,476 @@
+"""Execute one claimed run: model turns, tools, and the run's end (every path to a status).
+
+The executor is re-entrant: it rebuilds the model's context from the thread and from the run's
+finished steps, so a run resumed after `submit_tool_outputs`, or retried after a worker crash
+(unfinished steps discarded first), carries on where it stopped without writing anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.backends.chat import BackendError, ChatRequest
+from assistantd.backends.routing import ModelRoute, UnknownModelError
+from assistantd.db.models import Assistant, Run, Thread
+from assistantd.kit.timeutil import now
+from assistantd.messages import service as messages
+from assistantd.runs import context, finish, render, repository, state
+from assistantd.runs.deps import RunDeps
+from assistantd.runs.events import EventWriter
+from assistantd.runs.state import RunStatus
+from assistantd.runs.turn import Turn, TurnResult
+from assistantd.tools.base import ServerTool, ToolContext, ToolUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class RunFailure(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RunIncomplete(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LeaseLost(Exception):
+    """Another actor (reaper, cancel) moved the run; this executor must stop quietly."""
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+class RunExecutor:
+    def __init__(self, deps: RunDeps, run_id: str, worker_id: str) -> None:
+        self.deps = deps
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.cancel_requested = False
+        self.hand_back = False
+        self._turn: Turn | None = None
+        self._forced_done = False
+
+    # --- entry ------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        async with self.deps.sessions() as session:
+            run = await repository.get_any(session, self.run_id)
+            if run is None or run.lease_owner != self.worker_id:
+                return
+            await repository.discard_unfinished_steps(session, run.id)
+            last = await repository.last_seq(session, run.id)
+            await session.commit()
+        writer = EventWriter(self.deps.sessions, self.deps.signals, run.id, last)
+        try:
+            writer.emit("thread.run.in_progress", render.run(run))
+            await self._loop(run, writer)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if self.cancel_requested:
+                await self._finish(run, writer, RunStatus.CANCELLED)
+            elif self.hand_back:
+                await self._hand_back(run)
+            else:
+                raise
+        except LeaseLost:
+            log.info("run %s: lease lost, stopping", run.id)
+        except RunIncomplete as exc:
+            await self._finish(run, writer, RunStatus.INCOMPLETE, incomplete_reason=exc.reason)
+        except RunFailure as exc:
+            await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
+        except BackendError as exc:
+            await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
+        except Exception:
+            log.exception("run %s failed unexpectedly", run.id)
+            await self._finish(
+                run,
+                writer,
+                RunStatus.FAILED,
+                error=("server_error", "The server had an error while processing this run."),
+            )
+        finally:
+            await writer.close()
+
+    # --- the turn loop ------------------------------------------------------------------------
+
+    async def _loop(self, run: Run, writer: EventWriter) -> None:
+        settings = self.deps.settings
+        try:
+            route = self.deps.models.resolve(run.model)
+        except UnknownModelError as exc:
+            raise RunFailure("invalid_prompt", str(exc)) from exc
+        tools, server_tools = self._tools(run)
+        for tool in server_tools.values():
+            try:
+                await tool.check_available()
+            except ToolUnavailable as exc:
+                raise RunFailure("server_error", str(exc)) from exc
+        while True:
+            if run.model_turns >= settings.max_model_turns:
+                raise RunFailure(
+                    "server_error",
+                    f"The run stopped after {settings.max_model_turns} model calls without a "
+                    "final answer (ASSISTANTD_MAX_MODEL_TURNS).",
+                )
+            request, prompt_estimate = await self._request(run, route, tools)
+            self._turn = Turn(self.deps, run, writer)
+            result = await self._turn.stream(route, request)
+            run.model_turns += 1
+            run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
+            run.completion_tokens += result.completion_tokens
+            turn_usage = _usage(
+                result.prompt_tokens if result.usage_reported else prompt_estimate,
+                result.completion_tokens,
+            )
+            if await self._settle(run, writer, result, turn_usage, server_tools):
+                return
+
+    def _tools(self, run: Run) -> tuple[list[dict[str, Any]], dict[str, ServerTool]]:
+        chat_tools: list[dict[str, Any]] = []
+        server: dict[str, ServerTool] = {}
+        for definition in run.tools:
+            if definition["type"] == "function":
+                fn = definition["function"]
+                spec: dict[str, Any] = {
+                    "name": fn["name"],
+                    "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+                }
+                if fn.get("description"):
+                    spec["description"] = fn["description"]
+                if fn.get("strict"):
+                    spec["strict"] = True
+                chat_tools.append({"type": "function", "function": spec})
+                continue
+            tool = self.deps.tools.get(definition["type"])
+            if tool is None:
+                raise RunFailure(
+                    "server_error",
+                    f"The {definition['type']} tool is not available on this server.",
+                )
+            server[tool.function_name] = tool
+            chat_tools.append(tool.function_schema(definition))
+        return chat_tools, server
+
+    def _tool_choice(self, run: Run) -> Any:
+        choice = run.tool_choice
+        if self._forced_done or choice in (None, "auto"):
+            return "auto"
+        if choice in ("none", "required"):
+            return choice
+        if choice["type"] == "function":
+            return {"type": "function", "function": {"name": choice["function"]["name"]}}
+        tool = self.deps.tools.get(choice["type"])
+        assert tool is not None
+        return {"type": "function", "function": {"name": tool.function_name}}
+
+    async def _request(
+        self, run: Run, route: ModelRoute, tools: list[dict[str, Any]]
+    ) -> tuple[ChatRequest, int]:
+        budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
+        async with self.deps.sessions() as session:
+            steps = await repository.steps_of(session, run.id)
+            self._forced_done = any(s.type == "tool_calls" for s in steps)
+            try:
+                built = await context.build(
+                    session, self.deps.blobs, run, steps, budget=budget, budget_reason=reason
+                )
+            except context.PromptTooLong as exc:
+                if exc.reason == "max_prompt_tokens":
+                    raise RunIncomplete("max_prompt_tokens") from exc
+                raise RunFailure(
+                    "invalid_prompt",
+                    f"The conversation does not fit the context window of model '{run.model}' "
+                    f"({route.context_window} tokens): the newest message alone needs about "
+                    f"{exc.tokens}. Shorten it or use a model with a larger window.",
+                ) from exc
+        max_tokens = None
+        if run.max_completion_tokens is not None:
+            max_tokens = run.max_completion_tokens - run.completion_tokens
+            if max_tokens <= 0:
+                raise RunIncomplete("max_completion_tokens")
+        if route.max_output_tokens is not None:
+            max_tokens = min(max_tokens or route.max_output_tokens, route.max_output_tokens)
+        response_format = run.response_format if isinstance(run.response_format, dict) else None
+        request = ChatRequest(
+            messages=built.messages,
+            tools=tools,
+            tool_choice=self._tool_choice(run) if tools else None,
+            parallel_tool_calls=run.parallel_tool_calls if tools else None,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            max_tokens=max_tokens,
+            response_format=response_format,
+            reasoning_effort=run.reasoning_effort,
+        )
+        return request, built.prompt_tokens
+
+    # --- after a turn -------------------------------------------------------------------------
+
+    async def _settle(
+        self,
+        run: Run,
+        writer: EventWriter,
+        result: TurnResult,
+        turn_usage: dict[str, int],
+        server_tools: dict[str, ServerTool],
+    ) -> bool:
+        """Record the turn; True when the run stops here (finished or waiting)."""
+        cut_short = result.finish_reason == "length"
+        if result.message is not None:
+            await self._close_message(result, writer, cut_short, turn_usage, result.calls == [])
+        if result.calls:
+            waiting = await self._tool_calls(run, writer, result, turn_usage, server_tools)
+            return waiting
+        if cut_short:
+            raise RunIncomplete("max_completion_tokens")
+        await self._finish(run, writer, RunStatus.COMPLETED)
+        return True
+
+    async def _close_message(
+        self,
+        result: TurnResult,
+        writer: EventWriter,
+        cut_short: bool,
+        usage: dict[str, int],
+        owns_usage: bool,
+    ) -> None:
+        message, step = result.message, result.message_step
+        assert message is not None
+        assert step is not None
+        stamp = now()
+        await writer.flush()
+        async with self.deps.sessions() as session:
+            message = await session.merge(message)
+            step = await session.merge(step)
+            message.content = [{"type": "text", "text": {"value": result.text, "annotations": []}}]
+            if cut_short:
+                message.status = "incomplete"
+                message.incomplete_at = stamp
+                message.incomplete_details = {"reason": "max_tokens"}
+            else:
+                message.status = "completed"
+                message.completed_at = stamp
+            step.status = "completed"
+            step.completed_at = stamp
+            step.usage = usage if owns_usage else _usage(0, 0)
+            event = "thread.message.incomplete" if cut_short else "thread.message.completed"
+            await writer.stage(session, event, messages.render(message))
+            await writer.stage(session, "thread.run.step.completed", render.step(step))
+            await session.commit()
+        result.message, result.message_step = message, step
+
+    async def _tool_calls(
+        self,
+        run: Run,
+        writer: EventWriter,
+        result: TurnResult,
+        usage: dict[str, int],
+        server_tools: dict[str, ServerTool],
+    ) -> bool:
+        step = result.tool_step
+        assert step is not None
+        functions = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
+        details: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
+        for call in result.calls:
+            tool = server_tools.get(call.name)
+            if tool is not None:
+                ctx = await self._tool_context(run, tool)
+                outcome = await tool.execute(ctx, call.id, call.arguments)
+                details.append(
+                    {
+                        **outcome.details,
+                        "_function_name": call.name,
+                        "_arguments": call.arguments,
+                        "_model_output": outcome.output,
+                    }
+                )
+                continue
+            output = None
+            if call.name not in functions:
+                output = f"Error: there is no tool named '{call.name}'."
+            entry = {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": output},
+            }
+            details.append(entry)
+            if output is None:
+                waiting.append(
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                )
+        await writer.flush()
+        async with self.deps.sessions() as session:
+            step = await session.merge(step)
+            step.step_details = {"type": "tool_calls", "tool_calls": details}
+            step.usage = usage
+            if waiting:
+                required = {
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {"tool_calls": waiting},
+                }
+                moved = await state.transition(
+                    session,
+                    run.id,
+                    RunStatus.IN_PROGRESS,
+                    RunStatus.REQUIRES_ACTION,
+                    held_by=self.worker_id,
+                    required_action=required,
+                    expires_at=now() + self.deps.settings.run_expiry_seconds,
+                    **self._counters(run),
+                )
+                if not moved:
+                    await session.rollback()
+                    await self._lost_race(run, writer)
+                    return True
+                fresh = await self._reload(session, run.id)
+                await writer.stage(session, "thread.run.requires_action", render.run(fresh))
+                await session.commit()
+                return True
+            step.status = "completed"
+            step.completed_at = now()
+            await self._save_counters(session, run)
+            await writer.stage(session, "thread.run.step.completed", render.step(step))
+            await session.commit()
+        return False
+
+    async def _tool_context(self, run: Run, tool: ServerTool) -> ToolContext:
+        async with self.deps.sessions() as session:
+            assistant = await session.get(Assistant, run.assistant_id)
+            thread = await session.get(Thread, run.thread_id)
+        merged: dict[str, Any] = {}
+        for source in (
+            assistant.tool_resources if assistant else None,
+            thread.tool_resources if thread else None,
+        ):
+            for key, value in (source or {}).items():
+                bucket = merged.setdefault(key, {})
+                for field_name, ids in value.items():
+                    bucket[field_name] = list(dict.fromkeys([*bucket.get(field_name, []), *ids]))
+        definition = next((t for t in run.tools if t["type"] == tool.type), {"type": tool.type})
+        return ToolContext(
+            project=run.project,
+            thread_id=run.thread_id,
+            run_id=run.id,
+            assistant_id=run.assistant_id,
+            tool_definition=definition,
+            tool_resources=merged,
+            sessions=self.deps.sessions,
+            blobs=self.deps.blobs,
+            settings=self.deps.settings,
+            include=list(run.include or []),
+        )
+
+    # --- ends -----------------------------------------------------------------------------------
+
+    def _counters(self, run: Run) -> dict[str, int]:
+        return {
+            "model_turns": run.model_turns,
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+        }
+
+    async def _save_counters(self, session: AsyncSession, run: Run) -> None:
+        row = await session.get(Run, run.id)
+        if row is not None:
+            for key, value in self._counters(run).items():
+                setattr(row, key, value)
+
+    async def _reload(self, session: AsyncSession, run_id: str) -> Run:
+        row = await session.scalar(
+            select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
+        )
+        assert row is not None
+        return row
+
+    async def _finish(
+        self,
+        run: Run,
+        writer: EventWriter,
+        status: RunStatus,
+        *,
+        error: tuple[str, str] | None = None,
+        incomplete_reason: str | None = None,
+    ) -> None:
+        """Close open steps and messages, then move the run to its terminal `status`."""
+        await writer.flush()
+        fields: dict[str, Any] = {
+            "usage": _usage(run.prompt_tokens, run.completion_tokens),
+            **self._counters(run),
+        }
+        if error is not None:
+            fields["last_error"] = {"code": error[0], "message": error[1]}
+        if incomplete_reason is not None:
+            fields["incomplete_details"] = {"reason": incomplete_reason}
+        sources = {
+            RunStatus.CANCELLED: [RunStatus.CANCELLING],
+            RunStatus.FAILED: [RunStatus.IN_PROGRESS, RunStatus.CANCELLING],
+        }.get(status, [RunStatus.IN_PROGRESS])
+        partial = self._turn.result if self._turn is not None else None
+        partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
+        async with self.deps.sessions() as session:
+            if status is RunStatus.CANCELLED:
+                current = await self._reload(session, run.id)
+                wire = render.run(current).model_dump()
+                await writer.stage(
+                    session, "thread.run.cancelling", {**wire, "status": "cancelling"}
+                )
+            for name, payload in await finish.close_open_work(
+                session, run.id, status.value, error=error, partial_text=partial_text
+            ):
+                await writer.stage(session, name, payload)
+            moved = await state.transition(
+                session, run.id, sources, status, held_by=self.worker_id, **fields
+            )
+            if not moved:
+                await session.rollback()
+                await self._lost_race(run, writer)
+                return
+            fresh = await self._reload(session, run.id)
+            await writer.stage(session, f"thread.run.{status.value}", render.run(fresh))
+            await session.commit()
+
+    async def _lost_race(self, run: Run, writer: EventWriter) -> None:
+        """A guarded update found the run moved: honour a cancel, else let it go."""
+        async with self.deps.sessions() as session:
+            current = await repository.get_any(session, run.id)
+        if (
+            current is not None
+            and current.status == RunStatus.CANCELLING
+            and current.lease_owner == self.worker_id
+        ):
+            await self._finish(run, writer, RunStatus.CANCELLED)
+            return
+        raise LeaseLost()
+
+    async def _hand_back(self, run: Run) -> None:
+        """Shutdown: give the run back to the queue for another worker."""
+        async with self.deps.sessions() as session:
+            await state.transition(
+                session,
+                run.id,
+                RunStatus.IN_PROGRESS,
+                RunStatus.QUEUED,
+                held_by=self.worker_id,
+            )
+            await session.commit()

@@ -1,0 +1,106 @@
+"""All SQL for runs, run steps and run events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.engine import is_postgres
+from assistantd.db.models import Message, Run, RunEvent, RunStep, Thread
+from assistantd.kit.pagination import Page, paginate
+from assistantd.runs.state import ACTIVE
+
+
+async def get(session: AsyncSession, project: str, run_id: str) -> Run | None:
+    row = await session.get(Run, run_id, populate_existing=True)
+    return row if row is not None and row.project == project else None
+
+
+async def get_any(session: AsyncSession, run_id: str) -> Run | None:
+    return await session.get(Run, run_id, populate_existing=True)
+
+
+async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
+    """The thread's active (non-terminal) run, if any."""
+    return await session.scalar(
+        select(Run.id)
+        .where(Run.thread_id == thread_id, Run.status.in_([s.value for s in ACTIVE]))
+        .limit(1)
+    )
+
+
+async def list_page(
+    session: AsyncSession, thread_id: str, page: Page
+) -> tuple[Sequence[Run], bool]:
+    return await paginate(session, select(Run).where(Run.thread_id == thread_id), Run.id, page)
+
+
+async def get_step(session: AsyncSession, run_id: str, step_id: str) -> RunStep | None:
+    row = await session.get(RunStep, step_id, populate_existing=True)
+    return row if row is not None and row.run_id == run_id else None
+
+
+async def list_steps(
+    session: AsyncSession, run_id: str, page: Page
+) -> tuple[Sequence[RunStep], bool]:
+    query = select(RunStep).where(RunStep.run_id == run_id)
+    return await paginate(session, query, RunStep.id, page)
+
+
+async def steps_of(session: AsyncSession, run_id: str) -> Sequence[RunStep]:
+    """All steps of a run, oldest first."""
+    return (
+        await session.scalars(
+            select(RunStep)
+            .where(RunStep.run_id == run_id)
+            .order_by(RunStep.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+
+
+async def last_seq(session: AsyncSession, run_id: str) -> int:
+    value = await session.scalar(select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id))
+    return int(value or 0)
+
+
+async def events_after(
+    session: AsyncSession, run_id: str, seq: int, limit: int = 500
+) -> Sequence[RunEvent]:
+    return (
+        await session.scalars(
+            select(RunEvent)
+            .where(RunEvent.run_id == run_id, RunEvent.seq > seq)
+            .order_by(RunEvent.seq)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def discard_unfinished_steps(session: AsyncSession, run_id: str) -> None:
+    """Drop what an interrupted attempt left half done, so a retry never duplicates it."""
+    steps = (
+        await session.scalars(
+            select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress")
+        )
+    ).all()
+    for step in steps:
+        if step.type == "message_creation":
+            message_id = step.step_details["message_creation"]["message_id"]
+            await session.execute(
+                delete(Message).where(Message.id == message_id, Message.status == "in_progress")
+            )
+        await session.delete(step)
+    await session.flush()
+
+
+async def lock_thread(session: AsyncSession, thread_id: str) -> None:
+    """Serialize run/message creation on one thread across processes.
+
+    PostgreSQL: a row lock held to the end of the transaction. SQLite: writers already hold the
+    database write lock from BEGIN IMMEDIATE.
+    """
+    if is_postgres(session):
+        await session.execute(select(Thread.id).where(Thread.id == thread_id).with_for_update())

@@ -1,0 +1,163 @@
+"""HTTP routes for runs and run steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from assistantd.deps import (
+    PageDep,
+    ProjectDep,
+    RunDep,
+    SessionDep,
+    SettingsDep,
+    StepDep,
+    ThreadDep,
+)
+from assistantd.kit.pagination import list_response
+from assistantd.kit.schemas import ListResponse
+from assistantd.runs import cancel as cancel_use_case
+from assistantd.runs import create, render, repository, stream
+from assistantd.runs import submit_tool_outputs as submit_use_case
+from assistantd.runs.schemas import (
+    FILE_SEARCH_CONTENT,
+    Include,
+    RunCreate,
+    RunModify,
+    RunObject,
+    RunStepObject,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+)
+
+router = APIRouter(tags=["runs"])
+
+IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
+
+
+def _event_stream(request: Request, run_id: str, after_seq: int) -> StreamingResponse:
+    state = request.app.state
+    return StreamingResponse(
+        stream.run_events(state.read_sessions, state.signals, run_id, after_seq),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _poll_hint(response: Response, settings: SettingsDep) -> None:
+    response.headers["openai-poll-after-ms"] = str(settings.poll_after_ms)
+
+
+@router.post("/threads/runs", response_model=None)
+async def create_thread_and_run(
+    body: ThreadAndRunCreate,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    settings: SettingsDep,
+) -> RunObject | StreamingResponse:
+    """Create a thread and run it in one request."""
+    state = request.app.state
+    _, run = await create.create_thread_and_run(
+        session, project, body, models=state.models, settings=settings, signals=state.signals
+    )
+    if body.stream:
+        return _event_stream(request, run.id, 0)
+    return render.run(run)
+
+
+@router.post("/threads/{thread_id}/runs", response_model=None)
+async def create_run(
+    thread: ThreadDep,
+    body: RunCreate,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    include: IncludeQuery = None,
+) -> RunObject | StreamingResponse:
+    """Create a run."""
+    state = request.app.state
+    run = await create.create_run(
+        session,
+        thread,
+        body,
+        include=list(include) if include else None,
+        models=state.models,
+        settings=settings,
+        signals=state.signals,
+    )
+    if body.stream:
+        return _event_stream(request, run.id, 0)
+    return render.run(run)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread: ThreadDep, session: SessionDep, page: PageDep
+) -> ListResponse[RunObject]:
+    """List the runs of a thread."""
+    rows, has_more = await repository.list_page(session, thread.id, page)
+    return list_response(rows, has_more, render.run)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(run: RunDep, response: Response, settings: SettingsDep) -> RunObject:
+    """Retrieve a run."""
+    _poll_hint(response, settings)
+    return render.run(run)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}")
+async def modify_run(run: RunDep, body: RunModify, session: SessionDep) -> RunObject:
+    """Modify a run's metadata."""
+    if "metadata" in body.model_fields_set:
+        run.metadata_ = body.metadata or {}
+        await session.flush()
+    return render.run(run)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(run: RunDep, request: Request, session: SessionDep) -> RunObject:
+    """Cancel a run."""
+    return render.run(await cancel_use_case.cancel(session, run, signals=request.app.state.signals))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
+async def submit_tool_outputs(
+    run: RunDep, body: SubmitToolOutputs, request: Request, session: SessionDep
+) -> RunObject | StreamingResponse:
+    """Submit the outputs of the run's function calls."""
+    after_seq = await repository.last_seq(session, run.id)
+    run = await submit_use_case.submit_tool_outputs(
+        session, run, body, signals=request.app.state.signals
+    )
+    if body.stream:
+        return _event_stream(request, run.id, after_seq)
+    return render.run(run)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/events", response_model=None)
+async def run_events(
+    run: RunDep, request: Request, after: Annotated[int, Query(ge=0)] = 0
+) -> StreamingResponse:
+    """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
+    return _event_stream(request, run.id, after)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps")
+async def list_run_steps(
+    run: RunDep, session: SessionDep, page: PageDep, include: IncludeQuery = None
+) -> ListResponse[RunStepObject]:
+    """List the steps of a run."""
+    rows, has_more = await repository.list_steps(session, run.id, page)
+    full = bool(include and FILE_SEARCH_CONTENT in include)
+    return list_response(rows, has_more, lambda s: render.step(s, include_search_content=full))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
+async def get_run_step(step: StepDep, include: IncludeQuery = None) -> RunStepObject:
+    """Retrieve a run step."""
+    full = bool(include and FILE_SEARCH_CONTENT in include)
+    return render.step(step, include_search_content=full)

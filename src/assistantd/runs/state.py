@@ -1,0 +1,209 @@
+"""The run status machine. Only this module writes `runs.status`.
+
+Every change is a guarded `UPDATE ... WHERE status IN (:expected)`: when two actors race (two
+workers claiming, a cancel against a claim, the reaper against a slow worker) exactly one wins,
+and the loser learns it from the row count.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.models import Run
+from assistantd.kit.timeutil import now
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a worker
+    IN_PROGRESS = "in_progress"  # a worker holds the lease and is executing it
+    REQUIRES_ACTION = "requires_action"  # waiting for the client's function outputs
+    CANCELLING = "cancelling"  # cancel asked; the worker will stop and finish the cancel
+    CANCELLED = "cancelled"  # terminal: cancelled
+    FAILED = "failed"  # terminal: last_error says why
+    COMPLETED = "completed"  # terminal: success
+    INCOMPLETE = "incomplete"  # terminal: a token budget ran out (incomplete_details)
+    EXPIRED = "expired"  # terminal: outputs not submitted (or not run) before expires_at
+
+
+TERMINAL = frozenset(
+    {
+        RunStatus.CANCELLED,
+        RunStatus.FAILED,
+        RunStatus.COMPLETED,
+        RunStatus.INCOMPLETE,
+        RunStatus.EXPIRED,
+    }
+)
+ACTIVE = frozenset(set(RunStatus) - TERMINAL)
+
+ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.IN_PROGRESS, RunStatus.CANCELLED, RunStatus.EXPIRED, RunStatus.FAILED}
+    ),
+    RunStatus.IN_PROGRESS: frozenset(
+        {
+            RunStatus.REQUIRES_ACTION,
+            RunStatus.COMPLETED,
+            RunStatus.INCOMPLETE,
+            RunStatus.FAILED,
+            RunStatus.CANCELLING,
+            RunStatus.EXPIRED,
+            RunStatus.QUEUED,  # handed back: graceful shutdown, or the reaper after a crash
+        }
+    ),
+    RunStatus.REQUIRES_ACTION: frozenset(
+        {RunStatus.QUEUED, RunStatus.CANCELLED, RunStatus.EXPIRED, RunStatus.FAILED}
+    ),
+    RunStatus.CANCELLING: frozenset({RunStatus.CANCELLED, RunStatus.FAILED}),
+}
+
+# The timestamp each status stamps when entered.
+_STAMPS = {
+    RunStatus.COMPLETED: "completed_at",
+    RunStatus.INCOMPLETE: "completed_at",
+    RunStatus.FAILED: "failed_at",
+    RunStatus.CANCELLED: "cancelled_at",
+}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+async def transition(
+    session: AsyncSession,
+    run_id: str,
+    expected: RunStatus | Iterable[RunStatus],
+    to: RunStatus,
+    *,
+    held_by: str | None = None,
+    **fields: Any,
+) -> bool:
+    """Move the run from one of `expected` to `to`; False when it was not in `expected`.
+
+    `held_by`, when given, is the worker that must still hold the run's lease. Leaving the
+    worker's hands (any status but in_progress/cancelling) releases the lease; terminal statuses
+    also clear `required_action` and `expires_at` and stamp their timestamp.
+    """
+    sources = {expected} if isinstance(expected, RunStatus) else set(expected)
+    for source in sources:
+        if to not in ALLOWED.get(source, frozenset()):
+            raise IllegalTransition(f"{source} -> {to}")
+    values: dict[str, Any] = {"status": to.value, **fields}
+    if to not in (RunStatus.IN_PROGRESS, RunStatus.CANCELLING):
+        values.update(lease_owner=None, lease_expires_at=None)
+    if to in TERMINAL:
+        if to in _STAMPS:
+            values.setdefault(_STAMPS[to], now())
+        values["required_action"] = None
+        values.setdefault("expires_at", None)
+    if to is not RunStatus.REQUIRES_ACTION and to not in TERMINAL:
+        values.setdefault("required_action", None)
+    query = update(Run).where(Run.id == run_id, Run.status.in_([s.value for s in sources]))
+    if held_by is not None:
+        query = query.where(Run.lease_owner == held_by)
+    result = await session.execute(
+        query.values(**values).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim(
+    session: AsyncSession, worker_id: str, limit: int, lease_seconds: float, *, skip_locked: bool
+) -> list[str]:
+    """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease)."""
+    candidates = (
+        select(Run.id).where(Run.status == RunStatus.QUEUED.value).order_by(Run.id).limit(limit)
+    )
+    if skip_locked:
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = list(await session.scalars(candidates))
+    if not ids:
+        return []
+    result = await session.execute(
+        update(Run)
+        .where(Run.id.in_(ids), Run.status == RunStatus.QUEUED.value)
+        .values(
+            status=RunStatus.IN_PROGRESS.value,
+            lease_owner=worker_id,
+            lease_expires_at=time.time() + lease_seconds,
+            attempts=Run.attempts + 1,
+            required_action=None,
+        )
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = list(result.scalars())
+    # started_at keeps the first start, like OpenAI's run object.
+    await session.execute(
+        update(Run)
+        .where(Run.id.in_(claimed), Run.started_at.is_(None))
+        .values(started_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    return claimed
+
+
+async def renew_leases(
+    session: AsyncSession, worker_id: str, run_ids: Iterable[str], lease_seconds: float
+) -> set[str]:
+    """Extend the leases this worker still holds; returns the ids it holds."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    result = await session.execute(
+        update(Run)
+        .where(Run.id.in_(ids), Run.lease_owner == worker_id)
+        .values(lease_expires_at=time.time() + lease_seconds)
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars())
+
+
+async def cancelling_among(session: AsyncSession, run_ids: Iterable[str]) -> set[str]:
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(Run.id).where(Run.id.in_(ids), Run.status == RunStatus.CANCELLING.value)
+    )
+    return set(rows)
+
+
+async def abandoned(session: AsyncSession, *, skip_locked: bool, limit: int = 50) -> list[Run]:
+    """Runs held by a worker whose lease ran out (it died or hung)."""
+    query = (
+        select(Run)
+        .where(
+            Run.status.in_([RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value]),
+            Run.lease_expires_at < time.time(),
+        )
+        .order_by(Run.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return list(await session.scalars(query))
+
+
+async def overdue(session: AsyncSession, *, skip_locked: bool, limit: int = 50) -> list[Run]:
+    """Queued or waiting runs past `expires_at`."""
+    query = (
+        select(Run)
+        .where(
+            Run.status.in_([RunStatus.QUEUED.value, RunStatus.REQUIRES_ACTION.value]),
+            Run.expires_at < now(),
+        )
+        .order_by(Run.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return list(await session.scalars(query))

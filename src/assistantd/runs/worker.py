@@ -1,0 +1,212 @@
+"""The run worker: claims queued runs, executes them, and recovers runs whose worker died.
+
+Runs inside `assistantd serve` (SQLite) or as `assistantd worker` processes (PostgreSQL, any
+number). Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL; each claimed run carries a lease the
+worker renews while it lives. Never imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.models import Run
+from assistantd.runs import events, finish, render, state
+from assistantd.runs.deps import RunDeps
+from assistantd.runs.executor import RunExecutor
+from assistantd.runs.signals import notify_run_queued
+from assistantd.runs.state import RunStatus
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, deps: RunDeps, *, worker_id: str | None = None) -> None:
+        self.deps = deps
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._skip_locked = not deps.settings.is_sqlite
+        self._active: dict[str, tuple[RunExecutor, asyncio.Task[None]]] = {}
+        self._stopping = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def active_runs(self) -> int:
+        return len(self._active)
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="worker-claim"),
+            asyncio.create_task(self._watch_loop(), name="worker-watch"),
+            asyncio.create_task(self._reap_loop(), name="worker-reap"),
+        ]
+        log.info("worker %s started", self.id)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; let in-flight runs finish for `grace` seconds, then hand them back."""
+        self._stopping.set()
+        self.deps.signals.run_queued()
+        grace = self.deps.settings.shutdown_grace_seconds if grace is None else grace
+        tasks = [task for _, task in self._active.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for executor, task in list(self._active.values()):
+                if task in pending:
+                    executor.hand_back = True
+                    task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        log.info("worker %s stopped", self.id)
+
+    # --- claiming ------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        settings = self.deps.settings
+        signals = self.deps.signals
+        while not self._stopping.is_set():
+            signals.queued.clear()
+            self._slot_free.clear()
+            capacity = settings.worker_concurrency - len(self._active)
+            claimed: list[str] = []
+            if capacity > 0:
+                try:
+                    async with self.deps.sessions() as session:
+                        claimed = await state.claim(
+                            session,
+                            self.id,
+                            min(capacity, 32),
+                            settings.worker_lease_seconds,
+                            skip_locked=self._skip_locked,
+                        )
+                        await session.commit()
+                except Exception:
+                    log.exception("claiming runs failed")
+                    await asyncio.sleep(1.0)
+                    continue
+            for run_id in claimed:
+                self._launch(run_id)
+            if claimed and len(claimed) == min(capacity, 32):
+                continue  # there may be more
+            wake = signals.queued if capacity > 0 else self._slot_free
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), settings.worker_poll_seconds)
+
+    def _launch(self, run_id: str) -> None:
+        executor = RunExecutor(self.deps, run_id, self.id)
+        task = asyncio.create_task(self._execute(executor), name=f"run-{run_id}")
+        self._active[run_id] = (executor, task)
+
+    async def _execute(self, executor: RunExecutor) -> None:
+        try:
+            await executor.execute()
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("run %s: executor crashed", executor.run_id)
+        finally:
+            self._active.pop(executor.run_id, None)
+            self._slot_free.set()
+
+    # --- leases and cancellation ------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        settings = self.deps.settings
+        last_renew = time.monotonic()
+        while True:
+            await asyncio.sleep(settings.worker_cancel_check_seconds)
+            ids = list(self._active)
+            if not ids:
+                continue
+            try:
+                async with self.deps.sessions() as session:
+                    cancelling = await state.cancelling_among(session, ids)
+                    if time.monotonic() - last_renew > settings.worker_lease_seconds / 3:
+                        await state.renew_leases(
+                            session, self.id, ids, settings.worker_lease_seconds
+                        )
+                        last_renew = time.monotonic()
+                    await session.commit()
+            except Exception:
+                log.exception("checking runs for cancellation failed")
+                continue
+            for run_id in cancelling:
+                entry = self._active.get(run_id)
+                if entry is not None and not entry[0].cancel_requested:
+                    entry[0].cancel_requested = True
+                    entry[1].cancel()
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.deps.settings.reaper_interval_seconds)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaping runs failed")
+
+    async def reap(self) -> None:
+        """Requeue or fail runs whose worker died; expire runs past `expires_at`."""
+        settings = self.deps.settings
+        signals = self.deps.signals
+        async with self.deps.sessions() as session:
+            requeued = False
+            for run in await state.abandoned(session, skip_locked=self._skip_locked):
+                status = RunStatus(run.status)
+                if status is RunStatus.IN_PROGRESS and run.attempts < settings.run_max_attempts:
+                    if await state.transition(session, run.id, status, RunStatus.QUEUED):
+                        log.warning("run %s: worker %s died; requeued", run.id, run.lease_owner)
+                        await session.refresh(run)
+                        await events.append(
+                            session, signals, run.id, [("thread.run.queued", render.run(run))]
+                        )
+                        requeued = True
+                    continue
+                end = RunStatus.CANCELLED if status is RunStatus.CANCELLING else RunStatus.FAILED
+                error = (
+                    "server_error",
+                    "The worker executing this run stopped responding "
+                    f"{run.attempts} time(s); the run was stopped. Try again.",
+                )
+                await self._end(session, run.id, status, end, error)
+            for run in await state.overdue(session, skip_locked=self._skip_locked):
+                await self._end(session, run.id, RunStatus(run.status), RunStatus.EXPIRED, None)
+            if requeued:
+                await notify_run_queued(session, signals)
+            await session.commit()
+
+    async def _end(
+        self,
+        session: AsyncSession,
+        run_id: str,
+        status: RunStatus,
+        end: RunStatus,
+        error: tuple[str, str] | None,
+    ) -> None:
+        fields: dict[str, Any] = (
+            {"last_error": {"code": error[0], "message": error[1]}} if error else {}
+        )
+        if not await state.transition(session, run_id, status, end, **fields):
+            return
+        closing = await finish.close_open_work(session, run_id, end.value, error=error)
+        run = await session.get(Run, run_id, populate_existing=True)
+        assert run is not None
+        await events.append(
+            session,
+            self.deps.signals,
+            run_id,
+            [*closing, (f"thread.run.{end.value}", render.run(run))],
+        )
