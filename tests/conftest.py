@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from openai import AzureOpenAI, OpenAI
 
+from tests.support.scripted_model import ScriptedModel
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,19 +41,43 @@ def database_url(work_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{work_dir / 'assistantd.db'}"
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
 @pytest.fixture(scope="session")
-def server_env(work_dir: Path, database_url: str) -> dict[str, str]:
+def model() -> Iterator[ScriptedModel]:
+    """The scripted OpenAI-compatible model backend every server of the suite talks to."""
+    scripted = ScriptedModel().start()
+    yield scripted
+    scripted.stop()
+
+
+@pytest.fixture(scope="session")
+def server_env(work_dir: Path, database_url: str, model: ScriptedModel) -> dict[str, str]:
     return {
         "ASSISTANTD_DATA_DIR": str(work_dir / "data"),
         "ASSISTANTD_DATABASE_URL": database_url,
         "ASSISTANTD_API_KEYS": f"{STATIC_PROJECT}:{STATIC_KEY}",
+        "ASSISTANTD_MODEL_BASE_URL": model.base_url,
+        "ASSISTANTD_MODEL_API_KEY": "sk-scripted",
+        "ASSISTANTD_MODEL_RETRY_BASE_SECONDS": "0.05",
+        "ASSISTANTD_WORKER_CANCEL_CHECK_SECONDS": "0.1",
+        "ASSISTANTD_REAPER_INTERVAL_SECONDS": "0.5",
+        "ASSISTANTD_POLL_AFTER_MS": "25",
     }
 
 
 @pytest.fixture(scope="session")
 def server(server_env: dict[str, str], work_dir: Path) -> Iterator[LiveServer]:
+    """The API server. On PostgreSQL, runs execute in a standalone `assistantd worker`."""
     live = LiveServer(server_env, work_dir / "server.log").start()
+    worker = None
+    if is_postgres(server_env["ASSISTANTD_DATABASE_URL"]):
+        worker = LiveServer(server_env, work_dir / "worker.log", command="worker").start()
     yield live
+    if worker is not None:
+        worker.stop()
     live.stop()
 
 

@@ -19,6 +19,7 @@ from assistantd.messages.schemas import (
     MessageModify,
     MessageObject,
 )
+from assistantd.runs import guard as runs_guard
 
 MessageStatus = Literal["in_progress", "incomplete", "completed"]
 Role = Literal["user", "assistant"]
@@ -51,10 +52,8 @@ async def require(session: AsyncSession, thread: Thread, message_id: str) -> Mes
 
 
 async def ensure_no_active_run(session: AsyncSession, thread: Thread) -> None:
-    """Refuse a new message while a run is active on `thread` (OpenAI answers 400).
-
-    TODO(runs): the runs package implements this check; until runs exist none can be active.
-    """
+    """Refuse a new message while a run is active on `thread` (OpenAI answers 400)."""
+    await runs_guard.ensure_no_active_run(session, thread.id, for_run=False)
 
 
 async def create_message(
