@@ -24,7 +24,7 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
-from assistantd.tools.base import ServerTool, ToolContext, ToolUnavailable
+from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ class RunExecutor:
         self.hand_back = False
         self._turn: Turn | None = None
         self._forced_done = False
+        # Server-tool output waiting to appear in the next assistant message (e.g. images).
+        self._carry_parts: list[dict[str, Any]] = []
+        # Every server-tool result of this execution, for annotating the assistant's text.
+        self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class RunExecutor:
                     "final answer (ASSISTANTD_MAX_MODEL_TURNS).",
                 )
             request, prompt_estimate = await self._request(run, route, tools)
-            self._turn = Turn(self.deps, run, writer)
+            self._turn = Turn(self.deps, run, writer, leading_parts=self._carry_parts)
             result = await self._turn.stream(route, request)
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
@@ -239,6 +243,8 @@ class RunExecutor:
             return waiting
         if cut_short:
             raise RunIncomplete("max_completion_tokens")
+        if self._carry_parts and result.message is None:
+            await self._message_of_parts(run, writer)
         await self._finish(run, writer, RunStatus.COMPLETED)
         return True
 
@@ -275,6 +281,12 @@ class RunExecutor:
             await session.commit()
         result.message, result.message_step = message, step
 
+    async def _message_of_parts(self, run: Run, writer: EventWriter) -> None:
+        """The model ended without text after a tool made images: they still get a message."""
+        turn = Turn(self.deps, run, writer, leading_parts=self._carry_parts)
+        await turn._text("")
+        await self._close_message(turn.result, writer, False, _usage(0, 0), True)
+
     async def _tool_calls(
         self,
         run: Run,
@@ -288,11 +300,13 @@ class RunExecutor:
         functions = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
         details: list[dict[str, Any]] = []
         waiting: list[dict[str, Any]] = []
-        for call in result.calls:
+        for position, call in enumerate(result.calls):
             tool = server_tools.get(call.name)
             if tool is not None:
-                ctx = await self._tool_context(run, tool)
+                ctx = await self._tool_context(run, tool, writer, step.id, position)
                 outcome = await tool.execute(ctx, call.id, call.arguments)
+                self._carry_parts.extend(outcome.message_parts)
+                self._tool_results.append((tool, ctx, outcome))
                 details.append(
                     {
                         **outcome.details,
@@ -354,7 +368,19 @@ class RunExecutor:
             await session.commit()
         return False
 
-    async def _tool_context(self, run: Run, tool: ServerTool) -> ToolContext:
+    async def _annotations(self, text: str) -> list[dict[str, Any]]:
+        """File citations and paths the server tools of this run find in the final text."""
+        found: list[dict[str, Any]] = []
+        by_tool: dict[str, tuple[ServerTool, ToolContext, list[ToolResult]]] = {}
+        for tool, ctx, outcome in self._tool_results:
+            by_tool.setdefault(tool.type, (tool, ctx, []))[2].append(outcome)
+        for tool, ctx, outcomes in by_tool.values():
+            found.extend(await tool.annotate(ctx, text, outcomes))
+        return sorted(found, key=lambda a: (a["start_index"], a["end_index"]))
+
+    async def _tool_context(
+        self, run: Run, tool: ServerTool, writer: EventWriter, step_id: str, position: int
+    ) -> ToolContext:
         async with self.deps.sessions() as session:
             assistant = await session.get(Assistant, run.assistant_id)
             thread = await session.get(Thread, run.thread_id)
@@ -379,6 +405,19 @@ class RunExecutor:
             blobs=self.deps.blobs,
             settings=self.deps.settings,
             include=list(run.include or []),
+            emit_delta=lambda delta: writer.emit(
+                "thread.run.step.delta",
+                {
+                    "id": step_id,
+                    "object": "thread.run.step.delta",
+                    "delta": {
+                        "step_details": {
+                            "type": "tool_calls",
+                            "tool_calls": [{"index": position, **delta}],
+                        }
+                    },
+                },
+            ),
         )
 
     # --- ends -----------------------------------------------------------------------------------

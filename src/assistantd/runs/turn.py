@@ -59,10 +59,19 @@ def _step(run: Run, step_type: str, details: dict[str, Any]) -> RunStep:
 class Turn:
     """Streams one chat completion into rows and events."""
 
-    def __init__(self, deps: RunDeps, run: Run, writer: EventWriter) -> None:
+    def __init__(
+        self,
+        deps: RunDeps,
+        run: Run,
+        writer: EventWriter,
+        *,
+        leading_parts: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.deps = deps
         self.run = run
         self.writer = writer
+        # Content a server tool produced for the next message (images), placed before the text.
+        self.leading_parts = list(leading_parts or [])
         self.result = TurnResult()
         self._by_index: dict[int, PendingCall] = {}
 
@@ -93,7 +102,7 @@ class Turn:
                     self.run.project,
                     self.run.thread_id,
                     role="assistant",
-                    content_parts=[],
+                    content_parts=self.leading_parts,
                     assistant_id=self.run.assistant_id,
                     run_id=self.run.id,
                     status="in_progress",
@@ -112,18 +121,26 @@ class Turn:
             self.writer.emit("thread.run.step.in_progress", wire_step)
             self.writer.emit("thread.message.created", wire_message)
             self.writer.emit("thread.message.in_progress", wire_message)
+            for index, part in enumerate(self.leading_parts):
+                self._message_delta({"index": index, **part})
         result.text += text
         assert result.message is not None
+        self._message_delta(
+            {
+                "index": len(self.leading_parts),
+                "type": "text",
+                "text": {"value": text, "annotations": []},
+            }
+        )
+
+    def _message_delta(self, part: dict[str, Any]) -> None:
+        assert self.result.message is not None
         self.writer.emit(
             "thread.message.delta",
             {
-                "id": result.message.id,
+                "id": self.result.message.id,
                 "object": "thread.message.delta",
-                "delta": {
-                    "content": [
-                        {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
-                    ]
-                },
+                "delta": {"content": [part]},
             },
         )
 
