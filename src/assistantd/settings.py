@@ -51,6 +51,29 @@ class Settings(BaseSettings):
     models_file: Path | None = Field(
         None, description="YAML/JSON routing model or Azure deployment names to backends."
     )
+    model_context_window: int = Field(
+        8192, description="Context window (tokens) of a model the models file does not size."
+    )
+    model_max_retries: int = Field(
+        3, description="Retries of a model call on 429, 5xx, timeouts and connection errors."
+    )
+    model_retry_base_seconds: float = Field(
+        0.5, description="First retry delay; doubles per retry, with jitter."
+    )
+    model_retry_max_seconds: float = Field(
+        30.0, description="Longest wait before one retry, `Retry-After` included."
+    )
+    model_connect_timeout_seconds: float = Field(
+        10.0, description="Connecting to a model backend fails after this."
+    )
+    model_read_timeout_seconds: float = Field(
+        120.0,
+        description="A model backend that sends nothing for this long (before the first token "
+        "or mid-stream) has failed.",
+    )
+    model_max_connections: int = Field(
+        1000, description="Concurrent HTTP connections to model backends, per process."
+    )
 
     # --- code interpreter ------------------------------------------------------------------------
     sandbox_image: str = Field("assistantd-sandbox:latest", description="Sandbox image.")

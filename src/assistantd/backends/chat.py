@@ -1,0 +1,479 @@
+"""One model turn over an OpenAI-compatible Chat Completions backend, streamed.
+
+`ChatBackend.stream(route, request)` POSTs `{base_url}/chat/completions` with `stream: true` and
+`stream_options: {include_usage: true}` and yields `ChatEvent`s as the bytes arrive:
+
+- `TextDelta` for each content fragment;
+- `ToolCallDelta` for each tool-call fragment: its `index`, the `id` and `name` when the chunk
+  carries them, and the next fragment of the JSON `arguments`;
+- exactly one `Finish`, after the deltas (a backend that says `stop` after emitting tool calls
+  is reported as `tool_calls`; unknown reasons become `stop`);
+- then one `Usage` if the backend reported any.
+
+An upstream that answers with a plain `chat.completion` JSON body despite `stream: true` works
+too: its content, tool calls, finish reason and usage come out as the same events.
+
+Failures raise `BackendError`, whose `code` is what a run's `last_error.code` should say. A 429,
+408, 409, 5xx, timeout, broken connection, or an error inside the stream is retried, with
+exponential backoff and jitter (and at least `Retry-After`), but only while nothing has been
+yielded; after that the turn fails. Other 4xx answers are the prompt's fault and are not retried.
+If the connection breaks after `Finish`, the turn is complete and the stream just ends.
+
+Stopping the iteration (`aclose()`, or cancelling the consuming task) closes the HTTP response at
+once, which closes its connection, so the backend stops generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from assistantd.backends.routing import ModelRoute
+from assistantd.backends.sse import SSEDecoder
+from assistantd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+BackendErrorCode = Literal["rate_limit_exceeded", "server_error", "invalid_prompt"]
+
+_FINISH_ALIASES: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+
+    def payload(self, model: str) -> dict[str, Any]:
+        """The request body; `None` fields are left out, and so are the tool options when
+        there are no tools (OpenAI rejects `tool_choice` without `tools`)."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": self.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.tools:
+            body["tools"] = self.tools
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
+        optional = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "response_format": self.response_format,
+            "reasoning_effort": self.reasoning_effort,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return body
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class ToolCallDelta:
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str  # the next fragment of the JSON arguments, possibly ""
+
+
+@dataclass
+class Finish:
+    reason: FinishReason
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+ChatEvent = TextDelta | ToolCallDelta | Finish | Usage
+
+
+class BackendError(Exception):
+    """A model turn failed; `message` says which backend, what it answered, and what to do."""
+
+    def __init__(self, code: BackendErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: BackendErrorCode = code
+        self.message = message
+
+
+class _Failure(Exception):
+    """One attempt failed; `stream` decides whether to retry."""
+
+    def __init__(
+        self,
+        code: BackendErrorCode,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code: BackendErrorCode = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Progress:
+    yielded: bool = False  # an event reached the consumer: no more retries
+    saw_tool_calls: bool = False
+    finished: bool = False
+    done: bool = False  # `data: [DONE]` arrived
+    usage: Usage | None = None
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The shared client for model backends, sized for many concurrent streams."""
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.model_max_connections,
+            max_keepalive_connections=min(settings.model_max_connections, 100),
+        ),
+        timeout=_timeout(settings),
+    )
+
+
+def _timeout(settings: Settings) -> httpx.Timeout:
+    read = settings.model_read_timeout_seconds
+    return httpx.Timeout(
+        connect=settings.model_connect_timeout_seconds, read=read, write=read, pool=read
+    )
+
+
+class ChatBackend:
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self._http = http
+        self._settings = settings
+        self._timeout = _timeout(settings)
+
+    async def stream(
+        self, route: ModelRoute, request: ChatRequest
+    ) -> AsyncGenerator[ChatEvent, None]:
+        """The events of one model turn; raises `BackendError`. `aclose()` it to stop early."""
+        payload = request.payload(route.upstream_model)
+        attempt = 0
+        while True:
+            attempt += 1
+            progress = _Progress()
+            try:
+                async with aclosing(self._attempt(route, payload, progress)) as events:
+                    async for event in events:
+                        progress.yielded = True
+                        yield event
+                return
+            except _Failure as failure:
+                retries = self._settings.model_max_retries
+                if progress.yielded or not failure.retryable or attempt > retries:
+                    if attempt > 1:
+                        failure.message += f" (gave up after {attempt} attempts)"
+                    raise BackendError(failure.code, failure.message) from failure
+                delay = self._delay(attempt, failure.retry_after)
+                log.warning(
+                    "model call failed, retry %d/%d in %.2fs: %s",
+                    attempt,
+                    retries,
+                    delay,
+                    failure.message,
+                )
+                await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = self._settings.model_retry_base_seconds * 2.0 ** (attempt - 1)
+        delay = backoff * random.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, self._settings.model_retry_max_seconds)
+
+    async def _attempt(
+        self, route: ModelRoute, payload: dict[str, Any], progress: _Progress
+    ) -> AsyncGenerator[ChatEvent, None]:
+        url = f"{route.base_url}/chat/completions"
+        headers = {"Accept": "text/event-stream"}
+        if route.api_key:
+            headers["Authorization"] = f"Bearer {route.api_key}"
+        who = _describe(route)
+        try:
+            async with self._http.stream(
+                "POST", url, json=payload, headers=headers, timeout=self._timeout
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise _status_failure(who, response)
+                async for event in _decode(who, response, progress):
+                    yield event
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise _Failure(
+                "server_error",
+                f"The {who} has an invalid URL ({exc}); fix ASSISTANTD_MODEL_BASE_URL or the "
+                "models file.",
+                retryable=False,
+            ) from exc
+        except httpx.TransportError as exc:
+            if progress.finished:  # the answer is complete; only the goodbye was lost
+                log.warning("model stream broke after it finished: %r", exc)
+                if progress.usage is not None:
+                    yield progress.usage
+                return
+            raise _transport_failure(who, exc, self._settings, progress) from exc
+
+
+async def _decode(
+    who: str, response: httpx.Response, progress: _Progress
+) -> AsyncIterator[ChatEvent]:
+    decoder = SSEDecoder()
+    json_body: list[str] | None = None  # set when the body turns out to be plain JSON
+    sniffed = False
+    async for line in response.aiter_lines():
+        if progress.done:
+            continue  # drain what follows [DONE], so the connection can be reused
+        if json_body is not None:
+            json_body.append(line)
+            continue
+        if not sniffed:
+            if not line.strip():
+                continue
+            sniffed = True
+            if line.lstrip().startswith("{"):
+                json_body = [line]
+                continue
+        sse = decoder.feed(line)
+        if sse is not None:
+            for event in _sse_events(who, sse.event, sse.data, progress):
+                yield event
+    sse = decoder.flush()
+    if sse is not None and not progress.done:
+        for event in _sse_events(who, sse.event, sse.data, progress):
+            yield event
+    if json_body is not None:
+        for event in _completion_events(who, "\n".join(json_body), progress):
+            yield event
+    elif not progress.finished and not progress.done:
+        raise _Failure(
+            "server_error",
+            f"The {who} ended its response before finishing it.",
+            retryable=True,
+        )
+    if not progress.finished:
+        progress.finished = True
+        yield Finish(_finish_reason(None, progress))
+    if progress.usage is not None:
+        yield progress.usage
+
+
+def _sse_events(who: str, name: str, data: str, progress: _Progress) -> list[ChatEvent]:
+    if data.strip() == "[DONE]":
+        progress.done = True
+        return []
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise _Failure(
+            "server_error",
+            f"The {who} sent an unreadable stream chunk: {data[:200]!r}",
+            retryable=True,
+        ) from exc
+    if not isinstance(chunk, dict):
+        raise _Failure(
+            "server_error", f"The {who} sent an unexpected chunk: {data[:200]!r}", retryable=True
+        )
+    if name == "error" or "error" in chunk:
+        raise _error_body_failure(who, chunk)
+    return _chunk_events(chunk, progress, key="delta")
+
+
+def _completion_events(who: str, text: str, progress: _Progress) -> list[ChatEvent]:
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Failure(
+            "server_error", f"The {who} sent an unreadable body: {text[:200]!r}", retryable=True
+        ) from exc
+    if not isinstance(body, dict) or "error" in body:
+        raise _error_body_failure(who, body if isinstance(body, dict) else {"error": body})
+    return _chunk_events(body, progress, key="message")
+
+
+def _chunk_events(chunk: dict[str, Any], progress: _Progress, *, key: str) -> list[ChatEvent]:
+    """Events of a `chat.completion.chunk` (`key="delta"`) or a `chat.completion` ("message")."""
+    events: list[ChatEvent] = []
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            continue  # we ask for one choice
+        delta = choice.get(key) or {}
+        for text_key in ("content", "refusal"):
+            text = delta.get(text_key)
+            if isinstance(text, str) and text:
+                events.append(TextDelta(text))
+        for position, call in enumerate(delta.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            arguments = function.get("arguments")
+            if arguments is None:
+                arguments = ""
+            elif not isinstance(arguments, str):  # some servers send an object
+                arguments = json.dumps(arguments)
+            index = call.get("index")
+            progress.saw_tool_calls = True
+            events.append(
+                ToolCallDelta(
+                    index=index if isinstance(index, int) else position,
+                    id=call.get("id") or None,
+                    name=function.get("name") or None,
+                    arguments=arguments,
+                )
+            )
+        reason = choice.get("finish_reason")
+        if reason and not progress.finished:
+            progress.finished = True
+            events.append(Finish(_finish_reason(str(reason), progress)))
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        progress.usage = Usage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+    return events
+
+
+def _finish_reason(reason: str | None, progress: _Progress) -> FinishReason:
+    normal = _FINISH_ALIASES.get(reason or "stop", "stop")
+    if normal == "stop" and progress.saw_tool_calls:
+        return "tool_calls"
+    return normal
+
+
+def _describe(route: ModelRoute) -> str:
+    model = repr(route.upstream_model)
+    if route.name != route.upstream_model:
+        model += f", requested as {route.name!r}"
+    return f"model backend {route.base_url} (model {model})"
+
+
+def _status_failure(who: str, response: httpx.Response) -> _Failure:
+    status = response.status_code
+    message = f"The {who} answered HTTP {status}: {_upstream_message(response)}"
+    if status == 429:
+        return _Failure(
+            "rate_limit_exceeded", message, retryable=True, retry_after=_retry_after(response)
+        )
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return _Failure("server_error", message, retryable=True, retry_after=_retry_after(response))
+    if status < 400:  # a redirect we do not follow, or an odd 1xx/2xx
+        return _Failure("server_error", message, retryable=False)
+    return _Failure("invalid_prompt", message, retryable=False)
+
+
+def _error_body_failure(who: str, body: dict[str, Any]) -> _Failure:
+    error = body.get("error")
+    detail = _error_text(error) or json.dumps(body)[:500]
+    text = json.dumps(error).lower() if error is not None else ""
+    if "rate_limit" in text or "rate limit" in text:
+        return _Failure("rate_limit_exceeded", f"The {who} reported: {detail}", retryable=True)
+    return _Failure("server_error", f"The {who} reported an error: {detail}", retryable=True)
+
+
+def _transport_failure(
+    who: str, exc: httpx.TransportError, settings: Settings, progress: _Progress
+) -> _Failure:
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        message = (
+            f"Could not connect to the {who} within {settings.model_connect_timeout_seconds:g}s. "
+            "Check that it is running and reachable."
+        )
+    elif isinstance(exc, httpx.TimeoutException):
+        seconds = f"{settings.model_read_timeout_seconds:g}s"
+        message = (
+            f"The {who} stalled mid-response for more than {seconds}."
+            if progress.yielded
+            else f"The {who} did not answer within {seconds}."
+        )
+    elif isinstance(exc, httpx.ConnectError):
+        message = (
+            f"Could not connect to the {who}: {reason}. Check that it is running and that "
+            "ASSISTANTD_MODEL_BASE_URL or the models file points to it."
+        )
+    else:
+        message = f"The connection to the {who} broke: {reason}"
+    return _Failure("server_error", message, retryable=True)
+
+
+def _upstream_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = response.text.strip()
+        return text[:500] or response.reason_phrase or "no details"
+    if isinstance(body, dict):
+        detail = _error_text(body.get("error")) or _error_text(body.get("detail"))
+        detail = detail or _error_text(body.get("message"))
+        if detail:
+            return detail
+    return json.dumps(body)[:500]
+
+
+def _error_text(error: Any) -> str | None:
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        message = error.get("message")
+        if isinstance(message, str):
+            return message
+    if isinstance(error, list) and error:  # FastAPI-style validation details
+        return "; ".join(str(_error_text(item) or item) for item in error)
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+    except ValueError:
+        pass
+    if "retry-after" in headers:
+        try:
+            when = email.utils.parsedate_to_datetime(headers["retry-after"])
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return None

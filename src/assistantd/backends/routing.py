@@ -1,0 +1,229 @@
+"""Which backend serves a model name, and under what upstream name.
+
+A run names a model (with Azure, the deployment name). Without a models file every name goes to
+the default backend, `ASSISTANTD_MODEL_BASE_URL` (key `ASSISTANTD_MODEL_API_KEY`), unchanged.
+`ASSISTANTD_MODELS_FILE` (YAML, or JSON when the name ends in `.json`) routes names explicitly:
+
+    backends:                         # named OpenAI-compatible Chat Completions endpoints
+      local:
+        base_url: http://127.0.0.1:11434/v1
+        api_key: null                 # optional; sent as `Authorization: Bearer ...`
+        context_window: 8192          # optional defaults for every model on this backend
+        max_output_tokens: null
+      openai:
+        base_url: https://api.openai.com/v1
+        api_key: sk-...
+    models:                           # names clients use -> backend and upstream model
+      gpt-4-1106-preview:
+        backend: local
+        upstream_model: llama3        # default: the name itself
+        context_window: 8192          # default: the backend's, else ASSISTANTD_MODEL_CONTEXT_WINDOW
+        max_output_tokens: 2048       # default: the backend's, else none
+      gpt-4o: {backend: openai, context_window: 128000}
+      small: qwen2.5:0.5b             # shorthand: upstream model on the default backend
+    default:                          # optional catch-all for names not listed above
+      backend: local
+      upstream_model: llama3          # optional: send every other name as this model
+      context_window: 8192
+
+A model (or `default`) without `backend` uses `ASSISTANTD_MODEL_BASE_URL` if set, else the file's
+only backend. Names match exactly, then case-insensitively. A name that is not listed goes to the
+`default` section if there is one, else to `ASSISTANTD_MODEL_BASE_URL` if set; otherwise it is
+unknown. The file is read once, when the router is built; an invalid file raises
+`ModelsFileError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from assistantd.settings import Settings
+
+__all__ = ["ModelRoute", "ModelRouter", "ModelsFileError", "UnknownModelError"]
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    name: str  # the name the client used (model or Azure deployment name)
+    base_url: str  # e.g. http://127.0.0.1:11434/v1, no trailing slash
+    api_key: str | None
+    upstream_model: str  # the model name sent upstream
+    context_window: int  # tokens
+    max_output_tokens: int | None
+
+
+class UnknownModelError(Exception):
+    """No backend serves this model name; `str(exc)` tells the user what to configure."""
+
+
+class ModelsFileError(ValueError):
+    """The models file cannot be read or is invalid."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _BackendSpec(_Spec):
+    base_url: str
+    api_key: str | None = None
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+
+
+class _ModelSpec(_Spec):
+    backend: str | None = None
+    upstream_model: str | None = None
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+
+
+class _ModelsFile(_Spec):
+    backends: dict[str, _BackendSpec] = Field(default_factory=dict)
+    models: dict[str, _ModelSpec] = Field(default_factory=dict)
+    default: _ModelSpec | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `name: upstream` is short for `name: {upstream_model: upstream}`
+        if isinstance(value, dict):
+            return {
+                str(name): {"upstream_model": spec} if isinstance(spec, str) else spec
+                for name, spec in value.items()
+            }
+        return value
+
+
+@dataclass(frozen=True)
+class _Backend:
+    base_url: str
+    api_key: str | None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+
+
+class ModelRouter:
+    """Resolves model names to routes; built once from `Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._default_context = settings.model_context_window
+        self._env_backend = (
+            _Backend(_strip(settings.model_base_url), settings.model_api_key)
+            if settings.model_base_url
+            else None
+        )
+        self._file = settings.models_file
+        spec = _load(settings.models_file) if settings.models_file else None
+        self._backends: dict[str, _Backend] = {}
+        self._models: dict[str, _ModelSpec] = {}
+        self._folded: dict[str, str] = {}
+        self._catch_all: _ModelSpec | None = None
+        if spec is not None:
+            self._backends = {
+                name: _Backend(_strip(b.base_url), b.api_key, b.context_window, b.max_output_tokens)
+                for name, b in spec.backends.items()
+            }
+            self._models = dict(spec.models)
+            self._folded = {name.casefold(): name for name in spec.models}
+            self._catch_all = spec.default
+            for label, entry in [*spec.models.items(), ("default", spec.default)]:
+                if entry is not None:
+                    self._check(label, entry)
+
+    def resolve(self, name: str) -> ModelRoute:
+        """The route for `name`; raises `UnknownModelError` with what to configure."""
+        entry = self._models.get(name)
+        if entry is None and name.casefold() in self._folded:
+            entry = self._models[self._folded[name.casefold()]]
+        if entry is None:
+            entry = self._catch_all
+        if entry is None:
+            if self._env_backend is None:
+                raise UnknownModelError(self._unknown_message(name))
+            entry = _ModelSpec()
+        backend = self._backend_of(entry)
+        if backend is None:
+            raise UnknownModelError(self._unknown_message(name))
+        return ModelRoute(
+            name=name,
+            base_url=backend.base_url,
+            api_key=backend.api_key,
+            upstream_model=entry.upstream_model or name,
+            context_window=entry.context_window or backend.context_window or self._default_context,
+            max_output_tokens=entry.max_output_tokens or backend.max_output_tokens,
+        )
+
+    def can_serve(self, name: str) -> bool:
+        try:
+            self.resolve(name)
+        except UnknownModelError:
+            return False
+        return True
+
+    def _backend_of(self, entry: _ModelSpec) -> _Backend | None:
+        if entry.backend is not None:
+            return self._backends[entry.backend]  # checked at load
+        if self._env_backend is not None:
+            return self._env_backend
+        if len(self._backends) == 1:
+            return next(iter(self._backends.values()))
+        return None
+
+    def _check(self, label: str, entry: _ModelSpec) -> None:
+        if entry.backend is not None and entry.backend not in self._backends:
+            known = ", ".join(sorted(self._backends)) or "none"
+            raise ModelsFileError(
+                f"{self._file}: model {label!r} names backend {entry.backend!r}, which is not "
+                f"defined under `backends:` (defined: {known})."
+            )
+        if entry.backend is None and self._env_backend is None and len(self._backends) > 1:
+            raise ModelsFileError(
+                f"{self._file}: model {label!r} has no `backend:` and ASSISTANTD_MODEL_BASE_URL "
+                "is not set; name one of the backends."
+            )
+
+    def _unknown_message(self, name: str) -> str:
+        if self._file is None:
+            return (
+                f"No model backend is configured for model {name!r}; set "
+                "ASSISTANTD_MODEL_BASE_URL to an OpenAI-compatible Chat Completions endpoint "
+                "(e.g. http://127.0.0.1:11434/v1) or route the model in ASSISTANTD_MODELS_FILE."
+            )
+        listed = ", ".join(repr(m) for m in sorted(self._models)) or "no models"
+        return (
+            f"Model {name!r} is not configured: the models file {self._file} routes {listed}. "
+            "Add it under `models:`, add a `default:` section, or set "
+            "ASSISTANTD_MODEL_BASE_URL."
+        )
+
+
+def _strip(url: str) -> str:
+    return url.rstrip("/")
+
+
+def _load(path: Path) -> _ModelsFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelsFileError(f"Cannot read the models file {path}: {exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ModelsFileError(f"The models file {path} is not valid: {exc}") from exc
+    if data is None:
+        data = {}
+    try:
+        return _ModelsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ModelsFileError(f"The models file {path} is invalid: {problems}") from exc
