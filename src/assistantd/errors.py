@@ -16,6 +16,7 @@ Raise these; never return them.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,13 +89,37 @@ def not_found(kind: str, object_id: str) -> NotFoundError:
     return NotFoundError(f"No {kind} found with id '{object_id}'.")
 
 
-def param_path(loc: Sequence[int | str]) -> str | None:
-    """`("body", "tools", 0, "function", "name")` -> `tools[0].function.name`."""
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def param_path(loc: Sequence[int | str], body: Any = None) -> str | None:
+    """`("body", "tools", 0, "function", "name")` -> `tools[0].function.name`.
+
+    pydantic puts union members in `loc` (a discriminated union's tag, or a member's name such
+    as `literal['auto']`); those are not parameters. Walking the request body along `loc` tells
+    them apart: a part is kept when the body has it there (or when it is the last part, the name
+    of a missing field), and dropped otherwise.
+    """
     parts = list(loc)
+    walk = bool(parts) and parts[0] == "body" and body is not None
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
+    kept: list[int | str] = []
+    current = body
+    for index, part in enumerate(parts):
+        if not walk:
+            kept.append(part)
+        elif isinstance(current, dict) and isinstance(part, str):
+            if part in current:
+                current = current[part]
+                kept.append(part)
+            elif index == len(parts) - 1 and _FIELD_NAME.match(part):
+                kept.append(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+            kept.append(part)
     out = ""
-    for part in parts:
+    for part in kept:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -107,15 +132,142 @@ _BAD_JSON = (
     "but what was sent was not valid JSON."
 )
 
+_EXPECTED_TYPE = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a decimal",
+    "float_parsing": "a decimal",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
 
-def validation_error(errors: Sequence[Any]) -> InvalidRequestError:
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _numeric_kind(value: Any) -> str:
+    if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+        return "integer"
+    return "decimal"
+
+
+def _openai_wording(kind: str, err: Any) -> str | None:
+    """OpenAI's phrasing of a pydantic error, where one is known."""
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind in _EXPECTED_TYPE:
+        return f"expected {_EXPECTED_TYPE[kind]}, but got {_json_type(value)} instead."
+    if kind in ("too_long", "too_short"):
+        actual = ctx.get("actual_length", len(value) if hasattr(value, "__len__") else "?")
+        if kind == "too_long":
+            return (
+                f"array too long. Expected an array with maximum length {ctx.get('max_length')}, "
+                f"but got an array with length {actual} instead."
+            )
+        if actual == 0:
+            return (
+                f"empty array. Expected an array with minimum length {ctx.get('min_length')}, "
+                "but got an empty array instead."
+            )
+        return (
+            f"array too short. Expected an array with minimum length {ctx.get('min_length')}, "
+            f"but got an array with length {actual} instead."
+        )
+    if kind == "string_too_long":
+        return (
+            f"string too long. Expected a string with maximum length {ctx.get('max_length')}, "
+            f"but got a string with length {len(value)} instead."
+        )
+    if kind == "string_too_short":
+        if not value:
+            return (
+                f"empty string. Expected a string with minimum length {ctx.get('min_length')}, "
+                "but got an empty string instead."
+            )
+        return (
+            f"string too short. Expected a string with minimum length {ctx.get('min_length')}, "
+            f"but got a string with length {len(value)} instead."
+        )
+    bounds = {
+        "less_than_equal": ("above maximum", "<=", "le"),
+        "less_than": ("above maximum", "<", "lt"),
+        "greater_than_equal": ("below minimum", ">=", "ge"),
+        "greater_than": ("below minimum", ">", "gt"),
+    }
+    if kind in bounds:
+        where, op, key = bounds[kind]
+        return (
+            f"{_numeric_kind(value)} {where} value. Expected a value {op} "
+            f"{_number(ctx.get(key))}, but got {_number(value)} instead."
+        )
+    return None
+
+
+def _choices(expected: str) -> str:
+    """pydantic's `'a', 'b' or 'c'` as OpenAI writes it: `'a', 'b', and 'c'`."""
+    values: list[str] = re.findall(r"'[^']*'", expected)
+    if len(values) <= 2:
+        return " and ".join(values) or expected
+    return ", ".join(values[:-1]) + ", and " + values[-1]
+
+
+def _bad_value(param: str | None, value: Any, expected: str) -> InvalidRequestError:
+    where = f" for '{param}'" if param else ""
+    return InvalidRequestError(
+        f"Invalid value{where}: '{value}'. Supported values are: {expected}.", param=param
+    )
+
+
+def _most_telling(errors: Sequence[Any], body: Any) -> Any:
+    """The error to report. A value matching no member of a union yields one error per member;
+    a mismatch of kind (`'auto'` versus an object) says less than one inside the right kind."""
+    first = errors[0]
+    if len(errors) == 1 or first.get("type") not in (*_EXPECTED_TYPE, "literal_error"):
+        return first
+    param = param_path(tuple(first.get("loc", ())), body) or ""
+    for other in errors[1:]:
+        other_param = param_path(tuple(other.get("loc", ())), body) or ""
+        if other_param.startswith(param) and other.get("type") not in (
+            *_EXPECTED_TYPE,
+            "literal_error",
+        ):
+            return other
+    return first
+
+
+def validation_error(errors: Sequence[Any], body: Any = None) -> InvalidRequestError:
     """Translate the first pydantic error into OpenAI's wording."""
     if not errors:
         return InvalidRequestError("Invalid request.")
-    err = errors[0]
+    err = _most_telling(errors, body)
     kind = err.get("type", "")
     loc = tuple(err.get("loc", ()))
-    param = param_path(loc)
+    param = param_path(loc, body)
     if kind == "json_invalid":
         return InvalidRequestError(_BAD_JSON)
     if kind == "extra_forbidden":
@@ -125,7 +277,20 @@ def validation_error(errors: Sequence[Any]) -> InvalidRequestError:
         if param is None:
             return InvalidRequestError("Missing request body.")
         return InvalidRequestError(f"Missing required parameter: '{param}'.", param=param)
-    message = str(err.get("msg", "invalid value"))
+    if kind in ("literal_error", "enum"):
+        expected = _choices(str((err.get("ctx") or {}).get("expected", "")))
+        return _bad_value(param, err.get("input"), expected)
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx") or {}
+        discriminator = str(ctx.get("discriminator", "type")).strip("'")
+        param = f"{param}.{discriminator}" if param else discriminator
+        return _bad_value(param, ctx.get("tag"), _choices(str(ctx.get("expected_tags", ""))))
+    wording = _openai_wording(kind, err)
+    if wording is not None and kind in _EXPECTED_TYPE:
+        if param is None:
+            return InvalidRequestError(f"Invalid request body: {wording}")
+        return InvalidRequestError(f"Invalid type for '{param}': {wording}", param=param)
+    message = wording or str(err.get("msg", "invalid value"))
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if param is None:
@@ -146,7 +311,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _render(validation_error(exc.errors()))
+        return _render(validation_error(exc.errors(), exc.body))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
