@@ -26,11 +26,9 @@ once, which closes its connection, so the backend stops generating.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -38,14 +36,34 @@ from typing import Any, Literal
 
 import httpx
 
+from assistantd.backends.failures import (
+    AttemptFailure,
+    BackendError,
+    describe,
+    error_body_failure,
+    status_failure,
+    transport_failure,
+)
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.sse import SSEDecoder
 from assistantd.settings import Settings
 
+__all__ = [
+    "BackendError",
+    "ChatBackend",
+    "ChatEvent",
+    "ChatRequest",
+    "Finish",
+    "FinishReason",
+    "TextDelta",
+    "ToolCallDelta",
+    "Usage",
+    "make_http_client",
+]
+
 log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
-BackendErrorCode = Literal["rate_limit_exceeded", "server_error", "invalid_prompt"]
 
 _FINISH_ALIASES: dict[str, FinishReason] = {
     "stop": "stop",
@@ -55,7 +73,6 @@ _FINISH_ALIASES: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 @dataclass
@@ -123,33 +140,6 @@ class Usage:
 ChatEvent = TextDelta | ToolCallDelta | Finish | Usage
 
 
-class BackendError(Exception):
-    """A model turn failed; `message` says which backend, what it answered, and what to do."""
-
-    def __init__(self, code: BackendErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: BackendErrorCode = code
-        self.message = message
-
-
-class _Failure(Exception):
-    """One attempt failed; `stream` decides whether to retry."""
-
-    def __init__(
-        self,
-        code: BackendErrorCode,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code: BackendErrorCode = code
-        self.message = message
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
 @dataclass
 class _Progress:
     yielded: bool = False  # an event reached the consumer: no more retries
@@ -198,7 +188,7 @@ class ChatBackend:
                         progress.yielded = True
                         yield event
                 return
-            except _Failure as failure:
+            except AttemptFailure as failure:
                 retries = self._settings.model_max_retries
                 if progress.yielded or not failure.retryable or attempt > retries:
                     if attempt > 1:
@@ -228,18 +218,18 @@ class ChatBackend:
         headers = {"Accept": "text/event-stream"}
         if route.api_key:
             headers["Authorization"] = f"Bearer {route.api_key}"
-        who = _describe(route)
+        who = describe(route)
         try:
             async with self._http.stream(
                 "POST", url, json=payload, headers=headers, timeout=self._timeout
             ) as response:
                 if not response.is_success:
                     await response.aread()
-                    raise _status_failure(who, response)
+                    raise status_failure(who, response)
                 async for event in _decode(who, response, progress):
                     yield event
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise _Failure(
+            raise AttemptFailure(
                 "server_error",
                 f"The {who} has an invalid URL ({exc}); fix ASSISTANTD_MODEL_BASE_URL or the "
                 "models file.",
@@ -251,7 +241,7 @@ class ChatBackend:
                 if progress.usage is not None:
                     yield progress.usage
                 return
-            raise _transport_failure(who, exc, self._settings, progress) from exc
+            raise transport_failure(who, exc, self._settings, mid_stream=progress.yielded) from exc
 
 
 async def _decode(
@@ -285,7 +275,7 @@ async def _decode(
         for event in _completion_events(who, "\n".join(json_body), progress):
             yield event
     elif not progress.finished and not progress.done:
-        raise _Failure(
+        raise AttemptFailure(
             "server_error",
             f"The {who} ended its response before finishing it.",
             retryable=True,
@@ -304,17 +294,17 @@ def _sse_events(who: str, name: str, data: str, progress: _Progress) -> list[Cha
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise _Failure(
+        raise AttemptFailure(
             "server_error",
             f"The {who} sent an unreadable stream chunk: {data[:200]!r}",
             retryable=True,
         ) from exc
     if not isinstance(chunk, dict):
-        raise _Failure(
+        raise AttemptFailure(
             "server_error", f"The {who} sent an unexpected chunk: {data[:200]!r}", retryable=True
         )
     if name == "error" or "error" in chunk:
-        raise _error_body_failure(who, chunk)
+        raise error_body_failure(who, chunk)
     return _chunk_events(chunk, progress, key="delta")
 
 
@@ -322,11 +312,11 @@ def _completion_events(who: str, text: str, progress: _Progress) -> list[ChatEve
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Failure(
+        raise AttemptFailure(
             "server_error", f"The {who} sent an unreadable body: {text[:200]!r}", retryable=True
         ) from exc
     if not isinstance(body, dict) or "error" in body:
-        raise _error_body_failure(who, body if isinstance(body, dict) else {"error": body})
+        raise error_body_failure(who, body if isinstance(body, dict) else {"error": body})
     return _chunk_events(body, progress, key="message")
 
 
@@ -376,104 +366,3 @@ def _finish_reason(reason: str | None, progress: _Progress) -> FinishReason:
     if normal == "stop" and progress.saw_tool_calls:
         return "tool_calls"
     return normal
-
-
-def _describe(route: ModelRoute) -> str:
-    model = repr(route.upstream_model)
-    if route.name != route.upstream_model:
-        model += f", requested as {route.name!r}"
-    return f"model backend {route.base_url} (model {model})"
-
-
-def _status_failure(who: str, response: httpx.Response) -> _Failure:
-    status = response.status_code
-    message = f"The {who} answered HTTP {status}: {_upstream_message(response)}"
-    if status == 429:
-        return _Failure(
-            "rate_limit_exceeded", message, retryable=True, retry_after=_retry_after(response)
-        )
-    if status in _RETRYABLE_STATUS or status >= 500:
-        return _Failure("server_error", message, retryable=True, retry_after=_retry_after(response))
-    if status < 400:  # a redirect we do not follow, or an odd 1xx/2xx
-        return _Failure("server_error", message, retryable=False)
-    return _Failure("invalid_prompt", message, retryable=False)
-
-
-def _error_body_failure(who: str, body: dict[str, Any]) -> _Failure:
-    error = body.get("error")
-    detail = _error_text(error) or json.dumps(body)[:500]
-    text = json.dumps(error).lower() if error is not None else ""
-    if "rate_limit" in text or "rate limit" in text:
-        return _Failure("rate_limit_exceeded", f"The {who} reported: {detail}", retryable=True)
-    return _Failure("server_error", f"The {who} reported an error: {detail}", retryable=True)
-
-
-def _transport_failure(
-    who: str, exc: httpx.TransportError, settings: Settings, progress: _Progress
-) -> _Failure:
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        message = (
-            f"Could not connect to the {who} within {settings.model_connect_timeout_seconds:g}s. "
-            "Check that it is running and reachable."
-        )
-    elif isinstance(exc, httpx.TimeoutException):
-        seconds = f"{settings.model_read_timeout_seconds:g}s"
-        message = (
-            f"The {who} stalled mid-response for more than {seconds}."
-            if progress.yielded
-            else f"The {who} did not answer within {seconds}."
-        )
-    elif isinstance(exc, httpx.ConnectError):
-        message = (
-            f"Could not connect to the {who}: {reason}. Check that it is running and that "
-            "ASSISTANTD_MODEL_BASE_URL or the models file points to it."
-        )
-    else:
-        message = f"The connection to the {who} broke: {reason}"
-    return _Failure("server_error", message, retryable=True)
-
-
-def _upstream_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip()
-        return text[:500] or response.reason_phrase or "no details"
-    if isinstance(body, dict):
-        detail = _error_text(body.get("error")) or _error_text(body.get("detail"))
-        detail = detail or _error_text(body.get("message"))
-        if detail:
-            return detail
-    return json.dumps(body)[:500]
-
-
-def _error_text(error: Any) -> str | None:
-    if isinstance(error, str):
-        return error
-    if isinstance(error, dict):
-        message = error.get("message")
-        if isinstance(message, str):
-            return message
-    if isinstance(error, list) and error:  # FastAPI-style validation details
-        return "; ".join(str(_error_text(item) or item) for item in error)
-    return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """`retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
-    headers = response.headers
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        if "retry-after" in headers:
-            return max(0.0, float(headers["retry-after"]))
-    except ValueError:
-        pass
-    if "retry-after" in headers:
-        try:
-            when = email.utils.parsedate_to_datetime(headers["retry-after"])
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - time.time())
-    return None
