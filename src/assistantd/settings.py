@@ -75,6 +75,36 @@ class Settings(BaseSettings):
         1000, description="Concurrent HTTP connections to model backends, per process."
     )
 
+    # --- runs ------------------------------------------------------------------------------------
+    run_expiry_seconds: int = Field(
+        600, description="A queued run, or one waiting for tool outputs, expires after this."
+    )
+    max_model_turns: int = Field(
+        32, description="Model calls one run may make (tool loops) before it fails."
+    )
+    worker_concurrency: int = Field(256, description="Runs one worker process executes at once.")
+    worker_lease_seconds: float = Field(
+        30.0, description="A worker's hold on a run; renewed while it lives, reaped after."
+    )
+    worker_poll_seconds: float = Field(
+        1.0, description="How often an idle worker looks for queued runs without a wake-up."
+    )
+    worker_cancel_check_seconds: float = Field(
+        0.25, description="How often a worker checks its runs for cancellation."
+    )
+    reaper_interval_seconds: float = Field(
+        5.0, description="How often a worker recovers abandoned and expired runs."
+    )
+    run_max_attempts: int = Field(
+        3, description="Executions of one run (after worker crashes) before it fails."
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, description="On shutdown, how long in-flight runs may finish before handed back."
+    )
+    embedded_worker: bool | None = Field(
+        None, description="Run the worker inside `serve` (default: yes on SQLite, no otherwise)."
+    )
+
     # --- code interpreter ------------------------------------------------------------------------
     sandbox_image: str = Field("assistantd-sandbox:latest", description="Sandbox image.")
 
