@@ -4,6 +4,19 @@ from assistantd.db.base import Base
 from assistantd.db.models.api_key import ApiKey
 from assistantd.db.models.assistant import Assistant
 from assistantd.db.models.file import File, Upload, UploadPart
+from assistantd.db.models.run import Run, RunEvent, RunStep
 from assistantd.db.models.thread import Message, Thread
 
-__all__ = ["ApiKey", "Assistant", "Base", "File", "Message", "Thread", "Upload", "UploadPart"]
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "Base",
+    "File",
+    "Message",
+    "Run",
+    "RunEvent",
+    "RunStep",
+    "Thread",
+    "Upload",
+    "UploadPart",
+]

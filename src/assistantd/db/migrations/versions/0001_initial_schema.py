@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:58:22.304019
+Create Date: 2026-11-23 20:08:00.563314
 """
 
 from collections.abc import Sequence
@@ -208,6 +208,107 @@ def upgrade() -> None:
         batch_op.create_index("ix_messages_thread_id_run_id", ["thread_id", "run_id"], unique=False)
 
     op.create_table(
+        "runs",
+        sa.Column(
+            "thread_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "assistant_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("model", sa.String(length=256), nullable=False),
+        sa.Column("instructions", sa.Text(), nullable=False),
+        sa.Column(
+            "tools",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "metadata",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("temperature", sa.Float(), nullable=True),
+        sa.Column("top_p", sa.Float(), nullable=True),
+        sa.Column("reasoning_effort", sa.String(length=16), nullable=True),
+        sa.Column("max_prompt_tokens", sa.Integer(), nullable=True),
+        sa.Column("max_completion_tokens", sa.Integer(), nullable=True),
+        sa.Column(
+            "truncation_strategy",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "tool_choice",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("parallel_tool_calls", sa.Boolean(), nullable=False),
+        sa.Column(
+            "response_format",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "include",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "required_action",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "last_error",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "incomplete_details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "usage",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("expires_at", sa.Integer(), nullable=True),
+        sa.Column("started_at", sa.Integer(), nullable=True),
+        sa.Column("cancelled_at", sa.Integer(), nullable=True),
+        sa.Column("failed_at", sa.Integer(), nullable=True),
+        sa.Column("completed_at", sa.Integer(), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", sa.Float(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("model_turns", sa.Integer(), nullable=False),
+        sa.Column("prompt_tokens", sa.Integer(), nullable=False),
+        sa.Column("completion_tokens", sa.Integer(), nullable=False),
+        sa.Column(
+            "id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["thread_id"],
+            ["threads.id"],
+            name=op.f("fk_runs_thread_id_threads"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
+    )
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index("ix_runs_status_id", ["status", "id"], unique=False)
+        batch_op.create_index("ix_runs_thread_id_id", ["thread_id", "id"], unique=False)
+
+    op.create_table(
         "upload_parts",
         sa.Column(
             "upload_id",
@@ -234,15 +335,106 @@ def upgrade() -> None:
     with op.batch_alter_table("upload_parts", schema=None) as batch_op:
         batch_op.create_index("ix_upload_parts_upload_id_id", ["upload_id", "id"], unique=False)
 
+    op.create_table(
+        "run_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "run_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("event", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_run_events_run_id_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_events")),
+        sa.UniqueConstraint("run_id", "seq", name=op.f("uq_run_events_run_id_seq")),
+    )
+    op.create_table(
+        "run_steps",
+        sa.Column(
+            "run_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "thread_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "assistant_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column(
+            "step_details",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "last_error",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("expired_at", sa.Integer(), nullable=True),
+        sa.Column("cancelled_at", sa.Integer(), nullable=True),
+        sa.Column("failed_at", sa.Integer(), nullable=True),
+        sa.Column("completed_at", sa.Integer(), nullable=True),
+        sa.Column(
+            "metadata",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "usage",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_run_steps_run_id_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_steps")),
+    )
+    with op.batch_alter_table("run_steps", schema=None) as batch_op:
+        batch_op.create_index("ix_run_steps_run_id_id", ["run_id", "id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("run_steps", schema=None) as batch_op:
+        batch_op.drop_index("ix_run_steps_run_id_id")
+
+    op.drop_table("run_steps")
+    op.drop_table("run_events")
     with op.batch_alter_table("upload_parts", schema=None) as batch_op:
         batch_op.drop_index("ix_upload_parts_upload_id_id")
 
     op.drop_table("upload_parts")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_thread_id_id")
+        batch_op.drop_index("ix_runs_status_id")
+
+    op.drop_table("runs")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_thread_id_run_id")
         batch_op.drop_index("ix_messages_thread_id_id")
