@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.auth.keys import KeyResolver
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Assistant, Message, Thread
+from assistantd.db.models import Assistant, File, Message, Thread
 from assistantd.errors import AuthenticationError
+from assistantd.files import service as files
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import Page
 from assistantd.messages import service as messages
@@ -126,3 +127,11 @@ async def _message(message_id: str, thread: ThreadDep, session: SessionDep) -> M
 
 
 MessageDep = Annotated[Message, Depends(_message)]
+
+
+async def _file(file_id: str, session: SessionDep, project: ProjectDep) -> File:
+    check_prefix(file_id, Prefix.FILE, "file_id")
+    return await files.require(session, project, file_id)
+
+
+FileDep = Annotated[File, Depends(_file)]
