@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.auth.keys import KeyResolver
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Assistant, File, Message, Thread
+from assistantd.db.models import Assistant, File, Message, Thread, Upload
 from assistantd.errors import AuthenticationError
 from assistantd.files import service as files
 from assistantd.kit.ids import Prefix, check_prefix
@@ -19,6 +19,7 @@ from assistantd.kit.pagination import Page
 from assistantd.messages import service as messages
 from assistantd.settings import DEFAULT_PROJECT, Settings
 from assistantd.threads import service as threads
+from assistantd.uploads import service as uploads
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -135,3 +136,18 @@ async def _file(file_id: str, session: SessionDep, project: ProjectDep) -> File:
 
 
 FileDep = Annotated[File, Depends(_file)]
+
+
+async def _upload(upload_id: str, request: Request, project: ProjectDep) -> Upload:
+    """A snapshot read in its own short transaction, not the request's.
+
+    Adding a part streams up to 64 MB and completing copies every part: neither may run inside
+    the request's write transaction (on SQLite that would hold the database's write lock for
+    the whole transfer). The uploads service re-reads the row under lock before changing it.
+    """
+    check_prefix(upload_id, Prefix.UPLOAD, "upload_id")
+    async with request.app.state.read_sessions() as session:
+        return await uploads.require(session, project, upload_id)
+
+
+UploadDep = Annotated[Upload, Depends(_upload)]
