@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.auth.keys import KeyResolver
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Assistant, File, Message, Thread, Upload
-from assistantd.errors import AuthenticationError
+from assistantd.db.models import Assistant, File, Message, Run, RunStep, Thread, Upload
+from assistantd.errors import AuthenticationError, not_found
 from assistantd.files import service as files
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import Page
 from assistantd.messages import service as messages
+from assistantd.runs import repository as runs
 from assistantd.settings import DEFAULT_PROJECT, Settings
 from assistantd.threads import service as threads
 from assistantd.uploads import service as uploads
@@ -151,3 +152,25 @@ async def _upload(upload_id: str, request: Request, project: ProjectDep) -> Uplo
 
 
 UploadDep = Annotated[Upload, Depends(_upload)]
+
+
+async def _run(run_id: str, thread: ThreadDep, session: SessionDep) -> Run:
+    check_prefix(run_id, Prefix.RUN, "run_id")
+    row = await runs.get(session, thread.project, run_id)
+    if row is None or row.thread_id != thread.id:
+        raise not_found("run", run_id)
+    return row
+
+
+RunDep = Annotated[Run, Depends(_run)]
+
+
+async def _step(step_id: str, run: RunDep, session: SessionDep) -> RunStep:
+    check_prefix(step_id, Prefix.STEP, "step_id")
+    row = await runs.get_step(session, run.id, step_id)
+    if row is None:
+        raise not_found("run step", step_id)
+    return row
+
+
+StepDep = Annotated[RunStep, Depends(_step)]
