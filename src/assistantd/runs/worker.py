@@ -19,11 +19,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run
+from assistantd.files import service as files
 from assistantd.runs import events, finish, render, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.signals import notify_run_queued
 from assistantd.runs.state import RunStatus
+from assistantd.uploads import service as uploads
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,9 @@ class Worker:
             await asyncio.sleep(self.deps.settings.reaper_interval_seconds)
             try:
                 await self.reap()
+                # Storage housekeeping rides on the same beat.
+                await files.sweep_expired(self.deps.sessions, self.deps.blobs)
+                await uploads.sweep_expired(self.deps.sessions, self.deps.blobs)
             except Exception:
                 log.exception("reaping runs failed")
 
