@@ -2,6 +2,9 @@
 
 Whoever executes a run appends its events; the API streams them to clients from the table, so a
 stream works whatever process runs the worker, and a client can re-attach from a sequence number.
+Every event is also published to this process's feed (see `signals`), so streamers in the same
+process get it without reading it back: emitted events at once, events written in a caller's
+transaction once that commits.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.db.models import RunEvent
 from assistantd.runs import repository
-from assistantd.runs.signals import Signals, notify_run_changed
+from assistantd.runs.signals import Signals, notify_run_changed, publish_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,11 @@ async def append(
     seq = await repository.last_seq(session, run_id)
     for name, data in events:
         seq += 1
-        session.add(_row(run_id, seq, name, data))
+        row = _row(run_id, seq, name, data)
+        session.add(row)
+        publish_after_commit(session, signals, run_id, seq, name, row.data)
     await session.flush()
-    await notify_run_changed(session, signals, run_id)
+    await notify_run_changed(session, signals, run_id, seq)
 
 
 def _row(run_id: str, seq: int, name: str, data: Payload) -> RunEvent:
@@ -79,9 +84,11 @@ class EventWriter:
         if self._error is not None:
             raise self._error
         self.seq += 1
-        self._pending.append(_row(self.run_id, self.seq, name, data))
+        row = _row(self.run_id, self.seq, name, data)
+        self._pending.append(row)
         self._idle.clear()
         self._wake.set()
+        self._signals.publish(self.run_id, row.seq, row.event, row.data)
 
     async def flush(self) -> None:
         """Wait until every emitted event is stored."""
@@ -101,8 +108,10 @@ class EventWriter:
         if not self._idle.is_set():
             raise RuntimeError("flush() the writer before staging events in a transaction")
         self.seq += 1
-        session.add(_row(self.run_id, self.seq, name, data))
-        await notify_run_changed(session, self._signals, self.run_id)
+        row = _row(self.run_id, self.seq, name, data)
+        session.add(row)
+        publish_after_commit(session, self._signals, self.run_id, row.seq, row.event, row.data)
+        await notify_run_changed(session, self._signals, self.run_id, row.seq)
 
     async def close(self) -> None:
         try:
@@ -134,7 +143,7 @@ class EventWriter:
             try:
                 async with self._sessions() as session:
                     session.add_all(batch)
-                    await notify_run_changed(session, self._signals, self.run_id)
+                    await notify_run_changed(session, self._signals, self.run_id, batch[-1].seq)
                     await session.commit()
                 return
             except Exception:

@@ -79,6 +79,15 @@ async def events_after(
     ).all()
 
 
+async def last_event_name(session: AsyncSession, run_id: str) -> str | None:
+    return await session.scalar(
+        select(RunEvent.event)
+        .where(RunEvent.run_id == run_id)
+        .order_by(RunEvent.seq.desc())
+        .limit(1)
+    )
+
+
 async def discard_unfinished_steps(session: AsyncSession, run_id: str) -> None:
     """Drop what an interrupted attempt left half done, so a retry never duplicates it."""
     steps = (

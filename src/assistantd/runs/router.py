@@ -37,10 +37,16 @@ router = APIRouter(tags=["runs"])
 IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
 
 
-def _event_stream(request: Request, run_id: str, after_seq: int) -> StreamingResponse:
+def _event_stream(
+    request: Request, run_id: str, after_seq: int, *, before_commit: bool = True
+) -> StreamingResponse:
+    """Stream the run's events after `after_seq`; by default called before the request commits."""
     state = request.app.state
+    frames = stream.open_stream(
+        state.read_sessions, state.signals, run_id, after_seq, before_commit=before_commit
+    )
     return StreamingResponse(
-        stream.run_events(state.read_sessions, state.signals, run_id, after_seq),
+        frames,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -143,7 +149,7 @@ async def run_events(
     run: RunDep, request: Request, after: Annotated[int, Query(ge=0)] = 0
 ) -> StreamingResponse:
     """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
-    return _event_stream(request, run.id, after)
+    return _event_stream(request, run.id, after, before_commit=False)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")

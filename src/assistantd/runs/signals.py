@@ -1,17 +1,24 @@
-"""Wake-ups between the API, the run worker and event streamers.
+"""Wake-ups between the API, the run worker and event streamers, and the in-process event feed.
 
 In one process (SQLite: `serve` runs the worker) these are asyncio events. Across processes
 (PostgreSQL) the same wake-ups travel as NOTIFY, sent inside the transaction that made the change
 so they arrive only once it is committed; one LISTEN connection per process fans them out here.
+
+The feed is the fast path of streaming: whoever writes a run's events in this process also
+publishes them here, numbered, the moment they exist, and every streamer of that run receives
+them without a database round trip. The event log table stays the source of truth: a streamer
+reads it whenever it misses something (events written by another process, or more than its
+bounded buffer holds while its client is slow).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -25,34 +32,103 @@ log = logging.getLogger(__name__)
 RUN_EVENTS_CHANNEL = "assistantd_run_events"
 RUNS_QUEUED_CHANNEL = "assistantd_runs_queued"
 _AFTER_COMMIT = "assistantd_after_commit"
+# Events a feed holds for a streamer that has not sent them yet; beyond that it drops them and
+# the streamer reads them back from the table (so a slow client costs bounded memory).
+FEED_LIMIT = 128
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    seq: int
+    name: str
+    data: str  # one-line JSON
+
+
+class Feed:
+    """One streamer's view of a run: events published in this process, and 'read the table'.
+
+    Open it with `Signals.open_feed`, close it when the stream ends. A feed nobody holds any
+    more (a response that was never sent) disappears with its last reference.
+    """
+
+    def __init__(self, signals: Signals, run_id: str, after: int, limit: int) -> None:
+        self.events: deque[FeedEvent] = deque()
+        self.wake = asyncio.Event()
+        self.delivered = after  # the streamer's position (highest sequence number sent)
+        self.stale = True  # the table may hold events the streamer has not sent
+        self._limit = limit
+        self._signals = signals
+        self._run_id = run_id
+
+    def close(self) -> None:
+        self._signals._close(self._run_id, self)
+
+    def next_event(self) -> FeedEvent | None:
+        """The event right after `delivered`, if it is here; drops older ones."""
+        events = self.events
+        while events and events[0].seq <= self.delivered:
+            events.popleft()
+        if events and events[0].seq == self.delivered + 1:
+            return events.popleft()
+        return None
+
+    def _publish(self, item: FeedEvent) -> None:
+        if len(self.events) >= self._limit:
+            self.events.clear()
+            self.stale = True
+        self.events.append(item)
+        self.wake.set()
+
+    def _stored(self, upto: int | None) -> None:
+        if upto is None or upto > self.delivered:
+            self.stale = True
+            self.wake.set()
 
 
 class Signals:
-    """Per-process wake-ups: 'run R has new events', 'a run was queued'."""
+    """Per-process wake-ups ('run R has new events', 'a run was queued') and the event feed."""
 
     def __init__(self) -> None:
-        self._run_waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._feeds: dict[str, weakref.WeakSet[Feed]] = {}
         self.queued = asyncio.Event()
 
-    def run_changed(self, run_id: str) -> None:
-        for waiter in self._run_waiters.get(run_id, ()):
-            waiter.set()
+    def run_changed(self, run_id: str, upto: int | None = None) -> None:
+        """The table holds events of `run_id` up to sequence number `upto` (None: unknown)."""
+        for feed in list(self._feeds.get(run_id, ())):
+            feed._stored(upto)
+
+    def publish(self, run_id: str, seq: int, name: str, data: str) -> None:
+        """Hand an event to this process's streamers of `run_id`, in sequence order."""
+        feeds = self._feeds.get(run_id)
+        if feeds:
+            item = FeedEvent(seq, name, data)
+            for feed in list(feeds):
+                feed._publish(item)
 
     def run_queued(self) -> None:
         self.queued.set()
 
-    @contextlib.contextmanager
-    def watch(self, run_id: str) -> Iterator[asyncio.Event]:
-        waiter = asyncio.Event()
-        self._run_waiters[run_id].add(waiter)
-        try:
-            yield waiter
-        finally:
-            waiters = self._run_waiters.get(run_id)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._run_waiters[run_id]
+    @property
+    def watched_runs(self) -> list[str]:
+        return [run_id for run_id, feeds in list(self._feeds.items()) if feeds]
+
+    def open_feed(self, run_id: str, after: int = 0, *, limit: int = FEED_LIMIT) -> Feed:
+        """Receive the events of `run_id` published here from now on, after sequence `after`."""
+        feed = Feed(self, run_id, after, limit)
+        self._feeds.setdefault(run_id, weakref.WeakSet()).add(feed)
+        weakref.finalize(feed, self._prune, run_id)
+        return feed
+
+    def _close(self, run_id: str, feed: Feed) -> None:
+        feeds = self._feeds.get(run_id)
+        if feeds is not None:
+            feeds.discard(feed)
+        self._prune(run_id)
+
+    def _prune(self, run_id: str) -> None:
+        feeds = self._feeds.get(run_id)
+        if feeds is not None and not feeds:
+            del self._feeds[run_id]
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
@@ -74,14 +150,32 @@ def _drop_after_commit(sync_session: Session) -> None:
     sync_session.info.pop(_AFTER_COMMIT, None)
 
 
-async def notify_run_changed(session: AsyncSession, signals: Signals, run_id: str) -> None:
-    """Wake streamers of `run_id` here and, on PostgreSQL, in every process, after commit."""
+async def notify_run_changed(
+    session: AsyncSession, signals: Signals, run_id: str, upto: int | None = None
+) -> None:
+    """Wake streamers of `run_id` here and, on PostgreSQL, in every process, after commit.
+
+    `upto` is the highest sequence number the transaction stores, when it stores events.
+    """
     if is_postgres(session):
+        payload = run_id if upto is None else f"{run_id} {upto}"
         await session.execute(
-            text("SELECT pg_notify(:channel, :run_id)"),
-            {"channel": RUN_EVENTS_CHANNEL, "run_id": run_id},
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": RUN_EVENTS_CHANNEL, "payload": payload},
         )
-    after_commit(session, lambda: signals.run_changed(run_id))
+    after_commit(session, lambda: signals.run_changed(run_id, upto))
+
+
+def publish_after_commit(
+    session: AsyncSession, signals: Signals, run_id: str, seq: int, name: str, data: str
+) -> None:
+    """Feed an event to this process's streamers once the transaction storing it commits."""
+    after_commit(session, lambda: signals.publish(run_id, seq, name, data))
+
+
+def _parse_run_note(payload: str) -> tuple[str, int | None]:
+    run_id, _, upto = payload.partition(" ")
+    return run_id, int(upto) if upto.isdigit() else None
 
 
 async def notify_run_queued(session: AsyncSession, signals: Signals) -> None:
@@ -106,11 +200,11 @@ async def listen_postgres(database_url: str, signals: Signals) -> None:
                 await conn.execute(f"LISTEN {RUNS_QUEUED_CHANNEL}")
                 # Anything may have happened while we were not listening.
                 signals.run_queued()
-                for run_id in list(signals._run_waiters):
+                for run_id in signals.watched_runs:
                     signals.run_changed(run_id)
                 async for note in conn.notifies():
                     if note.channel == RUN_EVENTS_CHANNEL:
-                        signals.run_changed(note.payload)
+                        signals.run_changed(*_parse_run_note(note.payload))
                     else:
                         signals.run_queued()
         except asyncio.CancelledError:
