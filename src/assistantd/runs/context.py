@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.backends.tokens import estimate_message_tokens
+from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import File, Message, Run, RunStep
 
@@ -151,7 +151,12 @@ async def build(
     *,
     budget: int,
     budget_reason: str,
+    tools: Sequence[dict[str, Any]] = (),
 ) -> Context:
+    """The turn's messages, oldest thread messages dropped until the prompt fits `budget`.
+
+    The prompt is everything the backend counts: the messages and the tool definitions.
+    """
     rows = (
         await session.scalars(
             select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id)
@@ -173,7 +178,7 @@ async def build(
             converted.append({"role": "assistant", "content": _assistant_text(message)})
     history = _run_history(steps, own)
 
-    fixed = estimate_message_tokens(system + history)
+    fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)
     sizes = [estimate_message_tokens([m]) for m in converted]
     total = fixed + sum(sizes)
     start = 0

@@ -192,7 +192,13 @@ class RunExecutor:
             self._forced_done = any(s.type == "tool_calls" for s in steps)
             try:
                 built = await context.build(
-                    session, self.deps.blobs, run, steps, budget=budget, budget_reason=reason
+                    session,
+                    self.deps.blobs,
+                    run,
+                    steps,
+                    budget=budget,
+                    budget_reason=reason,
+                    tools=tools,
                 )
             except context.PromptTooLong as exc:
                 if exc.reason == "max_prompt_tokens":
