@@ -22,6 +22,7 @@ from assistantd.messages import service as messages
 from assistantd.runs import context, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter
+from assistantd.runs.signals import notify_run_queued
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
@@ -89,7 +90,7 @@ class RunExecutor:
             if self.cancel_requested:
                 await self._finish(run, writer, RunStatus.CANCELLED)
             elif self.hand_back:
-                await self._hand_back(run)
+                await self._hand_back(run, writer)
             else:
                 raise
         except LeaseLost:
@@ -508,14 +509,18 @@ class RunExecutor:
             return
         raise LeaseLost()
 
-    async def _hand_back(self, run: Run) -> None:
-        """Shutdown: give the run back to the queue for another worker."""
+    async def _hand_back(self, run: Run, writer: EventWriter) -> None:
+        """Shutdown: give the run back to the queue, and wake a worker to take it."""
+        await writer.flush()
         async with self.deps.sessions() as session:
-            await state.transition(
+            if await state.transition(
                 session,
                 run.id,
                 RunStatus.IN_PROGRESS,
                 RunStatus.QUEUED,
                 held_by=self.worker_id,
-            )
+            ):
+                fresh = await self._reload(session, run.id)
+                await writer.stage(session, "thread.run.queued", render.run(fresh))
+                await notify_run_queued(session, self.deps.signals)
             await session.commit()
