@@ -61,7 +61,7 @@ class Feed:
         self._run_id = run_id
 
     def close(self) -> None:
-        self._signals._close(self._run_id, self)
+        self._signals._forget(self._run_id, id(self))
 
     def next_event(self) -> FeedEvent | None:
         """The event right after `delivered`, if it is here; drops older ones."""
@@ -89,20 +89,21 @@ class Signals:
     """Per-process wake-ups ('run R has new events', 'a run was queued') and the event feed."""
 
     def __init__(self) -> None:
-        self._feeds: dict[str, weakref.WeakSet[Feed]] = {}
+        # Feeds by run, held weakly: a stream response that is never sent lets its feed go.
+        self._feeds: dict[str, dict[int, weakref.ref[Feed]]] = {}
         self.queued = asyncio.Event()
 
     def run_changed(self, run_id: str, upto: int | None = None) -> None:
         """The table holds events of `run_id` up to sequence number `upto` (None: unknown)."""
-        for feed in list(self._feeds.get(run_id, ())):
+        for feed in self._live(run_id):
             feed._stored(upto)
 
     def publish(self, run_id: str, seq: int, name: str, data: str) -> None:
         """Hand an event to this process's streamers of `run_id`, in sequence order."""
-        feeds = self._feeds.get(run_id)
+        feeds = self._live(run_id)
         if feeds:
             item = FeedEvent(seq, name, data)
-            for feed in list(feeds):
+            for feed in feeds:
                 feed._publish(item)
 
     def run_queued(self) -> None:
@@ -110,25 +111,31 @@ class Signals:
 
     @property
     def watched_runs(self) -> list[str]:
-        return [run_id for run_id, feeds in list(self._feeds.items()) if feeds]
+        return list(self._feeds)
 
     def open_feed(self, run_id: str, after: int = 0, *, limit: int = FEED_LIMIT) -> Feed:
         """Receive the events of `run_id` published here from now on, after sequence `after`."""
         feed = Feed(self, run_id, after, limit)
-        self._feeds.setdefault(run_id, weakref.WeakSet()).add(feed)
-        weakref.finalize(feed, self._prune, run_id)
+        key = id(feed)
+
+        def gone(_: weakref.ref[Feed]) -> None:
+            self._forget(run_id, key)
+
+        self._feeds.setdefault(run_id, {})[key] = weakref.ref(feed, gone)
         return feed
 
-    def _close(self, run_id: str, feed: Feed) -> None:
+    def _live(self, run_id: str) -> list[Feed]:
+        refs = self._feeds.get(run_id)
+        if not refs:
+            return []
+        return [feed for ref in list(refs.values()) if (feed := ref()) is not None]
+
+    def _forget(self, run_id: str, key: int) -> None:
         feeds = self._feeds.get(run_id)
         if feeds is not None:
-            feeds.discard(feed)
-        self._prune(run_id)
-
-    def _prune(self, run_id: str) -> None:
-        feeds = self._feeds.get(run_id)
-        if feeds is not None and not feeds:
-            del self._feeds[run_id]
+            feeds.pop(key, None)
+            if not feeds:
+                del self._feeds[run_id]
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:

@@ -1,0 +1,271 @@
+"""The streamer and its in-process feed, against a real SQLite event log: order, gaps, bounded
+memory for slow clients, the error event, and what the official SDKs make of it."""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import AzureOpenAI, OpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from assistantd.db.models import RunEvent
+from assistantd.kit.sse import DONE
+from assistantd.runs import repository, stream
+from assistantd.runs.events import EventWriter
+from assistantd.runs.signals import FEED_LIMIT, Signals
+from tests.streaming.support import Recorder, parse_frames
+
+RUN = "run_feed"
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: RunEvent.metadata.create_all(c, [RunEvent.__table__]))
+    yield async_sessionmaker(engine, expire_on_commit=False)
+    await engine.dispose()
+
+
+class Reads:
+    """Counts table reads (and their page sizes) by streamers."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.limits: list[int] = []
+        self.rows: list[int] = []
+        original = repository.events_after
+
+        async def counted(session: AsyncSession, run_id: str, seq: int, limit: int = 500) -> Any:
+            rows = await original(session, run_id, seq, limit)
+            self.limits.append(limit)
+            self.rows.append(len(rows))
+            return rows
+
+        monkeypatch.setattr(repository, "events_after", counted)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    return Reads(monkeypatch)
+
+
+async def store(sessions: async_sessionmaker[AsyncSession], *events: tuple[int, str]) -> None:
+    async with sessions() as session:
+        for seq, name in events:
+            session.add(RunEvent(run_id=RUN, seq=seq, event=name, data=_data(seq), created_at=0))
+        await session.commit()
+
+
+def _data(seq: int) -> str:
+    return json.dumps({"seq": seq})
+
+
+def publish(signals: Signals, seq: int, name: str = "thread.message.delta") -> None:
+    signals.publish(RUN, seq, name, _data(seq))
+
+
+async def frames_of(source: AsyncIterator[str]) -> list[tuple[str, int | None]]:
+    text = "".join([frame async for frame in source])
+    return [(f.event, f.id) for f in parse_frames(iter(text.split("\n")))]
+
+
+def deltas(*seqs: int) -> list[tuple[str, int | None]]:
+    return [("thread.message.delta", s) for s in seqs]
+
+
+async def test_published_events_stream_without_reading_the_table(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    signals = Signals()
+    frames = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    for seq in (1, 2):
+        publish(signals, seq)
+    publish(signals, 3, "thread.run.completed")
+    assert await frames_of(frames) == [*deltas(1, 2), ("thread.run.completed", 3), ("done", None)]
+    assert reads.limits == []
+
+
+async def test_a_gap_in_the_feed_is_filled_from_the_table(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    signals = Signals()
+    frames = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    publish(signals, 1)
+    # Event 2 was written elsewhere (another process); 3 arrives here first.
+    publish(signals, 3, "thread.run.completed")
+    await store(sessions, (1, "thread.message.delta"), (2, "thread.message.delta"))
+    signals.run_changed(RUN, 2)
+    assert await frames_of(frames) == [*deltas(1, 2), ("thread.run.completed", 3), ("done", None)]
+    assert reads.rows == [1]  # one read, for the missing event only
+
+
+async def test_catching_up_from_the_table_then_live(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    await store(sessions, *[(s, "thread.message.delta") for s in range(1, 251)])
+    signals = Signals()
+    source = stream.open_stream(sessions, signals, RUN, 0)
+    got = []
+    async for frame in source:
+        got.append(frame)
+        if len(got) == 250:
+            publish(signals, 251, "thread.run.failed")
+    events = [(f.event, f.id) for f in parse_frames(iter("".join(got).split("\n")))]
+    assert events == [*deltas(*range(1, 251)), ("thread.run.failed", 251), ("done", None)]
+    assert set(reads.limits) == {stream.PAGE}
+    assert reads.rows == [100, 100, 50]
+
+
+async def test_a_slow_client_costs_bounded_memory(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    signals = Signals()
+    source = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    (feed,) = signals._live(RUN)
+    for seq in range(1, 1001):
+        publish(signals, seq)
+        assert len(feed.events) <= FEED_LIMIT
+    assert feed.stale  # it dropped events: they will come from the table
+    await store(sessions, *[(s, "thread.message.delta") for s in range(1, 1001)])
+    publish(signals, 1001, "thread.run.completed")
+    events = await frames_of(source)
+    assert events == [*deltas(*range(1, 1001)), ("thread.run.completed", 1001), ("done", None)]
+    assert max(reads.rows) <= stream.PAGE
+
+
+async def test_wakeups_for_events_already_sent_cost_nothing() -> None:
+    signals = Signals()
+    feed = signals.open_feed(RUN, after=5)
+    feed.stale = False
+    signals.run_changed(RUN, 5)
+    assert not feed.stale
+    signals.run_changed(RUN, 6)
+    assert feed.stale
+    feed.stale = False
+    signals.run_changed(RUN)  # unknown position: look
+    assert feed.stale
+    feed.close()
+    assert signals.watched_runs == []
+
+
+async def test_feeds_are_released(sessions: async_sessionmaker[AsyncSession]) -> None:
+    signals = Signals()
+    unsent = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    assert signals.watched_runs == [RUN]
+    del unsent  # a response that was never sent
+    gc.collect()
+    assert signals.watched_runs == []
+    assert signals._feeds == {}
+    sent = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    publish(signals, 1, "thread.run.cancelled")
+    await frames_of(sent)
+    assert signals._feeds == {}
+
+
+async def test_event_writer_publishes_emitted_events_at_once_and_staged_ones_on_commit(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    signals = Signals()
+    feed = signals.open_feed(RUN)
+    writer = EventWriter(sessions, signals, RUN, 0)
+    try:
+        writer.emit("thread.run.in_progress", {"id": RUN})
+        assert [(e.seq, e.name) for e in feed.events] == [(1, "thread.run.in_progress")]
+        await writer.flush()
+        async with sessions() as session:
+            await writer.stage(session, "thread.run.completed", {"id": RUN})
+            await session.rollback()
+        assert len(feed.events) == 1  # a rolled back event is never seen
+        async with sessions() as session:
+            await writer.stage(session, "thread.run.completed", {"id": RUN})
+            assert len(feed.events) == 1
+            await session.commit()
+        assert [(e.seq, e.name) for e in feed.events][-1] == (3, "thread.run.completed")
+    finally:
+        await writer.close()
+        feed.close()
+
+
+# --- the error event ---------------------------------------------------------------------------
+
+
+def _broken_sessions() -> Any:
+    @asynccontextmanager
+    async def broken() -> AsyncIterator[AsyncSession]:
+        raise RuntimeError("database is gone")
+        yield  # pragma: no cover
+
+    return broken
+
+
+async def test_a_failing_stream_sends_an_error_event_then_done() -> None:
+    frames = [f async for f in stream.open_stream(_broken_sessions(), Signals(), RUN, 0)]
+    assert frames[-1] == DONE
+    (error,) = list(parse_frames(iter(frames[0].split("\n"))))
+    assert error.event == "error"
+    assert error.json() == {
+        "error": {
+            "message": "The server had an error while streaming this run.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+
+
+def _sse_body() -> bytes:
+    run = {"id": "run_x", "object": "thread.run", "status": "queued"}
+    head = f"event: thread.run.created\ndata: {json.dumps(run)}\n\n"
+    return (head + stream.error_frame() + DONE).encode()
+
+
+@pytest.fixture(params=["openai", "azure"])
+def mocked_sdk(request: pytest.FixtureRequest) -> Iterator[OpenAI]:
+    def handler(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, content=_sse_body(), headers={"content-type": "text/event-stream"}
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    sdk: OpenAI
+    if request.param == "openai":
+        sdk = OpenAI(api_key="sk-x", base_url="http://test/v1", http_client=http, max_retries=0)
+    else:
+        sdk = AzureOpenAI(
+            api_key="sk-x",
+            api_version="2024-08-01-preview",
+            azure_endpoint="http://test",
+            http_client=http,
+            max_retries=0,
+        )
+    with sdk:
+        yield sdk
+
+
+def test_the_sdks_raise_on_the_error_event(mocked_sdk: OpenAI) -> None:
+    events = mocked_sdk.beta.threads.runs.create(
+        thread_id="thread_x", assistant_id="asst_x", stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        for _ in events:
+            pass
+    assert caught.value.message == "The server had an error while streaming this run."
+    assert caught.value.type == "server_error"
+
+    with (
+        mocked_sdk.beta.threads.runs.stream(
+            thread_id="thread_x", assistant_id="asst_x", event_handler=Recorder()
+        ) as handler,
+        pytest.raises(openai.APIError),
+    ):
+        handler.until_done()
+    assert handler.names == ["thread.run.created"]
+    assert handler.calls[-2:] == [("exception", "APIError"), ("end",)]
