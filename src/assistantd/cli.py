@@ -1,4 +1,4 @@
-"""The `assistantd` command line: serve, worker, migrate, keys."""
+"""The `assistantd` command line: serve, worker, migrate, keys, sandbox."""
 
 from __future__ import annotations
 
@@ -154,6 +154,28 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sandbox_build(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "sandbox-image" / "build.sh"
+    if not script.is_file():
+        log.error(
+            "sandbox-image/build.sh not found next to this installation (%s): build from a "
+            "source checkout, or `docker build -t %s sandbox-image/` where a registry is "
+            "reachable",
+            script,
+            settings.sandbox_image,
+        )
+        return 2
+    command = ["bash", str(script), settings.sandbox_image]
+    if args.force:
+        command.append("--force")
+    if args.dockerfile:
+        command.append("--dockerfile")
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistantd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="mint a key for a project")
     create.add_argument("--project", required=True)
     create.set_defaults(func=_keys_create)
+
+    sandbox = sub.add_parser("sandbox", help="the code interpreter's sandbox image")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    build = sandbox_sub.add_parser(
+        "build",
+        help="build ASSISTANTD_SANDBOX_IMAGE offline (debootstrap + docker import); "
+        "does nothing when it is up to date",
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument(
+        "--dockerfile", action="store_true", help="docker build from the Dockerfile instead"
+    )
+    build.set_defaults(func=_sandbox_build)
     return parser
 
 

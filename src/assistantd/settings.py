@@ -106,7 +106,38 @@ class Settings(BaseSettings):
     )
 
     # --- code interpreter ------------------------------------------------------------------------
-    sandbox_image: str = Field("assistantd-sandbox:latest", description="Sandbox image.")
+    sandbox_image: str = Field(
+        "assistantd-sandbox:latest",
+        description="Sandbox image (build it with `assistantd sandbox build`).",
+    )
+    sandbox_docker_host: str = Field(
+        "unix:///var/run/docker.sock",
+        description="Docker Engine API: unix:///path/to/docker.sock or tcp://host:port.",
+    )
+    sandbox_pool_size: int = Field(
+        2,
+        ge=0,
+        description="Containers kept started, their kernel with numpy, pandas and matplotlib "
+        "imported, for new threads (per worker process); 0 starts every session cold.",
+    )
+    sandbox_idle_timeout_seconds: float = Field(
+        3600.0, gt=0, description="A thread's sandbox is removed after this long unused."
+    )
+    sandbox_exec_timeout_seconds: float = Field(
+        60.0, gt=0, description="Wall-clock limit of one code execution."
+    )
+    sandbox_memory_mb: int = Field(1024, ge=64, description="Memory limit of one sandbox.")
+    sandbox_cpus: float = Field(1.0, gt=0, description="CPU limit of one sandbox.")
+    sandbox_pids_limit: int = Field(128, ge=16, description="Process limit of one sandbox.")
+    sandbox_data_mb: int = Field(
+        512, ge=1, description="Size of the sandbox's writable /mnt/data (tmpfs, counts as memory)."
+    )
+    sandbox_max_output_chars: int = Field(
+        20000, ge=100, description="Printed output kept per execution; the rest is cut."
+    )
+    sandbox_max_file_mb: int = Field(
+        64, ge=1, description="Largest file of /mnt/data turned into a downloadable file."
+    )
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -192,6 +192,39 @@ async def create_from_form(
 
 
 async def list_page(
+async def create_from_bytes(
+    session: AsyncSession,
+    blobs: BlobStore,
+    project: str,
+    *,
+    filename: str,
+    data: bytes,
+    purpose: str,
+) -> File:
+    """A file the server made itself, e.g. a code interpreter output (`assistants_output`)."""
+    key = blobs.new_key()
+    await blobs.put(key, data)
+    file_id = new_id(Prefix.FILE)
+    row = File(
+        id=file_id,
+        project=project,
+        created_at=created_at_of(file_id),
+        bytes=len(data),
+        filename=filename,
+        purpose=purpose,
+        status="processed",
+        status_details=None,
+        expires_at=None,
+        content_type=content_type_for(None, filename),
+        blob_key=key,
+    )
+    try:
+        return await repository.add(session, row)
+    except BaseException:
+        await blobs.delete(key)
+        raise
+
+
     session: AsyncSession, project: str, page: Page, purpose: str | None
 ) -> tuple[Sequence[File], bool]:
     return await repository.list_page(session, project, page, purpose=purpose)

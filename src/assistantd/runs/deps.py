@@ -11,6 +11,7 @@ from assistantd.backends.chat import ChatBackend
 from assistantd.backends.routing import ModelRouter
 from assistantd.blobs.store import BlobStore
 from assistantd.runs.signals import Signals
+from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolRegistry
 
@@ -40,6 +41,6 @@ class RunDeps:
             signals=signals,
             backend=ChatBackend(http, settings),
             models=ModelRouter(settings),
-            tools=ToolRegistry(),
+            tools=ToolRegistry([CodeInterpreterTool(settings)]),
             blobs=blobs,
         )

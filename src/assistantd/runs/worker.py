@@ -50,6 +50,7 @@ class Worker:
             asyncio.create_task(self._watch_loop(), name="worker-watch"),
             asyncio.create_task(self._reap_loop(), name="worker-reap"),
         ]
+        self.deps.tools.start()
         log.info("worker %s started", self.id)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -71,6 +72,7 @@ class Worker:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        await self.deps.tools.aclose()
         log.info("worker %s stopped", self.id)
 
     # --- claiming ------------------------------------------------------------------------------

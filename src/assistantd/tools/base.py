@@ -75,6 +75,19 @@ class ToolRegistry:
     def __init__(self, tools: list[ServerTool] | None = None) -> None:
         self._by_type = {tool.type: tool for tool in tools or []}
 
+    def start(self) -> None:
+        """Start the tools' background work (e.g. the sandbox pool); tools may not have any."""
+        for tool in self._by_type.values():
+            start = getattr(tool, "start", None)
+            if start is not None:
+                start()
+
+    async def aclose(self) -> None:
+        for tool in self._by_type.values():
+            aclose = getattr(tool, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
     def get(self, tool_type: str) -> ServerTool | None:
         return self._by_type.get(tool_type)
 

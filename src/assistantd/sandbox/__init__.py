@@ -1,0 +1,1 @@
+"""The code interpreter: Docker sandboxes with a persistent Python kernel per thread."""

@@ -1,0 +1,205 @@
+"""Sandbox containers: how one is configured, started and attached to its kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from assistantd.sandbox.connection import KernelConnection
+from assistantd.sandbox.docker import DockerClient, DockerError
+from assistantd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LABEL = "org.assistantd.sandbox"
+OWNER_LABEL = "org.assistantd.sandbox.owner"
+SESSION_PREFIX = "assistantd-sbx-"
+POOL_PREFIX = "assistantd-pool-"
+USER = "1000:1000"
+OWNER = "uid=1000,gid=1000"
+PRELOAD = ["numpy", "pandas", "matplotlib.pyplot"]
+# The kernel outlives the server's own idle cleanup by this much, so that a sandbox nobody
+# manages any more (its server died) still goes away by itself.
+KERNEL_IDLE_MARGIN = 60.0
+
+
+def kernel_source() -> str:
+    return resources.files("assistantd.sandbox").joinpath("kernel.py").read_text()
+
+
+def session_name(project: str, thread_id: str) -> str:
+    digest = hashlib.sha256(f"{project}\0{thread_id}".encode()).hexdigest()[:32]
+    return SESSION_PREFIX + digest
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Sandbox:
+    """A running container and the connection to the kernel inside it."""
+
+    container_id: str
+    name: str
+    connection: KernelConnection
+
+    @property
+    def alive(self) -> bool:
+        return self.connection.alive
+
+
+class Containers:
+    """Creates, adopts and removes sandbox containers."""
+
+    def __init__(self, settings: Settings, docker: DockerClient) -> None:
+        self.settings = settings
+        self.docker = docker
+        self._kernel = kernel_source()
+
+    def config(self, *, preload: bool, pool: bool) -> dict[str, Any]:
+        s = self.settings
+        kernel_config = {
+            "idle_timeout": s.sandbox_idle_timeout_seconds + KERNEL_IDLE_MARGIN,
+            "max_output_chars": s.sandbox_max_output_chars,
+            "preload": PRELOAD if preload else [],
+        }
+        memory = s.sandbox_memory_mb * 1024 * 1024
+        return {
+            "Image": s.sandbox_image,
+            "Cmd": ["python3", "-c", self._kernel, json.dumps(kernel_config)],
+            "Env": [
+                "LANG=C.UTF-8",
+                "HOME=/tmp",
+                "MPLBACKEND=Agg",
+                "MPLCONFIGDIR=/tmp/matplotlib",
+                "PYTHONDONTWRITEBYTECODE=1",
+                f"OPENBLAS_NUM_THREADS={max(1, int(s.sandbox_cpus))}",
+                f"OMP_NUM_THREADS={max(1, int(s.sandbox_cpus))}",
+            ],
+            "User": USER,
+            "WorkingDir": "/mnt/data",
+            "AttachStdin": True,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "OpenStdin": True,
+            "StdinOnce": False,
+            "Tty": False,
+            "NetworkDisabled": True,
+            "Labels": {LABEL: "pool" if pool else "session", OWNER_LABEL: owner()},
+            "HostConfig": {
+                "NetworkMode": "none",
+                "ReadonlyRootfs": True,
+                "Init": True,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "Memory": memory,
+                "MemorySwap": memory,
+                "NanoCpus": int(s.sandbox_cpus * 1e9),
+                "PidsLimit": s.sandbox_pids_limit,
+                "IpcMode": "private",
+                "OomScoreAdj": 500,
+                "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 1024}],
+                "Tmpfs": {
+                    # Docker copies the image directory's mode over `mode=`; owner it is.
+                    "/mnt/data": f"rw,noexec,nosuid,nodev,size={s.sandbox_data_mb}m,{OWNER}",
+                    "/tmp": f"rw,noexec,nosuid,nodev,size=64m,{OWNER}",
+                },
+                "LogConfig": {"Type": "none", "Config": {}},
+            },
+        }
+
+    async def start(self, name: str, *, preload: bool, pool: bool) -> Sandbox:
+        """Create and start a container; returns once its kernel is ready."""
+        container_id = await self._create(name, self.config(preload=preload, pool=pool))
+        try:
+            attachment = await self.docker.attach(container_id)
+            connection = KernelConnection(attachment, name)
+            await self.docker.start(container_id)
+            await asyncio.wait_for(connection.ready, timeout=60.0 if preload else 30.0)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.docker.remove(container_id)
+            raise
+        return Sandbox(container_id, name, connection)
+
+    async def _create(self, name: str, config: dict[str, Any]) -> str:
+        try:
+            return await self.docker.create(name, config)
+        except DockerError as exc:
+            if exc.status != 409:  # name taken: a dead container of the same session
+                raise
+        await self.docker.remove(name)
+        return await self.docker.create(name, config)
+
+    async def adopt(self, name: str) -> Sandbox | None:
+        """Re-attach to a session's container still running (e.g. after a server restart)."""
+        info = await self.docker.inspect(name)
+        if info is None:
+            return None
+        if not info.get("State", {}).get("Running"):
+            await self.docker.remove(info["Id"])
+            return None
+        attachment = await self.docker.attach(info["Id"])
+        return Sandbox(info["Id"], name, KernelConnection(attachment, name))
+
+    async def rename(self, sandbox: Sandbox, name: str) -> None:
+        try:
+            await self.docker.rename(sandbox.container_id, name)
+        except DockerError as exc:
+            if exc.status != 409:
+                raise
+            await self.docker.remove(name)
+            await self.docker.rename(sandbox.container_id, name)
+        sandbox.name = name
+
+    async def death(self, sandbox: Sandbox) -> str:
+        """Why a sandbox's kernel went away, for the model; removes the container."""
+        reason = "the Python process exited"
+        with contextlib.suppress(Exception):
+            info = await self.docker.inspect(sandbox.container_id)
+            state = (info or {}).get("State", {})
+            if state.get("OOMKilled") or state.get("ExitCode") == 137:
+                reason = (
+                    f"it ran out of memory (the limit is {self.settings.sandbox_memory_mb} MiB)"
+                )
+        await self.remove(sandbox)
+        return reason
+
+    async def remove(self, sandbox: Sandbox) -> None:
+        await sandbox.connection.close()
+        with contextlib.suppress(Exception):
+            await self.docker.remove(sandbox.container_id)
+
+    async def sweep(self) -> None:
+        """Remove stopped sandboxes, and pool containers left by dead processes of this host."""
+        host = socket.gethostname()
+        for info in await self.docker.containers([LABEL]):
+            labels = info.get("Labels") or {}
+            stale = info.get("State") in ("exited", "dead")
+            owner_host, _, pid = str(labels.get(OWNER_LABEL, "")).partition(":")
+            names = [n.lstrip("/") for n in info.get("Names") or []]
+            pooled = any(n.startswith(POOL_PREFIX) for n in names)
+            if pooled and owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+                stale = True
+            if stale:
+                with contextlib.suppress(Exception):
+                    await self.docker.remove(info["Id"])
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

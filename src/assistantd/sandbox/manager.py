@@ -1,0 +1,370 @@
+"""Sandbox sessions: one container per (project, thread), a warm pool, idle cleanup.
+
+A session's container is named after its (project, thread), so after a server restart the next
+call re-attaches to the same kernel, variables and all. Calls within a session are serialized by
+its lock; different threads run in their own containers at the same time. Each worker process
+keeps a pool of started containers whose kernel has already imported numpy, pandas and
+matplotlib; a new thread takes one (a rename) instead of waiting for a container and the imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+
+from assistantd.sandbox.connection import KernelGone
+from assistantd.sandbox.containers import POOL_PREFIX, Containers, Sandbox, session_name
+from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
+from assistantd.settings import Settings
+from assistantd.tools.base import ToolUnavailable
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 5.0  # past the kernel's own time limit, the server kills the container
+PUT_CHUNK = 1024 * 1024
+READ_CHUNK = 4 * 1024 * 1024
+MAX_OUTPUT_FILES = 50
+AVAILABILITY_TTL = 10.0
+
+
+class SandboxError(Exception):
+    """The kernel refused a request (a bug, not the model's code failing)."""
+
+
+@dataclass
+class OutputFile:
+    path: str  # relative to /mnt/data
+    data: bytes
+
+
+@dataclass
+class CellOutcome:
+    output: str = ""  # what the code printed (stdout and stderr), capped
+    dropped: int = 0  # characters of output cut
+    error: dict[str, str] | None = None  # {"name", "value", "traceback"}
+    timed_out: bool = False
+    images: list[bytes] = field(default_factory=list)  # PNG figures
+    files: list[OutputFile] = field(default_factory=list)  # new or changed in /mnt/data
+    skipped: list[tuple[str, int]] = field(default_factory=list)  # (path, size) too large
+    cell: int = 0  # the kernel's cell number; 1 means a fresh kernel
+    restarted: str | None = None  # the kernel died during this call: why, for the model
+
+
+class Session:
+    def __init__(self, project: str, thread_id: str) -> None:
+        self.project = project
+        self.thread_id = thread_id
+        self.name = session_name(project, thread_id)
+        self.lock = asyncio.Lock()
+        self.sandbox: Sandbox | None = None
+        self.inputs: dict[str, str] = {}  # file id -> name under /mnt/data
+        self.outputs: dict[str, str] = {}  # /mnt/data path -> file id, newest last
+        self.last_used = time.monotonic()
+        self.retired = False  # dropped by idle cleanup: get a new Session object
+
+
+class SandboxManager:
+    def __init__(self, settings: Settings, docker: DockerClient | None = None) -> None:
+        self.settings = settings
+        self.docker = docker or DockerClient(settings.sandbox_docker_host)
+        self.containers = Containers(settings, self.docker)
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self._pool: deque[Sandbox] = deque()
+        self._pool_changed: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._available_until = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pool and the idle cleanup (idempotent; needs a running loop)."""
+        if self._started:
+            return
+        self._started = True
+        self._pool_changed = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="sandbox-cleanup"))
+        if self.settings.sandbox_pool_size > 0:
+            self._tasks.append(asyncio.create_task(self._pool_loop(), name="sandbox-pool"))
+
+    async def aclose(self) -> None:
+        """Stop; pool containers go, session containers stay for the next server."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        while self._pool:
+            await self.containers.remove(self._pool.popleft())
+        for session in self._sessions.values():
+            if session.sandbox is not None:
+                await session.sandbox.connection.close()
+        await self.docker.aclose()
+
+    async def check_available(self) -> None:
+        if time.monotonic() < self._available_until:
+            return
+        image = self.settings.sandbox_image
+        try:
+            await self.docker.ping()
+            found = await self.docker.image(image)
+        except DockerUnavailable as exc:
+            raise ToolUnavailable(
+                f"The code interpreter is unavailable: {exc}. Start Docker, or point "
+                "ASSISTANTD_SANDBOX_DOCKER_HOST at a Docker engine."
+            ) from exc
+        except DockerError as exc:
+            raise ToolUnavailable(
+                f"The code interpreter is unavailable: the Docker engine answered: {exc.message}"
+            ) from exc
+        if found is None:
+            raise ToolUnavailable(
+                f"The code interpreter is unavailable: the sandbox image '{image}' is not on "
+                "the Docker engine. Build it with `assistantd sandbox build`."
+            )
+        self._available_until = time.monotonic() + AVAILABILITY_TTL
+        self.start()
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def session(self, project: str, thread_id: str) -> Session:
+        """The thread's session object (hold its `lock` to use it; retry if `retired`)."""
+        key = (project, thread_id)
+        session = self._sessions.get(key)
+        if session is None or session.retired:
+            session = self._sessions[key] = Session(project, thread_id)
+        return session
+
+    async def ensure(self, session: Session) -> Sandbox:
+        """The session's running sandbox: its own, re-attached, from the pool, or new."""
+        session.last_used = time.monotonic()
+        if session.sandbox is not None:
+            if session.sandbox.alive:
+                return session.sandbox
+            await self.containers.death(session.sandbox)
+            session.sandbox = None
+        session.inputs = {}
+        adopted = await self._adopt(session)
+        if adopted is not None:
+            session.sandbox = adopted
+            return adopted
+        sandbox = await self._from_pool(session)
+        if sandbox is None:
+            sandbox = await self.containers.start(session.name, preload=False, pool=False)
+        session.sandbox = sandbox
+        return sandbox
+
+    async def _adopt(self, session: Session) -> Sandbox | None:
+        sandbox = await self.containers.adopt(session.name)
+        if sandbox is None:
+            return None
+        try:
+            reply = await sandbox.connection.request(
+                "ping", timeout=self.settings.sandbox_exec_timeout_seconds + GRACE_SECONDS
+            )
+        except (KernelGone, TimeoutError):
+            await self.containers.remove(sandbox)
+            return None
+        session.inputs = {str(k): str(v) for k, v in (reply.get("inputs") or {}).items()}
+        return sandbox
+
+    async def _from_pool(self, session: Session) -> Sandbox | None:
+        while self._pool:
+            sandbox = self._pool.popleft()
+            if self._pool_changed is not None:
+                self._pool_changed.set()
+            if not sandbox.alive:
+                await self.containers.remove(sandbox)
+                continue
+            try:
+                await self.containers.rename(sandbox, session.name)
+            except DockerError:
+                log.warning("could not take pooled sandbox %s", sandbox.name, exc_info=True)
+                await self.containers.remove(sandbox)
+                continue
+            return sandbox
+        return None
+
+    async def put(
+        self, session: Session, file_id: str, name: str, chunks: AsyncIterable[bytes]
+    ) -> None:
+        """Copy a file into the session's /mnt/data as `name` (already a safe name)."""
+        sandbox = await self.ensure(session)
+        timeout = 60.0
+        first = True
+        pending = b""
+
+        async def send(data: bytes, *, last: bool) -> None:
+            nonlocal first
+            reply = await sandbox.connection.request(
+                "put",
+                {
+                    "name": name,
+                    "file_id": file_id,
+                    "data": base64.b64encode(data).decode(),
+                    "append": not first,
+                    "last": last,
+                },
+                timeout=timeout,
+            )
+            first = False
+            if not reply.get("ok"):
+                raise SandboxError(str(reply.get("error")))
+
+        async for chunk in chunks:
+            pending += chunk
+            while len(pending) >= PUT_CHUNK:
+                await send(pending[:PUT_CHUNK], last=False)
+                pending = pending[PUT_CHUNK:]
+        await send(pending, last=True)
+        session.inputs[file_id] = name
+
+    async def run(self, session: Session, code: str) -> CellOutcome:
+        """Execute one cell in the session (the caller holds `session.lock`)."""
+        sandbox = await self.ensure(session)
+        limit = self.settings.sandbox_exec_timeout_seconds
+        try:
+            reply = await sandbox.connection.request(
+                "exec", {"code": code, "timeout": limit}, timeout=limit + GRACE_SECONDS
+            )
+        except KernelGone:
+            reason = await self.containers.death(sandbox)
+            self._lost(session)
+            return CellOutcome(
+                restarted=f"The Python kernel died while running this code: {reason}."
+            )
+        except TimeoutError:
+            await self.containers.remove(sandbox)
+            self._lost(session)
+            return CellOutcome(
+                timed_out=True,
+                restarted=f"The code ran past the {limit:g} s time limit and could not be "
+                "interrupted, so the Python kernel was restarted.",
+            )
+        finally:
+            session.last_used = time.monotonic()
+        if not reply.get("ok"):
+            raise SandboxError(str(reply.get("error")))
+        outcome = CellOutcome(
+            output=str(reply.get("output", "")),
+            dropped=int(reply.get("dropped", 0)),
+            error=reply.get("error"),
+            timed_out=bool(reply.get("timed_out")),
+            images=[base64.b64decode(image) for image in reply.get("images", [])],
+            cell=int(reply.get("cell", 0)),
+        )
+        cap = self.settings.sandbox_max_file_mb * 1024 * 1024
+        for entry in reply.get("files", [])[:MAX_OUTPUT_FILES]:
+            path, size = str(entry["path"]), int(entry["size"])
+            if size > cap:
+                outcome.skipped.append((path, size))
+                continue
+            try:
+                data = await self._read(sandbox, path, size)
+            except (KernelGone, TimeoutError, SandboxError):
+                log.warning("could not read %s from sandbox %s", path, sandbox.name)
+                continue
+            outcome.files.append(OutputFile(path, data))
+        return outcome
+
+    async def _read(self, sandbox: Sandbox, path: str, size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            reply = await sandbox.connection.request(
+                "read",
+                {"path": path, "offset": len(data), "length": min(READ_CHUNK, size - len(data))},
+                timeout=60.0,
+            )
+            if not reply.get("ok"):
+                raise SandboxError(str(reply.get("error")))
+            chunk = base64.b64decode(reply["data"])
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+
+    def _lost(self, session: Session) -> None:
+        session.sandbox = None
+        session.inputs = {}
+        session.outputs = {}
+
+    # --- background ------------------------------------------------------------------------------
+
+    async def _pool_loop(self) -> None:
+        assert self._pool_changed is not None
+        size = self.settings.sandbox_pool_size
+        backoff = 1.0
+        while True:
+            for sandbox in [s for s in self._pool if not s.alive]:
+                self._pool.remove(sandbox)
+                await self.containers.remove(sandbox)
+            if len(self._pool) < size:
+                try:
+                    await self.check_available()
+                except ToolUnavailable as exc:
+                    if backoff == 1.0:
+                        log.info("sandbox pool waits: %s", exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
+                    continue
+                try:
+                    name = POOL_PREFIX + secrets.token_hex(8)
+                    sandbox = await self.containers.start(name, preload=True, pool=True)
+                except Exception as exc:
+                    log.warning("sandbox pool: could not start a container: %s", exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
+                    continue
+                self._pool.append(sandbox)
+                backoff = 1.0
+                continue
+            self._pool_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pool_changed.wait(), timeout=5.0)
+
+    async def _cleanup_loop(self) -> None:
+        idle = self.settings.sandbox_idle_timeout_seconds
+        interval = min(max(idle / 4, 0.2), 30.0)
+        with contextlib.suppress(Exception):
+            await self.containers.sweep()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._cleanup(idle)
+            except Exception:
+                log.warning("sandbox cleanup failed", exc_info=True)
+
+    async def _cleanup(self, idle: float) -> None:
+        now = time.monotonic()
+        for key, session in list(self._sessions.items()):
+            if session.lock.locked() or now - session.last_used < idle:
+                continue
+            async with session.lock:
+                sandbox = session.sandbox
+                if sandbox is not None and sandbox.alive:
+                    # Another worker process may have used this sandbox since: ask the kernel.
+                    kernel_idle = await self._kernel_idle(sandbox)
+                    if kernel_idle < idle:
+                        session.last_used = now - kernel_idle
+                        continue
+                if sandbox is not None:
+                    await self.containers.remove(sandbox)
+                session.sandbox = None
+                session.retired = True
+                if self._sessions.get(key) is session:
+                    del self._sessions[key]
+
+    async def _kernel_idle(self, sandbox: Sandbox) -> float:
+        try:
+            reply = await sandbox.connection.request("ping", timeout=5.0)
+        except (KernelGone, TimeoutError):
+            return float("inf")
+        return float(reply.get("idle", float("inf")))

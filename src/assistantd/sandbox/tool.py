@@ -1,0 +1,344 @@
+"""The code_interpreter server tool: the model's `python` function, run in the thread's sandbox.
+
+The step's tool call shows the code as `code_interpreter.input` and what it produced as `logs` and
+`image` outputs (OpenAI's shape). Figures become PNG files (purpose `assistants_output`) that lead
+the next assistant message as `image_file` parts; new or changed files in /mnt/data become files
+too, and `sandbox:/mnt/data/...` links to them in the final text get `file_path` annotations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from assistantd.db.models import File, Message, RunStep
+from assistantd.files import service as files
+from assistantd.kit.timeutil import now
+from assistantd.sandbox.connection import KernelGone
+from assistantd.sandbox.docker import DockerError, DockerUnavailable
+from assistantd.sandbox.manager import CellOutcome, SandboxError, SandboxManager, Session
+from assistantd.sandbox.names import find_links, safe_name, unique_name
+from assistantd.settings import Settings
+from assistantd.tools.base import ToolContext, ToolResult, ToolUnavailable
+
+log = logging.getLogger(__name__)
+
+FUNCTION_NAME = "python"
+OUTPUT_PURPOSE = "assistants_output"
+LIBRARIES = (
+    "numpy, pandas, matplotlib, seaborn, scipy, scikit-learn, statsmodels, sympy, networkx, "
+    "pillow, imageio, openpyxl, xlrd, xlsxwriter, odfpy, python-docx, pypdf, pdfminer, "
+    "reportlab, beautifulsoup4, lxml, pyyaml, tabulate and the standard library"
+)
+
+
+@dataclass
+class CodeInterpreterResult(ToolResult):
+    files: dict[str, str] = field(default_factory=dict)  # /mnt/data path -> file id
+
+
+def parse_code(arguments: str) -> str | None:
+    """The code of a call: `{"code": "..."}`, or the raw arguments when they are not JSON (some
+    models send the code itself, as OpenAI's own `python` tool takes it)."""
+    try:
+        data = json.loads(arguments)
+    except ValueError:
+        return arguments if arguments.strip() else None
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        return str(data["code"])
+    if isinstance(data, str):
+        return data
+    return None
+
+
+class CodeInterpreterTool:
+    type = "code_interpreter"
+    function_name = FUNCTION_NAME
+
+    def __init__(self, settings: Settings, manager: SandboxManager | None = None) -> None:
+        self.settings = settings
+        self.manager = manager or SandboxManager(settings)
+
+    # --- ServerTool ------------------------------------------------------------------------------
+
+    def function_schema(self, definition: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        description = (
+            "Run Python 3 code in a stateful sandbox, like a Jupyter notebook: variables, imports "
+            "and files persist between calls in this conversation. Printed output, the value of "
+            "the last expression and errors (with their traceback) come back to you. "
+            f"Installed: {LIBRARIES}. There is no internet access and pip install does not work. "
+            "Files the user provided are in /mnt/data (os.listdir('/mnt/data') lists them). Save "
+            "files meant for the user in /mnt/data and link them in your answer as "
+            "sandbox:/mnt/data/<name>. matplotlib figures (plt.show(), or left open) are shown "
+            "to the user as images: do not save or link them unless asked. "
+            f"One call may run for {s.sandbox_exec_timeout_seconds:g} s; memory is limited to "
+            f"{s.sandbox_memory_mb} MiB; the session is reset after "
+            f"{s.sandbox_idle_timeout_seconds / 60:g} minutes unused."
+        )
+        return {
+            "type": "function",
+            "function": {
+                "name": FUNCTION_NAME,
+                "description": description,
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "description": "The Python code to run."}
+                    },
+                    "required": ["code"],
+                },
+            },
+        }
+
+    def initial_details(self, call_id: str) -> dict[str, Any]:
+        return {
+            "id": call_id,
+            "type": "code_interpreter",
+            "code_interpreter": {"input": "", "outputs": []},
+        }
+
+    async def check_available(self) -> None:
+        await self.manager.check_available()
+
+    def start(self) -> None:
+        self.manager.start()
+
+    async def aclose(self) -> None:
+        await self.manager.aclose()
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str) -> ToolResult:
+        code = parse_code(arguments)
+        if code is None:
+            message = (
+                f'Error: call {FUNCTION_NAME} with {{"code": "<Python source>"}}; '
+                f"got {arguments[:200]!r}."
+            )
+            return self._result(call_id, arguments, message, [{"type": "logs", "logs": message}])
+        ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
+        inputs = await self._input_files(ctx)
+        try:
+            session, outcome, added = await self._run(ctx, code, inputs)
+        except DockerUnavailable as exc:
+            raise ToolUnavailable(f"The code interpreter is unavailable: {exc}") from exc
+        except DockerError as exc:
+            raise ToolUnavailable(
+                f"The code interpreter is unavailable: the Docker engine answered: {exc.message}"
+            ) from exc
+        note = None
+        if outcome.cell == 1 and await self._ran_before(ctx):
+            note = (
+                "[This ran in a new Python session: the previous one ended, so variables, "
+                "imports and files created by earlier code are gone.]"
+            )
+        return await self._record(ctx, call_id, code, session, outcome, added, note)
+
+    async def annotate(
+        self, ctx: ToolContext, text: str, results: list[ToolResult]
+    ) -> list[dict[str, Any]]:
+        known = dict(self.manager.session(ctx.project, ctx.thread_id).outputs)
+        for result in results:
+            if isinstance(result, CodeInterpreterResult):
+                known.update(result.files)
+        return [
+            {
+                "type": "file_path",
+                "text": link,
+                "start_index": start,
+                "end_index": end,
+                "file_path": {"file_id": file_id},
+            }
+            for start, end, link, file_id in find_links(text, known)
+        ]
+
+    # --- running -------------------------------------------------------------------------------
+
+    async def _run(
+        self, ctx: ToolContext, code: str, inputs: list[File]
+    ) -> tuple[Session, CellOutcome, list[str]]:
+        attempts = 0
+        while True:
+            session = self.manager.session(ctx.project, ctx.thread_id)
+            async with session.lock:
+                if session.retired:
+                    continue
+                try:
+                    await self.manager.ensure(session)
+                    added = await self._copy_inputs(ctx, session, inputs)
+                    return session, await self.manager.run(session, code), added
+                except (KernelGone, TimeoutError, SandboxError):
+                    # The kernel went away while files were copied in: start over, once.
+                    attempts += 1
+                    if attempts > 1:
+                        raise
+                    if session.sandbox is not None:
+                        await self.manager.containers.remove(session.sandbox)
+                    session.sandbox = None
+
+    async def _copy_inputs(
+        self, ctx: ToolContext, session: Session, inputs: list[File]
+    ) -> list[str]:
+        added = []
+        for row in inputs:
+            if row.id in session.inputs:
+                continue
+            taken = set(session.inputs.values())
+            name = unique_name(safe_name(row.filename, row.id), taken)
+            await self.manager.put(session, row.id, name, ctx.blobs.read(row.blob_key))
+            added.append(name)
+        return added
+
+    async def _input_files(self, ctx: ToolContext) -> list[File]:
+        """Files of the assistant's and thread's code_interpreter resources, and those attached
+        to the thread's messages for code_interpreter, in that order."""
+        wanted = list(ctx.tool_resources.get("code_interpreter", {}).get("file_ids") or [])
+        async with ctx.sessions() as db:
+            attachments = await db.scalars(
+                select(Message.attachments).where(
+                    Message.thread_id == ctx.thread_id, Message.project == ctx.project
+                )
+            )
+            for entries in attachments:
+                for entry in entries or []:
+                    if any(t.get("type") == "code_interpreter" for t in entry.get("tools") or []):
+                        wanted.append(entry["file_id"])
+            wanted = list(dict.fromkeys(wanted))
+            if not wanted:
+                return []
+            rows = await db.scalars(
+                select(File).where(
+                    File.project == ctx.project,
+                    File.id.in_(wanted),
+                    or_(File.expires_at.is_(None), File.expires_at > now()),
+                )
+            )
+            by_id = {row.id: row for row in rows}
+        return [by_id[file_id] for file_id in wanted if file_id in by_id]
+
+    async def _ran_before(self, ctx: ToolContext) -> bool:
+        """Whether code ran earlier in this thread (then a fresh kernel means lost state)."""
+        async with ctx.sessions() as db:
+            steps = await db.scalars(
+                select(RunStep.step_details).where(
+                    RunStep.thread_id == ctx.thread_id,
+                    RunStep.type == "tool_calls",
+                    RunStep.status == "completed",
+                )
+            )
+            return any(
+                call.get("type") == "code_interpreter"
+                for details in steps
+                for call in (details or {}).get("tool_calls", [])
+            )
+
+    # --- results -------------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        ctx: ToolContext,
+        call_id: str,
+        code: str,
+        session: Session,
+        outcome: CellOutcome,
+        added: list[str],
+        note: str | None,
+    ) -> CodeInterpreterResult:
+        image_ids: list[str] = []
+        saved: dict[str, str] = {}
+        sizes: dict[str, int] = {}
+        async with ctx.sessions() as db:
+            for number, image in enumerate(outcome.images, start=1):
+                row = await files.create_from_bytes(
+                    db,
+                    ctx.blobs,
+                    ctx.project,
+                    filename=f"{call_id}-figure-{number}.png",
+                    data=image,
+                    purpose=OUTPUT_PURPOSE,
+                )
+                image_ids.append(row.id)
+            for output in outcome.files:
+                row = await files.create_from_bytes(
+                    db,
+                    ctx.blobs,
+                    ctx.project,
+                    filename=safe_name(output.path, "file"),
+                    data=output.data,
+                    purpose=OUTPUT_PURPOSE,
+                )
+                saved[output.path] = row.id
+                sizes[output.path] = len(output.data)
+            await db.commit()
+        session.outputs.update(saved)
+
+        logs = _logs(outcome)
+        outputs: list[dict[str, Any]] = []
+        if logs:
+            outputs.append({"type": "logs", "logs": logs})
+        outputs.extend({"type": "image", "image": {"file_id": i}} for i in image_ids)
+
+        lines = []
+        if note:
+            lines.append(note)
+        if added:
+            lines.append(f"[Files copied to /mnt/data: {', '.join(added)}]")
+        if logs:
+            lines.append(logs)
+        lines.extend(f"[Image {i} is shown to the user.]" for i in image_ids)
+        lines.extend(
+            f"[File saved: sandbox:/mnt/data/{path} ({sizes[path]} bytes)]" for path in saved
+        )
+        cap = self.settings.sandbox_max_file_mb
+        lines.extend(
+            f"[File /mnt/data/{path} ({size} bytes) is larger than {cap} MiB and cannot be "
+            "offered for download.]"
+            for path, size in outcome.skipped
+        )
+        model_output = "\n".join(lines) if lines else "(the code ran and printed nothing)"
+        result = self._result(call_id, code, model_output, outputs)
+        result.message_parts = [
+            {"type": "image_file", "image_file": {"file_id": i}} for i in image_ids
+        ]
+        result.files = saved
+        if outputs:
+            ctx.emit_delta(
+                {
+                    "type": "code_interpreter",
+                    "code_interpreter": {
+                        "outputs": [{"index": n, **item} for n, item in enumerate(outputs)]
+                    },
+                }
+            )
+        return result
+
+    def _result(
+        self, call_id: str, code: str, model_output: str, outputs: list[dict[str, Any]]
+    ) -> CodeInterpreterResult:
+        return CodeInterpreterResult(
+            output=model_output,
+            details={
+                "id": call_id,
+                "type": "code_interpreter",
+                "code_interpreter": {"input": code, "outputs": outputs},
+            },
+        )
+
+
+def _logs(outcome: CellOutcome) -> str:
+    parts = []
+    if outcome.output:
+        parts.append(outcome.output.rstrip("\n"))
+    if outcome.dropped:
+        parts.append(f"[... {outcome.dropped} more characters of output were cut]")
+    if outcome.error:
+        parts.append(outcome.error["traceback"].rstrip("\n"))
+    if outcome.restarted:
+        parts.append(
+            f"{outcome.restarted} The session was restarted: variables, imports and files in "
+            "/mnt/data from before are gone."
+        )
+    return "\n".join(parts)
