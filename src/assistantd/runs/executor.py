@@ -271,7 +271,14 @@ class RunExecutor:
         async with self.deps.sessions() as session:
             message = await session.merge(message)
             step = await session.merge(step)
-            message.content = [{"type": "text", "text": {"value": result.text, "annotations": []}}]
+            # Server-tool parts (images) placed before the text stay; the text gets annotated.
+            leading = [part for part in message.content if part["type"] != "text"]
+            annotations = await self._annotations(result.text)
+            message.content = [
+                *leading,
+                {"type": "text", "text": {"value": result.text, "annotations": annotations}},
+            ]
+            self._carry_parts = []
             if cut_short:
                 message.status = "incomplete"
                 message.incomplete_at = stamp
@@ -311,7 +318,10 @@ class RunExecutor:
             tool = server_tools.get(call.name)
             if tool is not None:
                 ctx = await self._tool_context(run, tool, writer, step.id, position)
-                outcome = await tool.execute(ctx, call.id, call.arguments)
+                try:
+                    outcome = await tool.execute(ctx, call.id, call.arguments)
+                except ToolUnavailable as exc:
+                    raise RunFailure("server_error", str(exc)) from exc
                 self._carry_parts.extend(outcome.message_parts)
                 self._tool_results.append((tool, ctx, outcome))
                 details.append(
