@@ -25,7 +25,9 @@ from assistantd.runs.signals import Signals, listen_postgres
 from assistantd.runs.worker import Worker
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
+from assistantd.tools.file_search import FileSearchTool
 from assistantd.uploads.router import router as uploads_router
+from assistantd.vector_stores.router import router as vector_stores_router
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def api_router() -> APIRouter:
         messages_router,
         files_router,
         uploads_router,
+        vector_stores_router,
     ):
         router.include_router(resource)
     return router
@@ -63,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         http = make_http_client(settings)
         deps = RunDeps.build(settings, app.state.write_sessions, signals, http, app.state.blobs)
         app.state.models = deps.models
+        file_search = FileSearchTool.of(deps.tools)
+        app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
         background: list[asyncio.Task[None]] = []
         if not settings.is_sqlite:
             background.append(

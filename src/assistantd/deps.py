@@ -11,16 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.auth.keys import KeyResolver
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Assistant, File, Message, Run, RunStep, Thread, Upload
+from assistantd.db.models import (
+    Assistant,
+    File,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+    Upload,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 from assistantd.errors import AuthenticationError, not_found
 from assistantd.files import service as files
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import Page
-from assistantd.messages import service as messages
+from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
 from assistantd.settings import DEFAULT_PROJECT, Settings
 from assistantd.threads import service as threads
 from assistantd.uploads import service as uploads
+from assistantd.vector_stores import service as vector_stores
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -122,10 +134,21 @@ async def _thread(thread_id: str, session: SessionDep, project: ProjectDep) -> T
 ThreadDep = Annotated[Thread, Depends(_thread)]
 
 
-async def _message(message_id: str, thread: ThreadDep, session: SessionDep) -> Message:
-    """The path's message, which must belong to the path's thread."""
+async def _message(
+    thread_id: str, message_id: str, session: SessionDep, project: ProjectDep
+) -> Message:
+    """The path's message, which must belong to the path's thread.
+
+    One query on the hot path: the message is read by key and its thread and project compared;
+    the thread is read only to tell "no such thread" from "no such message" on a miss.
+    """
+    check_prefix(thread_id, Prefix.THREAD, "thread_id")
     check_prefix(message_id, Prefix.MESSAGE, "message_id")
-    return await messages.require(session, thread, message_id)
+    row = await messages_repository.get(session, project, message_id)
+    if row is not None and row.thread_id == thread_id:
+        return row
+    await threads.require(session, project, thread_id)
+    raise not_found("message", message_id)
 
 
 MessageDep = Annotated[Message, Depends(_message)]
@@ -174,3 +197,33 @@ async def _step(step_id: str, run: RunDep, session: SessionDep) -> RunStep:
 
 
 StepDep = Annotated[RunStep, Depends(_step)]
+
+
+async def _vector_store(
+    vector_store_id: str, session: SessionDep, project: ProjectDep
+) -> VectorStore:
+    check_prefix(vector_store_id, Prefix.VECTOR_STORE, "vector_store_id")
+    return await vector_stores.require(session, project, vector_store_id)
+
+
+VectorStoreDep = Annotated[VectorStore, Depends(_vector_store)]
+
+
+async def _vector_store_file(
+    file_id: str, store: VectorStoreDep, session: SessionDep
+) -> VectorStoreFile:
+    check_prefix(file_id, Prefix.FILE, "file_id")
+    return await vector_stores.require_file(session, store, file_id)
+
+
+VectorStoreFileDep = Annotated[VectorStoreFile, Depends(_vector_store_file)]
+
+
+async def _file_batch(
+    batch_id: str, store: VectorStoreDep, session: SessionDep
+) -> VectorStoreFileBatch:
+    check_prefix(batch_id, Prefix.FILE_BATCH, "batch_id")
+    return await vector_stores.require_batch(session, store, batch_id)
+
+
+FileBatchDep = Annotated[VectorStoreFileBatch, Depends(_file_batch)]

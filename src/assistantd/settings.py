@@ -105,6 +105,34 @@ class Settings(BaseSettings):
         None, description="Run the worker inside `serve` (default: yes on SQLite, no otherwise)."
     )
 
+    # --- file search -----------------------------------------------------------------------------
+    embedding_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible `/embeddings` backend for file search; default is the "
+        "embedded all-MiniLM-L6-v2 (int8 ONNX, no download).",
+    )
+    embedding_api_key: str | None = Field(None, description="API key for the embeddings backend.")
+    embedding_model: str = Field(
+        "text-embedding-3-small", description="Model name sent to the embeddings backend."
+    )
+    embedding_batch_size: int = Field(
+        32, description="Chunks sent per request to the embeddings backend."
+    )
+    ingest_concurrency: int = Field(1, description="Files one worker process ingests at once.")
+    ingest_lease_seconds: float = Field(
+        60.0, description="A worker's hold on a file being ingested; renewed while it lives."
+    )
+    ingest_poll_seconds: float = Field(
+        0.25, description="How often an idle worker looks for files to ingest."
+    )
+    ingest_max_attempts: int = Field(
+        3, description="Ingestions of one file (after worker crashes) before it fails."
+    )
+    search_cache_bytes: int = Field(
+        512 * 1024 * 1024,
+        description="SQLite: memory for the per-vector-store embedding matrices searched.",
+    )
+
     # --- code interpreter ------------------------------------------------------------------------
     sandbox_image: str = Field(
         "assistantd-sandbox:latest",

@@ -45,6 +45,7 @@ from assistantd.kit.multipart import (
 )
 from assistantd.kit.pagination import Page
 from assistantd.kit.timeutil import now
+from assistantd.vector_stores import service as vector_stores
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,6 @@ async def create_from_form(
         raise
 
 
-async def list_page(
 async def create_from_bytes(
     session: AsyncSession,
     blobs: BlobStore,
@@ -225,6 +225,7 @@ async def create_from_bytes(
         raise
 
 
+async def list_page(
     session: AsyncSession, project: str, page: Page, purpose: str | None
 ) -> tuple[Sequence[File], bool]:
     return await repository.list_page(session, project, page, purpose=purpose)
@@ -254,6 +255,7 @@ async def open_content(blobs: BlobStore, row: File) -> AsyncIterator[bytes]:
 
 async def delete(session: AsyncSession, row: File) -> str:
     """Delete the row; returns the blob key to remove once the transaction has committed."""
+    await vector_stores.detach_everywhere(session, row.id)
     await repository.delete(session, row)
     return row.blob_key
 

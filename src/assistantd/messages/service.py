@@ -20,6 +20,7 @@ from assistantd.messages.schemas import (
     MessageObject,
 )
 from assistantd.runs import guard as runs_guard
+from assistantd.vector_stores import service as vector_stores
 
 MessageStatus = Literal["in_progress", "incomplete", "completed"]
 Role = Literal["user", "assistant"]
@@ -144,7 +145,7 @@ async def create_from_request(
     `param` prefixes the names in errors, e.g. `messages[0].` or `additional_messages[1].`.
     """
     await _check_files(session, thread.project, _named_files(body, param))
-    return await create_message(
+    message = await create_message(
         session,
         thread.project,
         thread.id,
@@ -153,6 +154,13 @@ async def create_from_request(
         attachments=[attachment.model_dump() for attachment in body.attachments or []],
         metadata=body.metadata,
     )
+    searchable = [
+        attachment.file_id
+        for attachment in body.attachments or []
+        if any(tool.type == "file_search" for tool in attachment.tools)
+    ]
+    await vector_stores.attach_to_thread(session, thread, searchable)
+    return message
 
 
 async def create(session: AsyncSession, thread: Thread, body: MessageCreate) -> Message:

@@ -14,6 +14,7 @@ from assistantd.runs.signals import Signals
 from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolRegistry
+from assistantd.tools.file_search import FileSearchTool
 
 
 @dataclass
@@ -41,6 +42,11 @@ class RunDeps:
             signals=signals,
             backend=ChatBackend(http, settings),
             models=ModelRouter(settings),
-            tools=ToolRegistry([CodeInterpreterTool(settings)]),
+            tools=ToolRegistry(
+                [
+                    CodeInterpreterTool(settings),
+                    FileSearchTool.build(settings, sessions, blobs, http),
+                ]
+            ),
             blobs=blobs,
         )

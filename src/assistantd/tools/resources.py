@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.errors import InvalidRequestError
 from assistantd.files import repository as files
 from assistantd.kit.ids import Prefix
-from assistantd.tools.schemas import ToolResources
+from assistantd.tools.schemas import FileSearchResources, ToolResources
+from assistantd.vector_stores import service as vector_stores
+from assistantd.vector_stores.schemas import VectorStoreCreate
 
 
 async def check_file_ids(
@@ -44,20 +46,33 @@ async def resolve(
         await check_file_ids(session, project, file_ids, f"{param}.code_interpreter.file_ids")
         stored["code_interpreter"] = {"file_ids": file_ids}
     if resources.file_search is not None:
-        if resources.file_search.vector_stores:
-            raise InvalidRequestError(
-                "Creating vector stores inline with 'vector_stores' needs vector store support, "
-                "which this server does not have yet; create the vector store first and pass "
-                "its id in 'vector_store_ids'.",
-                param=f"{param}.file_search.vector_stores",
+        stored["file_search"] = {
+            "vector_store_ids": await _vector_store_ids(
+                session, project, resources.file_search, f"{param}.file_search"
             )
-        ids = resources.file_search.vector_store_ids or []
-        for index, vs_id in enumerate(ids):
-            if not vs_id.startswith(Prefix.VECTOR_STORE):
-                raise InvalidRequestError(
-                    f"Invalid '{param}.file_search.vector_store_ids[{index}]': '{vs_id}'. "
-                    "Expected an ID that begins with 'vs'.",
-                    param=f"{param}.file_search.vector_store_ids[{index}]",
-                )
-        stored["file_search"] = {"vector_store_ids": ids}
+        }
     return stored
+
+
+async def _vector_store_ids(
+    session: AsyncSession, project: str, file_search: FileSearchResources, param: str
+) -> list[str]:
+    """The named stores (which must exist), or the one the `vector_stores` helper creates."""
+    if file_search.vector_stores:
+        helper = file_search.vector_stores[0]
+        # The helper allows more files than `POST /vector_stores`; it was validated already.
+        body = VectorStoreCreate.model_construct(
+            file_ids=helper.file_ids,
+            name=None,
+            description=None,
+            expires_after=None,
+            chunking_strategy=helper.chunking_strategy,
+            metadata=helper.metadata,
+        )
+        store = await vector_stores.create(
+            session, project, body, param=f"{param}.vector_stores[0]."
+        )
+        return [store.id]
+    ids = list(dict.fromkeys(file_search.vector_store_ids or []))
+    await vector_stores.check_store_ids(session, project, ids, f"{param}.vector_store_ids")
+    return ids

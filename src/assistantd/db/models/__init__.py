@@ -6,6 +6,12 @@ from assistantd.db.models.assistant import Assistant
 from assistantd.db.models.file import File, Upload, UploadPart
 from assistantd.db.models.run import Run, RunEvent, RunStep
 from assistantd.db.models.thread import Message, Thread
+from assistantd.db.models.vector_store import (
+    VectorStore,
+    VectorStoreChunk,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 
 __all__ = [
     "ApiKey",
@@ -19,4 +25,8 @@ __all__ = [
     "Thread",
     "Upload",
     "UploadPart",
+    "VectorStore",
+    "VectorStoreChunk",
+    "VectorStoreFile",
+    "VectorStoreFileBatch",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:08:00.563314
+Create Date: 2026-11-23 20:41:04.096542
 """
 
 from collections.abc import Sequence
@@ -147,6 +147,145 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_uploads")),
     )
+    op.create_table(
+        "vector_store_chunks",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "vector_store_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "file_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("char_start", sa.BigInteger(), nullable=False),
+        sa.Column("char_end", sa.BigInteger(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("tokens", sa.Integer(), nullable=False),
+        sa.Column("dims", sa.Integer(), nullable=False),
+        sa.Column("embedding", sa.LargeBinary(), nullable=True),
+        sa.Column("lease_owner", sa.String(length=96), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vector_store_chunks")),
+    )
+    with op.batch_alter_table("vector_store_chunks", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_vector_store_chunks_store_file", ["vector_store_id", "file_id"], unique=False
+        )
+
+    op.create_table(
+        "vector_store_file_batches",
+        sa.Column(
+            "vector_store_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("cancelled", sa.Boolean(), nullable=False),
+        sa.Column(
+            "id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vector_store_file_batches")),
+    )
+    with op.batch_alter_table("vector_store_file_batches", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_vector_store_file_batches_vector_store_id", ["vector_store_id"], unique=False
+        )
+
+    op.create_table(
+        "vector_store_files",
+        sa.Column(
+            "vector_store_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "file_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column(
+            "last_error",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("usage_bytes", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "chunking_strategy",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "attributes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "batch_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("embedding_model", sa.String(length=256), nullable=True),
+        sa.Column("lease_owner", sa.String(length=96), nullable=True),
+        sa.Column("lease_expires_at", sa.Float(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("vector_store_id", "file_id", name=op.f("pk_vector_store_files")),
+    )
+    with op.batch_alter_table("vector_store_files", schema=None) as batch_op:
+        batch_op.create_index("ix_vector_store_files_batch_id", ["batch_id"], unique=False)
+        batch_op.create_index("ix_vector_store_files_file_id", ["file_id"], unique=False)
+        batch_op.create_index(
+            "ix_vector_store_files_status_created_at", ["status", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "vector_stores",
+        sa.Column("name", sa.String(length=512), nullable=True),
+        sa.Column("description", sa.String(length=512), nullable=True),
+        sa.Column(
+            "metadata",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "expires_after",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("expires_at", sa.Integer(), nullable=True),
+        sa.Column("last_active_at", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column(
+            "thread_id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "id",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_vector_stores")),
+    )
+    with op.batch_alter_table("vector_stores", schema=None) as batch_op:
+        batch_op.create_index("ix_vector_stores_project_id", ["project", "id"], unique=False)
+
     op.create_table(
         "messages",
         sa.Column(
@@ -416,11 +555,50 @@ def upgrade() -> None:
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.create_index("ix_run_steps_run_id_id", ["run_id", "id"], unique=False)
 
+    # Search structures (see assistantd.db.models.vector_store).
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        op.execute("ALTER TABLE vector_store_chunks ADD COLUMN embedding_vec vector")
+        op.execute(
+            "ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector GENERATED ALWAYS"
+            " AS (to_tsvector('english', text)) STORED"
+        )
+        op.execute(
+            "CREATE INDEX ix_vector_store_chunks_hnsw_384 ON vector_store_chunks "
+            "USING hnsw ((embedding_vec::vector(384)) vector_cosine_ops) WHERE dims ="
+            " 384"
+        )
+        op.execute("CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)")
+    else:
+        op.execute(
+            "CREATE VIRTUAL TABLE vector_store_chunks_fts USING fts5(text, "
+            "content='vector_store_chunks', content_rowid='id', tokenize='porter "
+            "unicode61')"
+        )
+        op.execute(
+            "CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON "
+            "vector_store_chunks BEGIN INSERT INTO vector_store_chunks_fts(rowid, "
+            "text) VALUES (new.id, new.text); END"
+        )
+        op.execute(
+            "CREATE TRIGGER vector_store_chunks_ad AFTER DELETE ON "
+            "vector_store_chunks BEGIN INSERT INTO "
+            "vector_store_chunks_fts(vector_store_chunks_fts, rowid, text) VALUES "
+            "('delete', old.id, old.text); END"
+        )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    # Search structures (see assistantd.db.models.vector_store).
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_vector_store_chunks_hnsw_384")
+        op.execute("DROP INDEX IF EXISTS ix_vector_store_chunks_tsv")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS vector_store_chunks_ai")
+        op.execute("DROP TRIGGER IF EXISTS vector_store_chunks_ad")
+        op.execute("DROP TABLE IF EXISTS vector_store_chunks_fts")
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.drop_index("ix_run_steps_run_id_id")
 
@@ -440,6 +618,24 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_thread_id_id")
 
     op.drop_table("messages")
+    with op.batch_alter_table("vector_stores", schema=None) as batch_op:
+        batch_op.drop_index("ix_vector_stores_project_id")
+
+    op.drop_table("vector_stores")
+    with op.batch_alter_table("vector_store_files", schema=None) as batch_op:
+        batch_op.drop_index("ix_vector_store_files_status_created_at")
+        batch_op.drop_index("ix_vector_store_files_file_id")
+        batch_op.drop_index("ix_vector_store_files_batch_id")
+
+    op.drop_table("vector_store_files")
+    with op.batch_alter_table("vector_store_file_batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_vector_store_file_batches_vector_store_id")
+
+    op.drop_table("vector_store_file_batches")
+    with op.batch_alter_table("vector_store_chunks", schema=None) as batch_op:
+        batch_op.drop_index("ix_vector_store_chunks_store_file")
+
+    op.drop_table("vector_store_chunks")
     op.drop_table("uploads")
     op.drop_table("threads")
     with op.batch_alter_table("files", schema=None) as batch_op:

@@ -1,0 +1,318 @@
+"""The chunk index: writing chunks, and the two candidate searches hybrid retrieval fuses.
+
+PostgreSQL: vectors in a pgvector column searched through an HNSW index (iterative scans keep
+filtered searches complete), keywords through a generated `tsvector` with a GIN index.
+SQLite: keywords through FTS5 (bm25); vectors as float32 blobs, searched as one matrix per vector
+store held in memory and rebuilt when the store's `generation` moves.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.engine import is_postgres
+from assistantd.db.models import VectorStoreChunk
+from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE
+from assistantd.vector_stores.chunking import Chunk
+from assistantd.vector_stores.embeddings import Vectors
+
+STOPWORDS = frozenset(
+    "a an and are as at be but by can could did do does for from had has have how i if in into "
+    "is it its me my of on or our please should so than that the their them then there these "
+    "they this those to was we were what when where which who whom why will with would you your "
+    "about tell find show give list explain describe".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 32
+
+
+def keywords(query: str) -> list[str]:
+    """The query's distinct search terms, stop words dropped (all words if nothing is left)."""
+    words = [w for w in _WORD.findall(query.lower()) if len(w) < 64]
+    kept = [w for w in words if w not in STOPWORDS] or words
+    return list(dict.fromkeys(kept))[:MAX_TERMS]
+
+
+def _vector_literal(vector: Vectors) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+async def add_chunks(
+    session: AsyncSession,
+    store_id: str,
+    file_id: str,
+    owner: str,
+    chunks: Sequence[Chunk],
+    vectors: Vectors,
+) -> None:
+    dims = int(vectors.shape[1])
+    rows = [
+        {
+            "vector_store_id": store_id,
+            "file_id": file_id,
+            "seq": chunk.seq,
+            "char_start": chunk.start,
+            "char_end": chunk.end,
+            "text": chunk.text,
+            "tokens": chunk.tokens,
+            "dims": dims,
+            "lease_owner": owner,
+        }
+        for chunk in chunks
+    ]
+    if is_postgres(session):
+        for row, vector in zip(rows, vectors, strict=True):
+            row["vec"] = _vector_literal(vector)
+        await session.execute(
+            text(
+                "INSERT INTO vector_store_chunks "
+                "(vector_store_id, file_id, seq, char_start, char_end, text, tokens, dims, "
+                "lease_owner, embedding_vec) VALUES (:vector_store_id, :file_id, :seq, "
+                ":char_start, :char_end, :text, :tokens, :dims, :lease_owner, CAST(:vec AS vector))"
+            ),
+            rows,
+        )
+        return
+    for row, vector in zip(rows, vectors, strict=True):
+        row["embedding"] = vector.astype("<f4").tobytes()
+    await session.execute(insert(VectorStoreChunk), rows)
+
+
+async def delete_chunks(
+    session: AsyncSession, store_id: str, file_id: str, *, owner: str | None = None, keep: bool
+) -> None:
+    """Delete a file's chunks in a store: those of `owner` (keep=False) or all but `owner`'s."""
+    query = delete(VectorStoreChunk).where(
+        VectorStoreChunk.vector_store_id == store_id, VectorStoreChunk.file_id == file_id
+    )
+    if owner is not None:
+        query = query.where(
+            VectorStoreChunk.lease_owner != owner if keep else VectorStoreChunk.lease_owner == owner
+        )
+    await session.execute(query.execution_options(synchronize_session=False))
+
+
+async def delete_store_chunks(session: AsyncSession, store_id: str) -> None:
+    await session.execute(
+        delete(VectorStoreChunk)
+        .where(VectorStoreChunk.vector_store_id == store_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def ensure_vector_index(session: AsyncSession, dims: int) -> None:
+    """PostgreSQL: an HNSW index for an embedder of another width than the default."""
+    if not is_postgres(session) or dims == DEFAULT_DIMS:
+        return
+    await session.execute(
+        text(
+            f"CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_hnsw_{dims} "
+            f"ON vector_store_chunks USING hnsw ((embedding_vec::vector({dims})) "
+            f"vector_cosine_ops) WHERE dims = {dims}"
+        )
+    )
+
+
+# --- candidate searches ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which chunks of a store may be returned: those of its `completed` files, and of those only
+    the `allowed` ones when a filter is given."""
+
+    store_id: str
+    generation: int
+    allowed: frozenset[str] | None = None
+
+    def admits(self, file_id: str) -> bool:
+        return self.allowed is None or file_id in self.allowed
+
+
+_COMPLETED = (
+    "EXISTS (SELECT 1 FROM vector_store_files AS f WHERE f.vector_store_id = c.vector_store_id "
+    "AND f.file_id = c.file_id AND f.status = 'completed')"
+)
+
+
+@dataclass
+class _Matrix:
+    generation: int
+    ids: np.ndarray  # chunk ids (int64)
+    files: list[str]  # distinct file ids
+    codes: np.ndarray  # per row, index into `files`
+    vectors: np.ndarray  # (n, dims) float32
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.codes.nbytes + self.vectors.nbytes)
+
+
+class MatrixCache:
+    """SQLite: each store's embeddings as one in-memory matrix, least recently used dropped."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, int], _Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, store_id: str, dims: int, generation: int) -> _Matrix | None:
+        with self._lock:
+            entry = self._entries.get((store_id, dims))
+            if entry is None or entry.generation != generation:
+                return None
+            self._entries.move_to_end((store_id, dims))
+            return entry
+
+    def put(self, store_id: str, dims: int, entry: _Matrix) -> None:
+        with self._lock:
+            self._entries[(store_id, dims)] = entry
+            self._entries.move_to_end((store_id, dims))
+            total = sum(e.nbytes for e in self._entries.values())
+            while total > self.max_bytes and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                total -= dropped.nbytes
+
+
+async def _matrix(session: AsyncSession, cache: MatrixCache, scope: Scope, dims: int) -> _Matrix:
+    cached = cache.get(scope.store_id, dims, scope.generation)
+    if cached is not None:
+        return cached
+    rows = (
+        await session.execute(
+            text(
+                "SELECT c.id, c.file_id, c.embedding FROM vector_store_chunks AS c "
+                f"WHERE c.vector_store_id = :store AND c.dims = :dims AND {_COMPLETED} "
+                "ORDER BY c.id"
+            ),
+            {"store": scope.store_id, "dims": dims},
+        )
+    ).all()
+    files: dict[str, int] = {}
+    codes = np.fromiter(
+        (files.setdefault(row[1], len(files)) for row in rows), dtype=np.int32, count=len(rows)
+    )
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    blob = b"".join(row[2] or bytes(4 * dims) for row in rows)
+    vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dims)
+    entry = _Matrix(scope.generation, ids, list(files), codes, vectors)
+    cache.put(scope.store_id, dims, entry)
+    return entry
+
+
+async def vector_candidates(
+    session: AsyncSession, cache: MatrixCache, scope: Scope, query: Vectors, limit: int
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity), best first."""
+    dims = int(query.shape[0])
+    if is_postgres(session):
+        return await _pg_vector(session, scope, query, limit)
+    matrix = await _matrix(session, cache, scope, dims)
+    if not len(matrix.ids):
+        return []
+    similarity = matrix.vectors @ query
+    blocked = [i for i, f in enumerate(matrix.files) if not scope.admits(f)]
+    if blocked:
+        similarity = np.where(np.isin(matrix.codes, blocked), -np.inf, similarity)
+    count = min(limit, len(similarity))
+    top = np.argpartition(-similarity, count - 1)[:count]
+    top = top[np.argsort(-similarity[top])]
+    return [(int(matrix.ids[i]), float(similarity[i])) for i in top if similarity[i] > -np.inf]
+
+
+def _pg_scope(scope: Scope, params: dict[str, object]) -> str:
+    clauses = f" AND {_COMPLETED}"
+    if scope.allowed is not None:
+        params["allowed"] = sorted(scope.allowed)
+        clauses += " AND c.file_id = ANY(:allowed)"
+    return clauses
+
+
+async def _pg_vector(
+    session: AsyncSession, scope: Scope, query: Vectors, limit: int
+) -> list[tuple[int, float]]:
+    dims = int(query.shape[0])
+    params: dict[str, object] = {"store": scope.store_id, "q": _vector_literal(query), "n": limit}
+    where = _pg_scope(scope, params)
+    # Iterative scans keep going until `n` rows pass the store and file filters.
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    rows = await session.execute(
+        text(
+            f"SELECT c.id, c.embedding_vec::vector({dims}) <=> CAST(:q AS vector({dims})) "
+            f"FROM vector_store_chunks AS c WHERE c.vector_store_id = :store AND c.dims = {dims}"
+            f"{where} ORDER BY c.embedding_vec::vector({dims}) <=> CAST(:q AS vector({dims})) "
+            "LIMIT :n"
+        ),
+        params,
+    )
+    hits = [(int(row[0]), 1.0 - float(row[1])) for row in rows]
+    return sorted(hits, key=lambda hit: -hit[1])
+
+
+async def keyword_candidates(
+    session: AsyncSession, scope: Scope, terms: Sequence[str], limit: int
+) -> list[tuple[int, float]]:
+    """(chunk id, keyword score: higher is better), best first."""
+    if not terms:
+        return []
+    if is_postgres(session):
+        # PostgreSQL's ranks know nothing of term rarity; ranking first by how many distinct
+        # query terms a chunk contains keeps a rare term (a number, a name) from being drowned.
+        params: dict[str, object] = {"store": scope.store_id, "q": " | ".join(terms), "n": limit}
+        coverage = []
+        for number, term in enumerate(terms):
+            params[f"t{number}"] = term
+            coverage.append(f"(c.tsv @@ plainto_tsquery('english', :t{number}))::int")
+        where = _pg_scope(scope, params)
+        rows = await session.execute(
+            text(
+                f"SELECT c.id, {' + '.join(coverage)} AS coverage, "
+                "ts_rank_cd(c.tsv, query) AS rank "
+                "FROM vector_store_chunks AS c, to_tsquery('english', :q) AS query "
+                f"WHERE c.vector_store_id = :store AND c.tsv @@ query{where} "
+                "ORDER BY coverage DESC, rank DESC LIMIT :n"
+            ),
+            params,
+        )
+        return [(int(row[0]), float(row[1]) + float(row[2])) for row in rows]
+    match = " OR ".join(f'"{term}"' for term in terms)
+    rows = await session.execute(
+        text(
+            f"SELECT c.id, c.file_id, bm25({FTS_TABLE}) AS rank FROM {FTS_TABLE} "
+            f"JOIN vector_store_chunks AS c ON c.id = {FTS_TABLE}.rowid "
+            f"WHERE {FTS_TABLE} MATCH :match AND c.vector_store_id = :store AND {_COMPLETED} "
+            "ORDER BY rank LIMIT :n"
+        ),
+        {"match": match, "store": scope.store_id, "n": limit * 2 + 20},
+    )
+    hits = [(int(row[0]), -float(row[2])) for row in rows if scope.admits(row[1])]
+    return hits[:limit]
+
+
+async def chunk_texts(
+    session: AsyncSession, chunk_ids: Collection[int]
+) -> dict[int, tuple[str, str, str]]:
+    """{chunk id: (store id, file id, text)}."""
+    if not chunk_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            VectorStoreChunk.id,
+            VectorStoreChunk.vector_store_id,
+            VectorStoreChunk.file_id,
+            VectorStoreChunk.text,
+        ).where(VectorStoreChunk.id.in_(list(chunk_ids)))
+    )
+    return {int(row[0]): (row[1], row[2], row[3]) for row in rows}

@@ -1,0 +1,188 @@
+"""Hybrid retrieval: vector and keyword candidates fused by reciprocal rank, then filtered.
+
+Each query gets the nearest chunks by embedding and the best chunks by full-text rank; a chunk's
+score is its reciprocal-rank fusion score (k = 60), scaled so that a chunk ranked first by both
+searches scores 1.0 (first by one of them only: 0.5). Several queries or stores: a chunk keeps
+its best score. Attribute filters are evaluated on the store's files before searching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.models import VectorStore
+from assistantd.settings import Settings
+from assistantd.vector_stores import index, repository
+from assistantd.vector_stores.embeddings import Embedder, Vectors, make_embedder
+
+RRF_K = 60
+Mode = Literal["hybrid", "vector", "keyword"]
+
+
+@dataclass
+class Hit:
+    store_id: str
+    file_id: str
+    filename: str
+    chunk_id: int
+    text: str
+    score: float
+    attributes: dict[str, Any] | None
+
+
+def _compare(kind: str, actual: Any, expected: Any) -> bool:
+    if kind in ("in", "nin"):
+        found = isinstance(expected, list) and any(
+            _compare("eq", actual, item) for item in expected
+        )
+        return found if kind == "in" else not found
+    numeric = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, expected)
+    )
+    same_kind = numeric or type(actual) is type(expected)
+    if kind == "eq":
+        return same_kind and actual == expected
+    if kind == "ne":
+        return not (same_kind and actual == expected)
+    if not same_kind or isinstance(actual, bool):
+        return False
+    if kind == "gt":
+        return bool(actual > expected)
+    if kind == "gte":
+        return bool(actual >= expected)
+    if kind == "lt":
+        return bool(actual < expected)
+    return bool(actual <= expected)
+
+
+def matches(filter_: dict[str, Any], attributes: dict[str, Any]) -> bool:
+    """Whether a file's attributes pass a comparison or compound filter (OpenAI's shapes)."""
+    kind = filter_["type"]
+    if kind in ("and", "or"):
+        results = (matches(inner, attributes) for inner in filter_["filters"])
+        return all(results) if kind == "and" else any(results)
+    key = filter_["key"]
+    if key not in attributes:
+        return kind in ("ne", "nin")
+    return _compare(kind, attributes[key], filter_["value"])
+
+
+def rewrite(query: str) -> str:
+    """`rewrite_query`: the query reduced to its search terms."""
+    return " ".join(index.keywords(query)) or query.strip()
+
+
+class Retrieval:
+    """Search over vector stores; one per process (it holds the embedder and the caches)."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.matrices = index.MatrixCache(settings.search_cache_bytes)
+        self._queries: OrderedDict[str, Vectors] = OrderedDict()
+        self._query_lock = asyncio.Lock()
+
+    @classmethod
+    def build(cls, settings: Settings, http: httpx.AsyncClient) -> Retrieval:
+        return cls(settings, make_embedder(settings, http))
+
+    async def embed_query(self, query: str) -> Vectors:
+        cached = self._queries.get(query)
+        if cached is not None:
+            self._queries.move_to_end(query)
+            return cached
+        vector = await self.embedder.embed_query(query)
+        self._queries[query] = vector
+        while len(self._queries) > 512:
+            self._queries.popitem(last=False)
+        return vector
+
+    async def _scope(
+        self, session: AsyncSession, store: VectorStore, filters: dict[str, Any] | None
+    ) -> index.Scope | None:
+        if filters is None:
+            return index.Scope(store.id, store.generation)
+        allowed = frozenset(
+            file_id
+            for file_id, status, attributes in await repository.files_of_store(session, store.id)
+            if status == "completed" and matches(filters, attributes or {})
+        )
+        return index.Scope(store.id, store.generation, allowed) if allowed else None
+
+    async def _ranked(
+        self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
+    ) -> dict[int, float]:
+        lists: list[list[tuple[int, float]]] = []
+        if mode != "keyword":
+            vector = await self.embed_query(query)
+            lists.append(
+                await index.vector_candidates(session, self.matrices, scope, vector, depth)
+            )
+        if mode != "vector":
+            terms = index.keywords(query)
+            lists.append(await index.keyword_candidates(session, scope, terms, depth))
+        best = len(lists) / (RRF_K + 1)
+        fused: dict[int, float] = {}
+        for ranked in lists:
+            for rank, (chunk_id, _) in enumerate(ranked):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        return {chunk_id: score / best for chunk_id, score in fused.items()}
+
+    async def search(
+        self,
+        session: AsyncSession,
+        stores: Sequence[VectorStore],
+        queries: Sequence[str],
+        *,
+        max_results: int,
+        score_threshold: float = 0.0,
+        filters: dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        depth = max(40, 3 * max_results)
+        scores: dict[int, float] = {}
+        for store in stores:
+            scope = await self._scope(session, store, filters)
+            if scope is None:
+                continue
+            for query in queries:
+                if not query.strip():
+                    continue
+                for chunk_id, score in (
+                    await self._ranked(session, scope, query, depth, mode)
+                ).items():
+                    scores[chunk_id] = max(score, scores.get(chunk_id, 0.0))
+        ranked = sorted(
+            ((chunk_id, score) for chunk_id, score in scores.items() if score >= score_threshold),
+            key=lambda item: (-item[1], item[0]),
+        )[:max_results]
+        texts = await index.chunk_texts(session, [chunk_id for chunk_id, _ in ranked])
+        names = await repository.filenames(session, (texts[c][1] for c, _ in ranked if c in texts))
+        attributes: dict[tuple[str, str], dict[str, Any] | None] = {}
+        hits: list[Hit] = []
+        for chunk_id, score in ranked:
+            if chunk_id not in texts:
+                continue
+            store_id, file_id, text_ = texts[chunk_id]
+            if (store_id, file_id) not in attributes:
+                row = await repository.get_file(session, store_id, file_id)
+                attributes[(store_id, file_id)] = row.attributes if row else None
+            hits.append(
+                Hit(
+                    store_id=store_id,
+                    file_id=file_id,
+                    filename=names.get(file_id, file_id),
+                    chunk_id=chunk_id,
+                    text=text_,
+                    score=round(min(score, 1.0), 6),
+                    attributes=attributes[(store_id, file_id)],
+                )
+            )
+        return hits
