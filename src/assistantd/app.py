@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
+from assistantd.backends.local import LocalModel, start_local_model
 from assistantd.blobs.store import LocalBlobStore
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.errors import install_error_handlers
@@ -74,8 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
             )
         worker: Worker | None = None
+        local_model: LocalModel | None = None
         embedded = settings.embedded_worker
         if embedded if embedded is not None else settings.is_sqlite:
+            local_model = await start_local_model(settings, deps.models)
             worker = Worker(deps)
             worker.start()
         app.state.worker = worker
@@ -84,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
+            if local_model is not None:
+                await local_model.stop()
             for task in background:
                 task.cancel()
             await http.aclose()

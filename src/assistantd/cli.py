@@ -76,6 +76,7 @@ async def _run_worker(settings: Settings) -> None:
     import signal
 
     from assistantd.backends.chat import make_http_client
+    from assistantd.backends.local import start_local_model
     from assistantd.blobs.store import LocalBlobStore
     from assistantd.db.engine import make_engine, make_sessionmaker
     from assistantd.runs.deps import RunDeps
@@ -95,6 +96,7 @@ async def _run_worker(settings: Settings) -> None:
     listener = None
     if not settings.is_sqlite:
         listener = asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
+    local_model = await start_local_model(settings, deps.models)
     worker = Worker(deps)
     worker.start()
     stop = asyncio.Event()
@@ -106,6 +108,8 @@ async def _run_worker(settings: Settings) -> None:
         log.info("shutting down: finishing or handing back %d runs", worker.active_runs)
     finally:
         await worker.stop()
+        if local_model is not None:
+            await local_model.stop()
         if listener is not None:
             listener.cancel()
         await http.aclose()

