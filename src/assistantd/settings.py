@@ -25,7 +25,16 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default is SQLite in the data dir. "
         "PostgreSQL: postgresql+psycopg://user:pass@host/db",
     )
-    db_pool_size: int = Field(10, description="Connections per process (PostgreSQL).")
+    db_pool_size: int = Field(
+        32,
+        description="Database connections a process keeps open once it has needed them; size it "
+        "to the requests (and runs) a process has in flight at once. Opened on demand.",
+    )
+    db_max_overflow: int = Field(
+        16,
+        description="Extra connections beyond the pool for bursts, closed again on return "
+        "(opening one costs far more than a query).",
+    )
     migrate_on_start: bool = Field(True, description="`serve` applies migrations on start.")
 
     # --- API -----------------------------------------------------------------------------------
