@@ -363,8 +363,8 @@ class TestModify:
             full.id,
             extra_body={"tool_resources": {"file_search": {"vector_stores": [{"file_ids": []}]}}},
         )
-        assert err.param is not None
-        assert err.param.startswith("tool_resources.file_search")
+        assert err.message.endswith("Unrecognized request argument supplied: vector_stores")
+        assert err.param == "tool_resources.file_search.vector_stores"
 
     def test_azure_client(self, azure_client: AzureOpenAI, full: Assistant) -> None:
         updated = azure_client.beta.assistants.update(full.id, metadata={"via": "azure"})

@@ -7,7 +7,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from assistantd.kit.schemas import Metadata, RequestModel, WireModel
-from assistantd.tools.schemas import ReasoningEffort, ResponseFormat, Tool, ToolResources
+from assistantd.tools.schemas import (
+    CodeInterpreterResources,
+    ReasoningEffort,
+    ResponseFormat,
+    Tool,
+    ToolResources,
+)
 
 
 class AssistantCreate(RequestModel):
@@ -24,6 +30,20 @@ class AssistantCreate(RequestModel):
     response_format: ResponseFormat | None = None
 
 
+class FileSearchResourcesModify(RequestModel):
+    """Modify takes only ids: the inline `vector_stores` helper exists on create alone."""
+
+    vector_store_ids: list[str] | None = Field(None, max_length=1)
+
+
+class ToolResourcesModify(RequestModel):
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResourcesModify | None = None
+
+    def as_resources(self) -> ToolResources:
+        return ToolResources.model_validate(self.model_dump(exclude_unset=True))
+
+
 class AssistantModify(RequestModel):
     model: str | None = Field(None, min_length=1, max_length=256)
     reasoning_effort: ReasoningEffort | None = None
@@ -31,7 +51,7 @@ class AssistantModify(RequestModel):
     description: str | None = Field(None, max_length=512)
     instructions: str | None = Field(None, max_length=256_000)
     tools: list[Tool] | None = Field(None, max_length=128)
-    tool_resources: ToolResources | None = None
+    tool_resources: ToolResourcesModify | None = None
     metadata: Metadata = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)

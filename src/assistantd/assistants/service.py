@@ -72,7 +72,8 @@ async def modify(session: AsyncSession, row: Assistant, body: AssistantModify) -
     if "tools" in given:
         row.tools = dump_tools(body.tools or [])
     if "tool_resources" in given:
-        resolved = await resources.resolve(session, row.project, body.tool_resources)
+        given_resources = body.tool_resources.as_resources() if body.tool_resources else None
+        resolved = await resources.resolve(session, row.project, given_resources)
         row.tool_resources = {**(row.tool_resources or {}), **(resolved or {})}
     if "metadata" in given:
         row.metadata_ = body.metadata or {}
