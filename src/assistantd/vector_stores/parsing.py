@@ -37,14 +37,18 @@ Parser = Callable[[IO[bytes]], Iterator[str]]
 
 
 def _text(fh: IO[bytes]) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    """UTF-8 text; a file whose first block is not UTF-8 is read as Windows-1252 instead."""
+    decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     first = True
     while True:
         raw = fh.read(TEXT_BLOCK)
+        last = len(raw) < TEXT_BLOCK
         try:
-            text = decoder.decode(raw, final=not raw)
-        except UnicodeDecodeError as exc:
-            raise ParseError("invalid_file", "The file is not valid UTF-8 text.") from exc
+            text = decoder.decode(raw, final=last)
+        except UnicodeDecodeError:
+            encoding = "cp1252" if first else "utf-8"
+            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+            text = decoder.decode(raw, final=last)
         if first:
             text = text.removeprefix("\ufeff")
             first = False
@@ -52,7 +56,7 @@ def _text(fh: IO[bytes]) -> Iterator[str]:
             raise ParseError("invalid_file", "The file is binary, not text.")
         if text:
             yield text
-        if not raw:
+        if last:
             return
 
 

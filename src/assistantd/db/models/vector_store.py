@@ -104,8 +104,9 @@ FTS_TABLE = "vector_store_chunks_fts"
 POSTGRES_SEARCH_DDL = (
     "CREATE EXTENSION IF NOT EXISTS vector",
     "ALTER TABLE vector_store_chunks ADD COLUMN embedding_vec vector",
+    # Hyphens become spaces: PostgreSQL's parser reads "QX-4163" as "qx" and "-4163".
     "ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
+    "GENERATED ALWAYS AS (to_tsvector('english', translate(text, '-', ' '))) STORED",
     f"CREATE INDEX ix_vector_store_chunks_hnsw_{DEFAULT_DIMS} ON vector_store_chunks "
     f"USING hnsw ((embedding_vec::vector({DEFAULT_DIMS})) vector_cosine_ops) "
     f"WHERE dims = {DEFAULT_DIMS}",

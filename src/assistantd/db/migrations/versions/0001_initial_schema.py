@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:41:04.096542
+Create Date: 2026-11-23 20:44:51.103486
 """
 
 from collections.abc import Sequence
@@ -561,7 +561,7 @@ def upgrade() -> None:
         op.execute("ALTER TABLE vector_store_chunks ADD COLUMN embedding_vec vector")
         op.execute(
             "ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector GENERATED ALWAYS"
-            " AS (to_tsvector('english', text)) STORED"
+            " AS (to_tsvector('english', translate(text, '-', ' '))) STORED"
         )
         op.execute(
             "CREATE INDEX ix_vector_store_chunks_hnsw_384 ON vector_store_chunks "
