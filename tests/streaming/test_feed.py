@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 from openai import AzureOpenAI, OpenAI
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from assistantd.db.models import RunEvent
@@ -152,6 +153,15 @@ async def test_wakeups_for_events_already_sent_cost_nothing() -> None:
     feed.stale = False
     signals.run_changed(RUN)  # unknown position: look
     assert feed.stale
+    # Stored events the feed already holds (published, not sent yet) need no read either.
+    feed.stale = False
+    for seq in (6, 7, 8):
+        publish(signals, seq)
+    signals.run_changed(RUN, 8)
+    assert not feed.stale
+    publish(signals, 10)  # 9 went missing
+    signals.run_changed(RUN, 10)
+    assert feed.stale
     feed.close()
     assert signals.watched_runs == []
 
@@ -192,6 +202,55 @@ async def test_event_writer_publishes_emitted_events_at_once_and_staged_ones_on_
     finally:
         await writer.close()
         feed.close()
+
+
+class CountingSessions:
+    """A session factory that counts the transactions it opens."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.opened = 0
+
+    def __call__(self) -> AsyncSession:
+        self.opened += 1
+        return self.sessions()
+
+
+async def test_the_events_of_many_runs_share_one_write(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    counting = CountingSessions(sessions)
+    signals = Signals()
+    writers = [EventWriter(counting, signals, f"run_{i}", 0) for i in range(50)]
+    for writer in writers:
+        for _ in range(10):
+            writer.emit("thread.message.delta", {"id": writer.run_id})
+    for writer in writers:
+        await writer.close()
+    assert counting.opened == 1
+    async with sessions() as session:
+        for writer in writers:
+            assert await repository.last_seq(session, writer.run_id) == 10
+
+
+async def test_a_run_whose_events_cannot_be_stored_fails_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await store(sessions, (1, "thread.run.created"))  # run_feed already has seq 1
+    signals = Signals()
+    bad = EventWriter(sessions, signals, RUN, 0)  # will try to store seq 1 again
+    good = EventWriter(sessions, signals, "run_good", 0)
+    bad.emit("thread.run.in_progress", {"id": RUN})
+    good.emit("thread.run.in_progress", {"id": "run_good"})
+    await good.flush()
+    with pytest.raises(IntegrityError):
+        await bad.flush()
+    with pytest.raises(IntegrityError):
+        bad.emit("thread.message.delta", {"id": RUN})
+    good.emit("thread.message.delta", {"id": "run_good"})
+    await good.close()
+    async with sessions() as session:
+        assert await repository.last_seq(session, "run_good") == 2
 
 
 # --- the error event ---------------------------------------------------------------------------

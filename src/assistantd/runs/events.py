@@ -13,15 +13,22 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.db.models import RunEvent
 from assistantd.runs import repository
-from assistantd.runs.signals import Signals, notify_run_changed, publish_after_commit
+from assistantd.runs.signals import (
+    Signals,
+    notify_run_changed,
+    notify_runs_changed,
+    publish_after_commit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +62,9 @@ def _row(run_id: str, seq: int, name: str, data: Payload) -> RunEvent:
 class EventWriter:
     """The events of one run a worker executes.
 
-    `emit` is instant and keeps order; a background task persists what was emitted, writing
-    whatever arrived while the previous write was in flight in the next one (so deltas are never
-    held back by a timer, and a busy database gets fewer, larger writes). `stage` adds an event
-    to a caller's transaction (state changes and their events commit together) after everything
-    emitted before it is stored.
+    `emit` is instant and keeps order; the process's event store persists what was emitted in
+    the background (see `_Store`). `stage` adds an event to a caller's transaction (state changes
+    and their events commit together) after everything emitted before it is stored.
     """
 
     def __init__(
@@ -69,33 +74,28 @@ class EventWriter:
         run_id: str,
         last_seq: int,
     ) -> None:
-        self._sessions = sessions
         self._signals = signals
+        self._store = _Store.of(sessions, signals)
         self.run_id = run_id
         self.seq = last_seq
-        self._pending: list[RunEvent] = []
-        self._wake = asyncio.Event()
+        self._unstored = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._error: BaseException | None = None
-        self._task = asyncio.create_task(self._persist(), name=f"events-{run_id}")
 
     def emit(self, name: str, data: Payload) -> None:
         if self._error is not None:
             raise self._error
         self.seq += 1
         row = _row(self.run_id, self.seq, name, data)
-        self._pending.append(row)
+        self._unstored += 1
         self._idle.clear()
-        self._wake.set()
+        self._store.add(self, row)
         self._signals.publish(self.run_id, row.seq, row.event, row.data)
 
     async def flush(self) -> None:
         """Wait until every emitted event is stored."""
-        while not self._idle.is_set():
-            if self._error is not None:
-                raise self._error
-            await self._idle.wait()
+        await self._idle.wait()
         if self._error is not None:
             raise self._error
 
@@ -114,40 +114,110 @@ class EventWriter:
         await notify_run_changed(session, self._signals, self.run_id, row.seq)
 
     async def close(self) -> None:
-        try:
-            await self.flush()
-        finally:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self.flush()
 
-    async def _persist(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await self._write(batch)
-                except Exception as exc:
-                    log.exception("could not store events of run %s", self.run_id)
-                    self._error = exc
-                    self._idle.set()
-                    return
+    def _stored(self, count: int) -> None:
+        self._unstored -= count
+        if self._unstored == 0:
             self._idle.set()
 
-    async def _write(self, batch: list[RunEvent]) -> None:
-        for attempt in range(5):
+    def _failed(self, error: BaseException) -> None:
+        self._error = error
+        self._idle.set()
+
+
+class _Store:
+    """Persists the emitted events of every run of this process, many runs per transaction.
+
+    While one write is in flight, whatever any run emits queues for the next one: deltas are
+    never held back by a timer, and N busy runs cost one writer, not N writers fighting for the
+    database (SQLite has one write lock). A batch that fails is retried; if it still fails, each
+    run's events are retried alone, so one bad run (say, deleted mid-way) fails only itself.
+    """
+
+    _instances: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], _Store] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], signals: Signals) -> None:
+        self._sessions = sessions
+        self._signals = signals
+        self._queue: list[tuple[EventWriter, RunEvent]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, sessions: async_sessionmaker[AsyncSession], signals: Signals) -> _Store:
+        store = cls._instances.get(sessions)
+        if store is None or store._signals is not signals:
+            store = cls._instances[sessions] = cls(sessions, signals)
+        return store
+
+    def add(self, writer: EventWriter, row: RunEvent) -> None:
+        self._queue.append((writer, row))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), name="run-events-store")
+
+    async def _drain(self) -> None:
+        batch: list[tuple[EventWriter, RunEvent]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._write(batch)
+                batch = []
+        finally:
+            self._task = None
+            left, self._queue = batch + self._queue, []
+            for writer, _ in left:  # cancelled (shutdown): nobody waits forever
+                writer._failed(RuntimeError("the event store stopped"))
+
+    async def _write(self, batch: list[tuple[EventWriter, RunEvent]]) -> None:
+        by_writer: dict[EventWriter, list[RunEvent]] = {}
+        for writer, row in batch:
+            by_writer.setdefault(writer, []).append(row)
+        try:
+            await self._insert(by_writer, attempts=5)
+        except Exception as exc:
+            if len(by_writer) == 1:
+                self._give_up(by_writer, exc)
+                return
+            for writer, rows in list(by_writer.items()):
+                try:
+                    await self._insert({writer: rows}, attempts=2)
+                except Exception as alone:
+                    self._give_up({writer: by_writer.pop(writer)}, alone)
+        for writer, rows in by_writer.items():
+            writer._stored(len(rows))
+
+    @staticmethod
+    def _give_up(by_writer: dict[EventWriter, list[RunEvent]], error: Exception) -> None:
+        for writer in by_writer:
+            log.error("could not store events of run %s", writer.run_id, exc_info=error)
+            writer._failed(error)
+
+    async def _insert(self, by_writer: dict[EventWriter, list[RunEvent]], attempts: int) -> None:
+        values = [
+            {
+                "run_id": r.run_id,
+                "seq": r.seq,
+                "event": r.event,
+                "data": r.data,
+                "created_at": r.created_at,
+            }
+            for rows in by_writer.values()
+            for r in rows
+        ]
+        for attempt in range(attempts):
             try:
                 async with self._sessions() as session:
-                    session.add_all(batch)
-                    await notify_run_changed(session, self._signals, self.run_id, batch[-1].seq)
+                    await session.execute(insert(RunEvent), values)
+                    await notify_runs_changed(
+                        session,
+                        self._signals,
+                        {writer.run_id: rows[-1].seq for writer, rows in by_writer.items()},
+                    )
                     await session.commit()
                 return
             except Exception:
-                if attempt == 4:
+                if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
-                batch = [_row(e.run_id, e.seq, e.event, json.loads(e.data)) for e in batch]

@@ -19,6 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -80,9 +81,19 @@ class Feed:
         self.wake.set()
 
     def _stored(self, upto: int | None) -> None:
-        if upto is None or upto > self.delivered:
+        if upto is None or upto > self._covered():
             self.stale = True
             self.wake.set()
+
+    def _covered(self) -> int:
+        """The highest sequence number up to which the streamer has every event at hand."""
+        covered = self.delivered
+        for item in self.events:
+            if item.seq == covered + 1:
+                covered = item.seq
+            elif item.seq > covered:
+                break
+        return covered
 
 
 class Signals:
@@ -171,6 +182,19 @@ async def notify_run_changed(
             {"channel": RUN_EVENTS_CHANNEL, "payload": payload},
         )
     after_commit(session, lambda: signals.run_changed(run_id, upto))
+
+
+async def notify_runs_changed(
+    session: AsyncSession, signals: Signals, upto: dict[str, int]
+) -> None:
+    """`notify_run_changed` for many runs at once (one statement on PostgreSQL)."""
+    if is_postgres(session):
+        await session.execute(
+            text("SELECT pg_notify(:channel, note) FROM unnest(CAST(:notes AS text[])) AS note"),
+            {"channel": RUN_EVENTS_CHANNEL, "notes": [f"{r} {s}" for r, s in upto.items()]},
+        )
+    for run_id, seq in upto.items():
+        after_commit(session, partial(signals.run_changed, run_id, seq))
 
 
 def publish_after_commit(

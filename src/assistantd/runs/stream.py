@@ -60,14 +60,14 @@ def open_stream(
     """
     feed = signals.open_feed(run_id, after_seq)
     feed.stale = not before_commit
-    return _frames(sessions, feed, run_id)
+    return _frames(sessions, feed, run_id, attached=not before_commit)
 
 
 async def _frames(
-    sessions: async_sessionmaker[AsyncSession], feed: Feed, run_id: str
+    sessions: async_sessionmaker[AsyncSession], feed: Feed, run_id: str, *, attached: bool
 ) -> AsyncIterator[str]:
     try:
-        first_read = True
+        first_read = attached
         while True:
             feed.wake.clear()
             while (item := feed.next_event()) is not None:
@@ -90,7 +90,7 @@ async def _frames(
                     and not rows
                     and await repository.last_event_name(session, run_id) in END_EVENTS
                 )
-            if ended:  # attached after the last event: nothing more will come
+            if ended:  # attached after the run's last event: nothing more will come
                 yield DONE
                 return
             first_read = False
