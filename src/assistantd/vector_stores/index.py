@@ -13,13 +13,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.engine import is_postgres
-from assistantd.db.models import VectorStoreChunk
+from assistantd.db.models import File, VectorStoreChunk, VectorStoreFile
 from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE
 from assistantd.vector_stores.chunking import Chunk
 from assistantd.vector_stores.embeddings import Vectors
@@ -205,7 +206,8 @@ async def _matrix(session: AsyncSession, cache: MatrixCache, scope: Scope, dims:
     )
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     blob = b"".join(row[2] or bytes(4 * dims) for row in rows)
-    vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dims)
+    # A writable, owned copy: numpy multiplies read-only buffers several times slower.
+    vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dims).copy()
     entry = _Matrix(scope.generation, ids, list(files), codes, vectors)
     cache.put(scope.store_id, dims, entry)
     return entry
@@ -287,24 +289,49 @@ async def keyword_candidates(
             params,
         )
         return [(int(row[0]), float(row[1]) + float(row[2])) for row in rows]
-    match = " OR ".join(f'"{term}"' for term in terms)
-    rows = await session.execute(
-        text(
-            f"SELECT c.id, c.file_id, bm25({FTS_TABLE}) AS rank FROM {FTS_TABLE} "
-            f"JOIN vector_store_chunks AS c ON c.id = {FTS_TABLE}.rowid "
-            f"WHERE {FTS_TABLE} MATCH :match AND c.vector_store_id = :store AND {_COMPLETED} "
-            "ORDER BY rank LIMIT :n"
-        ),
-        {"match": match, "store": scope.store_id, "n": limit * 2 + 20},
-    )
-    hits = [(int(row[0]), -float(row[2])) for row in rows if scope.admits(row[1])]
+    terms_match = " OR ".join(f'"{term}"' for term in terms)
+    match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
+    ranked = (
+        await session.execute(
+            text(
+                f"SELECT rowid, rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
+                "ORDER BY rank LIMIT :n"
+            ),
+            {"match": match, "n": limit * 2},
+        )
+    ).all()
+    if not ranked:
+        return []
+    # Keep chunks of completed (and allowed) files only.
+    ids = [int(row[0]) for row in ranked]
+    visible = {
+        int(row[0]): row[1]
+        for row in await session.execute(
+            text(
+                "SELECT c.id, c.file_id FROM vector_store_chunks AS c "
+                f"WHERE c.id IN ({', '.join(str(i) for i in ids)}) AND {_COMPLETED}"
+            )
+        )
+    }
+    hits = [
+        (int(row[0]), -float(row[1]))
+        for row in ranked
+        if int(row[0]) in visible and scope.admits(visible[int(row[0])])
+    ]
     return hits[:limit]
 
 
-async def chunk_texts(
-    session: AsyncSession, chunk_ids: Collection[int]
-) -> dict[int, tuple[str, str, str]]:
-    """{chunk id: (store id, file id, text)}."""
+@dataclass(frozen=True)
+class ChunkRow:
+    store_id: str
+    file_id: str
+    text: str
+    filename: str
+    attributes: dict[str, Any] | None
+
+
+async def chunk_rows(session: AsyncSession, chunk_ids: Collection[int]) -> dict[int, ChunkRow]:
+    """The chunks with their file's name and attributes, in one query."""
     if not chunk_ids:
         return {}
     rows = await session.execute(
@@ -313,6 +340,15 @@ async def chunk_texts(
             VectorStoreChunk.vector_store_id,
             VectorStoreChunk.file_id,
             VectorStoreChunk.text,
-        ).where(VectorStoreChunk.id.in_(list(chunk_ids)))
+            File.filename,
+            VectorStoreFile.attributes,
+        )
+        .join(
+            VectorStoreFile,
+            (VectorStoreFile.vector_store_id == VectorStoreChunk.vector_store_id)
+            & (VectorStoreFile.file_id == VectorStoreChunk.file_id),
+        )
+        .outerjoin(File, File.id == VectorStoreChunk.file_id)
+        .where(VectorStoreChunk.id.in_(list(chunk_ids)))
     )
-    return {int(row[0]): (row[1], row[2], row[3]) for row in rows}
+    return {int(row[0]): ChunkRow(row[1], row[2], row[3], row[4] or row[2], row[5]) for row in rows}

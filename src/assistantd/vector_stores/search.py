@@ -87,7 +87,6 @@ class Retrieval:
         self.embedder = embedder
         self.matrices = index.MatrixCache(settings.search_cache_bytes)
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
-        self._query_lock = asyncio.Lock()
 
     @classmethod
     def build(cls, settings: Settings, http: httpx.AsyncClient) -> Retrieval:
@@ -119,15 +118,21 @@ class Retrieval:
     async def _ranked(
         self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
     ) -> dict[int, float]:
+        # The query is embedded (in a thread) while the keyword search runs.
+        embedding = asyncio.ensure_future(self.embed_query(query)) if mode != "keyword" else None
         lists: list[list[tuple[int, float]]] = []
-        if mode != "keyword":
-            vector = await self.embed_query(query)
-            lists.append(
-                await index.vector_candidates(session, self.matrices, scope, vector, depth)
-            )
-        if mode != "vector":
-            terms = index.keywords(query)
-            lists.append(await index.keyword_candidates(session, scope, terms, depth))
+        try:
+            if mode != "vector":
+                terms = index.keywords(query)
+                lists.append(await index.keyword_candidates(session, scope, terms, depth))
+            if embedding is not None:
+                vector = await embedding
+                lists.append(
+                    await index.vector_candidates(session, self.matrices, scope, vector, depth)
+                )
+        finally:
+            if embedding is not None and not embedding.done():
+                embedding.cancel()
         best = len(lists) / (RRF_K + 1)
         fused: dict[int, float] = {}
         for ranked in lists:
@@ -163,26 +168,21 @@ class Retrieval:
             ((chunk_id, score) for chunk_id, score in scores.items() if score >= score_threshold),
             key=lambda item: (-item[1], item[0]),
         )[:max_results]
-        texts = await index.chunk_texts(session, [chunk_id for chunk_id, _ in ranked])
-        names = await repository.filenames(session, (texts[c][1] for c, _ in ranked if c in texts))
-        attributes: dict[tuple[str, str], dict[str, Any] | None] = {}
+        rows = await index.chunk_rows(session, [chunk_id for chunk_id, _ in ranked])
         hits: list[Hit] = []
         for chunk_id, score in ranked:
-            if chunk_id not in texts:
+            row = rows.get(chunk_id)
+            if row is None:
                 continue
-            store_id, file_id, text_ = texts[chunk_id]
-            if (store_id, file_id) not in attributes:
-                row = await repository.get_file(session, store_id, file_id)
-                attributes[(store_id, file_id)] = row.attributes if row else None
             hits.append(
                 Hit(
-                    store_id=store_id,
-                    file_id=file_id,
-                    filename=names.get(file_id, file_id),
+                    store_id=row.store_id,
+                    file_id=row.file_id,
+                    filename=row.filename,
                     chunk_id=chunk_id,
-                    text=text_,
+                    text=row.text,
                     score=round(min(score, 1.0), 6),
-                    attributes=attributes[(store_id, file_id)],
+                    attributes=row.attributes,
                 )
             )
         return hits

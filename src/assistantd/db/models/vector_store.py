@@ -112,13 +112,18 @@ POSTGRES_SEARCH_DDL = (
     f"WHERE dims = {DEFAULT_DIMS}",
     "CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)",
 )
+# The store id is indexed too, so a keyword search is one FTS5 query scoped to its store; the
+# rank weighs the text alone.
 SQLITE_SEARCH_DDL = (
-    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, content='vector_store_chunks', "
-    "content_rowid='id', tokenize='porter unicode61')",
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, vector_store_id, "
+    "content='vector_store_chunks', content_rowid='id', tokenize='porter unicode61')",
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('rank', 'bm25(1.0, 0.0)')",
     f"CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON vector_store_chunks BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END",
+    f"INSERT INTO {FTS_TABLE}(rowid, text, vector_store_id) "
+    "VALUES (new.id, new.text, new.vector_store_id); END",
     f"CREATE TRIGGER vector_store_chunks_ad AFTER DELETE ON vector_store_chunks BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); END",
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text, vector_store_id) "
+    "VALUES ('delete', old.id, old.text, old.vector_store_id); END",
 )
 POSTGRES_SEARCH_DROP = (
     f"DROP INDEX IF EXISTS ix_vector_store_chunks_hnsw_{DEFAULT_DIMS}",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:44:51.103486
+Create Date: 2026-11-23 20:51:44.745984
 """
 
 from collections.abc import Sequence
@@ -572,19 +572,25 @@ def upgrade() -> None:
     else:
         op.execute(
             "CREATE VIRTUAL TABLE vector_store_chunks_fts USING fts5(text, "
-            "content='vector_store_chunks', content_rowid='id', tokenize='porter "
-            "unicode61')"
+            "vector_store_id, content='vector_store_chunks', content_rowid='id', "
+            "tokenize='porter unicode61')"
+        )
+        op.execute(
+            "INSERT INTO vector_store_chunks_fts(vector_store_chunks_fts, rank) "
+            "VALUES ('rank', 'bm25(1.0, 0.0)')"
         )
         op.execute(
             "CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON "
             "vector_store_chunks BEGIN INSERT INTO vector_store_chunks_fts(rowid, "
-            "text) VALUES (new.id, new.text); END"
+            "text, vector_store_id) VALUES (new.id, new.text, new.vector_store_id); "
+            "END"
         )
         op.execute(
             "CREATE TRIGGER vector_store_chunks_ad AFTER DELETE ON "
             "vector_store_chunks BEGIN INSERT INTO "
-            "vector_store_chunks_fts(vector_store_chunks_fts, rowid, text) VALUES "
-            "('delete', old.id, old.text); END"
+            "vector_store_chunks_fts(vector_store_chunks_fts, rowid, text, "
+            "vector_store_id) VALUES ('delete', old.id, old.text, "
+            "old.vector_store_id); END"
         )
     # ### end Alembic commands ###
 
