@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from openai import OpenAI
+from openai import AzureOpenAI, OpenAI
 from openai.types.beta import Assistant, Thread
 from openai.types.beta.threads import Message, MessageDeltaEvent, Run
 from openai.types.beta.threads.runs import RunStep, RunStepDeltaEvent
@@ -29,13 +29,13 @@ SNAPSHOT_TYPES = {
 
 class TestLowLevelIteration:
     def test_text_run(
-        self, client: OpenAI, assistant: Assistant, model: ScriptedModel, marker: str
+        self, sdk: OpenAI | AzureOpenAI, assistant: Assistant, model: ScriptedModel, marker: str
     ) -> None:
         chunks = ["Low", "-level", " stream", "."]
         model.script(marker, Reply(text=chunks))
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        thread = sdk.beta.threads.create(messages=[{"role": "user", "content": marker}])
         events = list(
-            client.beta.threads.runs.create(
+            sdk.beta.threads.runs.create(
                 thread_id=thread.id, assistant_id=assistant.id, stream=True
             )
         )
@@ -63,12 +63,12 @@ class TestLowLevelIteration:
         assert completed.content[0].text.value == "".join(chunks)
 
     def test_function_call_run(
-        self, client: OpenAI, assistant: Assistant, model: ScriptedModel, marker: str
+        self, sdk: OpenAI | AzureOpenAI, assistant: Assistant, model: ScriptedModel, marker: str
     ) -> None:
         model.script(marker, Reply(tool_calls=[ToolCall("get_weather", '{"city": "Oslo"}')]))
-        thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        thread = sdk.beta.threads.create(messages=[{"role": "user", "content": marker}])
         events = list(
-            client.beta.threads.runs.create(
+            sdk.beta.threads.runs.create(
                 thread_id=thread.id, assistant_id=assistant.id, stream=True
             )
         )
