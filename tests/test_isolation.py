@@ -19,6 +19,8 @@ from openai.types.beta.threads import Message, Run
 from openai.types.beta.threads.runs import RunStep
 from openai.types.file_object import FileObject
 from openai.types.upload import Upload
+from openai.types.vector_store import VectorStore
+from openai.types.vector_stores import VectorStoreFileBatch
 
 
 @dataclass
@@ -58,6 +60,24 @@ def owned(client: OpenAI) -> Owned:
     )
     part = client.uploads.parts.create(upload.id, data=b"abc")
     return Owned(assistant, thread, message, file, upload, part.id, run, step)
+
+
+@dataclass
+class OwnedStore:
+    """A vector store of `client`'s project, with a file attached and a batch."""
+
+    store: VectorStore
+    file: FileObject
+    batch: VectorStoreFileBatch
+
+
+@pytest.fixture
+def owned_store(client: OpenAI) -> OwnedStore:
+    file = client.files.create(file=("facts.txt", b"The sky is blue.\n"), purpose="assistants")
+    other = client.files.create(file=("more.txt", b"Grass is green.\n"), purpose="assistants")
+    store = client.vector_stores.create(name="mine", file_ids=[file.id])
+    batch = client.vector_stores.file_batches.create(store.id, file_ids=[other.id])
+    return OwnedStore(store, file, batch)
 
 
 def not_found(call: Callable[[], object], kind: str, object_id: str) -> None:
@@ -150,6 +170,30 @@ class TestForeignIds:
         not_found(lambda: uploads.complete(u, part_ids=[owned.part_id]), "upload", u)
         not_found(lambda: uploads.cancel(u), "upload", u)
 
+    def test_vector_stores(self, other_client: OpenAI, owned_store: OwnedStore) -> None:
+        v, f, b = owned_store.store.id, owned_store.file.id, owned_store.batch.id
+        stores = other_client.vector_stores
+        kind = "vector store"
+        not_found(lambda: stores.retrieve(v), kind, v)
+        not_found(lambda: stores.update(v, name="stolen"), kind, v)
+        not_found(lambda: stores.delete(v), kind, v)
+        not_found(lambda: stores.search(v, query="sky"), kind, v)
+        not_found(lambda: stores.files.list(v), kind, v)
+        not_found(lambda: stores.files.retrieve(f, vector_store_id=v), kind, v)
+        not_found(lambda: stores.files.update(f, vector_store_id=v, attributes={}), kind, v)
+        not_found(lambda: stores.files.delete(f, vector_store_id=v), kind, v)
+        not_found(lambda: stores.files.content(f, vector_store_id=v), kind, v)
+        mine = other_client.files.create(file=("t.txt", b"t"), purpose="assistants").id
+        not_found(lambda: stores.files.create(v, file_id=mine), kind, v)
+        not_found(lambda: stores.file_batches.create(v, file_ids=[mine]), kind, v)
+        not_found(lambda: stores.file_batches.retrieve(b, vector_store_id=v), kind, v)
+        not_found(lambda: stores.file_batches.cancel(b, vector_store_id=v), kind, v)
+        not_found(lambda: stores.file_batches.list_files(b, vector_store_id=v), kind, v)
+        # the foreign file and batch through a store of the caller's own
+        own = stores.create(name="theirs").id
+        not_found(lambda: stores.files.retrieve(f, vector_store_id=own), "file", f)
+        not_found(lambda: stores.file_batches.retrieve(b, vector_store_id=own), "file batch", b)
+
     def test_same_answer_as_unknown_ids(self, other_client: OpenAI, owned: Owned) -> None:
         """Nothing tells a foreign id from one that never existed."""
         unknown = "asst_" + "0" * 28
@@ -186,6 +230,23 @@ class TestForeignReferences:
         refused(lambda: messages.create(mine, role="user", content="x", attachments=attachments), f)
         image: Any = [{"type": "image_file", "image_file": {"file_id": f}}]
         refused(lambda: messages.create(mine, role="user", content=image), f)
+
+    def test_vector_store_files(self, other_client: OpenAI, owned_store: OwnedStore) -> None:
+        f = owned_store.file.id
+        own = other_client.vector_stores.create(name="theirs").id
+        refused(lambda: other_client.vector_stores.files.create(own, file_id=f), f)
+        refused(lambda: other_client.vector_stores.file_batches.create(own, file_ids=[f]), f)
+        refused(lambda: other_client.vector_stores.create(file_ids=[f]), f)
+
+    def test_foreign_vector_store_in_tool_resources(
+        self, other_client: OpenAI, owned_store: OwnedStore
+    ) -> None:
+        v = owned_store.store.id
+        resources: Any = {"file_search": {"vector_store_ids": [v]}}
+        refused(lambda: other_client.beta.assistants.create(model="m", tool_resources=resources), v)
+        refused(lambda: other_client.beta.threads.create(tool_resources=resources), v)
+        mine = other_client.beta.assistants.create(model="m").id
+        refused(lambda: other_client.beta.assistants.update(mine, tool_resources=resources), v)
 
     def test_run_with_foreign_assistant(self, other_client: OpenAI, owned: Owned) -> None:
         a = owned.assistant.id
@@ -225,6 +286,14 @@ class TestLists:
         assert theirs_file.id not in [f.id for f in client.files.list()]
         for purpose in ("assistants", "assistants_output"):
             assert theirs_file.id not in [f.id for f in client.files.list(purpose=purpose)]
+
+    def test_vector_store_lists(
+        self, client: OpenAI, other_client: OpenAI, owned_store: OwnedStore
+    ) -> None:
+        theirs = other_client.vector_stores.create(name="theirs")
+        assert [v.id for v in other_client.vector_stores.list()] == [theirs.id]
+        assert [v.id for v in client.vector_stores.list()] == [owned_store.store.id]
+        assert other_client.vector_stores.files.list(theirs.id).data == []
 
     def test_foreign_cursor_shows_nothing_foreign(
         self, client: OpenAI, other_client: OpenAI, owned: Owned

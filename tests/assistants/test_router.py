@@ -247,6 +247,40 @@ class TestCreate:
         err = bad_request(client.beta.assistants.create, model=None)  # type: ignore[arg-type]
         assert err.param == "model"
 
+    def test_file_search_vector_store(self, client: OpenAI) -> None:
+        store = client.vector_stores.create(name="docs")
+        assistant = client.beta.assistants.create(
+            model="m",
+            tools=[{"type": "file_search"}],
+            tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+        )
+        assert assistant.tool_resources is not None
+        assert assistant.tool_resources.file_search is not None
+        assert assistant.tool_resources.file_search.vector_store_ids == [store.id]
+        assert client.beta.assistants.retrieve(assistant.id) == assistant
+
+    def test_file_search_vector_stores_helper(self, client: OpenAI) -> None:
+        file_id = upload(client)
+        assistant = client.beta.assistants.create(
+            model="m",
+            tools=[{"type": "file_search"}],
+            tool_resources={"file_search": {"vector_stores": [{"file_ids": [file_id]}]}},
+        )
+        assert assistant.tool_resources is not None
+        assert assistant.tool_resources.file_search is not None
+        [store_id] = assistant.tool_resources.file_search.vector_store_ids or []
+        assert store_id.startswith("vs_")
+        assert client.vector_stores.retrieve(store_id).id == store_id
+
+    def test_unknown_vector_store(self, client: OpenAI) -> None:
+        err = bad_request(
+            client.beta.assistants.create,
+            model="m",
+            tool_resources={"file_search": {"vector_store_ids": ["vs_doesnotexist"]}},
+        )
+        assert "vs_doesnotexist" in err.message
+        assert client.beta.assistants.list().data == []
+
     def test_unknown_file_in_tool_resources(self, client: OpenAI) -> None:
         err = bad_request(
             client.beta.assistants.create,
@@ -321,6 +355,19 @@ class TestModify:
     def test_tools_replaced(self, client: OpenAI, full: Assistant) -> None:
         updated = client.beta.assistants.update(full.id, tools=[{"type": "file_search"}])
         assert [tool.type for tool in updated.tools] == ["file_search"]
+
+    def test_tool_resources_override_per_tool(self, client: OpenAI, full: Assistant) -> None:
+        store = client.vector_stores.create(name="docs")
+        updated = client.beta.assistants.update(
+            full.id, tool_resources={"file_search": {"vector_store_ids": [store.id]}}
+        )
+        assert updated.tool_resources is not None
+        assert updated.tool_resources.file_search is not None
+        assert updated.tool_resources.file_search.vector_store_ids == [store.id]
+        # a tool not named keeps its resources
+        assert updated.tool_resources == updated.tool_resources.model_copy(
+            update={"code_interpreter": full.tool_resources.code_interpreter}  # type: ignore[union-attr]
+        )
 
     def test_tool_resources_override(self, client: OpenAI, full: Assistant) -> None:
         replacement = [upload(client, "x.txt"), upload(client, "y.txt")]
