@@ -70,6 +70,7 @@ class IngestWorker:
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._indexed_dims: set[int] = set()  # PostgreSQL HNSW indexes known to exist
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self._claim_loop(), name="ingest-claim")
@@ -260,6 +261,10 @@ class IngestWorker:
                     )
                     if not held:
                         raise _Lost()
+                    dims = int(vectors.shape[1])
+                    if dims not in self._indexed_dims:
+                        await index.ensure_vector_index(session, dims)
+                        self._indexed_dims.add(dims)
                     await index.add_chunks(session, store_id, file_id, token, chunks, vectors)
                     await session.commit()
                 count += len(chunks)
