@@ -20,6 +20,8 @@ from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
 from assistantd.messages.router import router as messages_router
+from assistantd.ops.middleware import RequestContext
+from assistantd.ops.router import router as metrics_router
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
@@ -105,7 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
+    app.add_middleware(RequestContext)  # outermost: ids and metrics for everything
     app.include_router(health_router)
+    app.include_router(metrics_router)
     routes = api_router()
     for prefix in API_PREFIXES:
         app.include_router(routes, prefix=prefix)

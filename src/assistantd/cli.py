@@ -11,6 +11,7 @@ import sys
 
 from sqlalchemy import func, select
 
+from assistantd.ops.logs import configure_logging
 from assistantd.settings import Settings
 
 log = logging.getLogger("assistantd")
@@ -66,6 +67,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=None,  # our handler (text or JSON, with request ids) formats uvicorn's lines
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
@@ -79,6 +81,7 @@ async def _run_worker(settings: Settings) -> None:
     from assistantd.backends.local import start_local_model
     from assistantd.blobs.store import LocalBlobStore
     from assistantd.db.engine import make_engine, make_sessionmaker
+    from assistantd.ops.worker_http import WorkerHttp
     from assistantd.runs.deps import RunDeps
     from assistantd.runs.signals import Signals, listen_postgres
     from assistantd.runs.worker import Worker
@@ -99,6 +102,10 @@ async def _run_worker(settings: Settings) -> None:
     local_model = await start_local_model(settings, deps.models)
     worker = Worker(deps)
     worker.start()
+    probes = None
+    if settings.worker_http_port is not None:
+        probes = WorkerHttp(deps.sessions, lambda: worker.healthy)
+        await probes.start(settings.worker_http_host, settings.worker_http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +115,8 @@ async def _run_worker(settings: Settings) -> None:
         log.info("shutting down: finishing or handing back %d runs", worker.active_runs)
     finally:
         await worker.stop()
+        if probes is not None:
+            await probes.stop()
         if local_model is not None:
             await local_model.stop()
         if listener is not None:
@@ -219,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args, Settings()))
+    settings = Settings()
+    configure_logging(settings)
+    sys.exit(args.func(args, settings))

@@ -52,11 +52,16 @@ def new_id(prefix: str) -> str:
 
 def created_at_of(object_id: str) -> int:
     """Unix seconds encoded in an id made by `new_id`."""
+    return created_at_ms_of(object_id) // 1000
+
+
+def created_at_ms_of(object_id: str) -> int:
+    """Unix milliseconds encoded in an id made by `new_id`."""
     body = object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
     ms = 0
     for ch in body[:9]:
         ms = ms * 32 + _ALPHABET.index(ch)
-    return ms // 1000
+    return ms
 
 
 def check_prefix(value: str | None, prefix: str, param: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run
 from assistantd.kit.timeutil import now
+from assistantd.ops import metrics
 
 
 class RunStatus(enum.StrEnum):
@@ -111,7 +112,10 @@ async def transition(
     result = await session.execute(
         query.values(**values).execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    moved = bool(result.rowcount)  # type: ignore[attr-defined]
+    if moved and to in TERMINAL:
+        metrics.observe_run_end(run_id, to.value)
+    return moved
 
 
 async def claim(

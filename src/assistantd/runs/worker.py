@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run
 from assistantd.files import service as files
+from assistantd.ops import logs, metrics
 from assistantd.runs import events, finish, render, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
@@ -43,6 +44,11 @@ class Worker:
     @property
     def active_runs(self) -> int:
         return len(self._active)
+
+    @property
+    def healthy(self) -> bool:
+        """Its loops are running (it was started and has not stopped or crashed)."""
+        return bool(self._loops) and not any(loop.done() for loop in self._loops)
 
     def start(self) -> None:
         self._loops = [
@@ -114,6 +120,9 @@ class Worker:
         self._active[run_id] = (executor, task)
 
     async def _execute(self, executor: RunExecutor) -> None:
+        # This task's log lines carry the run id (a context variable, local to the task).
+        logs.run_id.set(executor.run_id)
+        metrics.RUNS_EXECUTING.inc()
         try:
             await executor.execute()
         except asyncio.CancelledError:
@@ -121,6 +130,7 @@ class Worker:
         except Exception:
             log.exception("run %s: executor crashed", executor.run_id)
         finally:
+            metrics.RUNS_EXECUTING.dec()
             self._active.pop(executor.run_id, None)
             self._slot_free.set()
 
