@@ -47,6 +47,8 @@ class KernelConnection:
             async with self._write_lock:
                 await self._attachment.write(line)
             return await asyncio.wait_for(future, timeout)
+        except TimeoutError:  # an OSError too, but not a broken connection
+            raise
         except (ConnectionError, OSError) as exc:
             raise KernelGone(self.name) from exc
         finally:

@@ -133,6 +133,11 @@ class SandboxManager:
         self._available_until = time.monotonic() + AVAILABILITY_TTL
         self.start()
 
+    @property
+    def pooled(self) -> int:
+        """Started sandboxes waiting in the pool."""
+        return sum(1 for sandbox in self._pool if sandbox.alive)
+
     # --- sessions --------------------------------------------------------------------------------
 
     def session(self, project: str, thread_id: str) -> Session:
