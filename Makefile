@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean
+.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean sandbox-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .assistantd .tmp
+
+sandbox-image: $(STAMP) ## the code interpreter image, offline (debootstrap); skipped if up to date
+	$(BIN)/assistantd sandbox build
