@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
+from assistantd.ops.metrics import SANDBOX_SESSIONS
 from assistantd.sandbox.connection import KernelGone
 from assistantd.sandbox.containers import POOL_PREFIX, Containers, Sandbox, session_name
 from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
@@ -89,6 +90,7 @@ class SandboxManager:
         if self._started:
             return
         self._started = True
+        SANDBOX_SESSIONS.set_function(self._live_sessions)
         self._pool_changed = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="sandbox-cleanup"))
         if self.settings.sandbox_pool_size > 0:
@@ -132,6 +134,9 @@ class SandboxManager:
             )
         self._available_until = time.monotonic() + AVAILABILITY_TTL
         self.start()
+
+    def _live_sessions(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.sandbox is not None and s.sandbox.alive)
 
     @property
     def pooled(self) -> int:
