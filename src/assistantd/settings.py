@@ -156,7 +156,8 @@ class Settings(BaseSettings):
         2,
         ge=0,
         description="Containers kept started, their kernel with numpy, pandas and matplotlib "
-        "imported, for new threads (per worker process); 0 starts every session cold.",
+        "imported, for new threads (per worker process, from its first code interpreter run "
+        "on); 0 starts every session cold.",
     )
     sandbox_idle_timeout_seconds: float = Field(
         3600.0, gt=0, description="A thread's sandbox is removed after this long unused."

@@ -86,7 +86,8 @@ class SandboxManager:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the pool and the idle cleanup (idempotent; needs a running loop)."""
+        """Start the pool and the idle cleanup (idempotent; needs a running loop). Called on
+        the first use, so a process that never runs code never starts a container."""
         if self._started:
             return
         self._started = True

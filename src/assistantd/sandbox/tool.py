@@ -105,9 +105,6 @@ class CodeInterpreterTool:
     async def check_available(self) -> None:
         await self.manager.check_available()
 
-    def start(self) -> None:
-        self.manager.start()
-
     async def aclose(self) -> None:
         await self.manager.aclose()
 
