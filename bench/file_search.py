@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -77,6 +78,8 @@ class Result:
     raw_seconds: float = 0.0
     search_chunks: int = 0
     search_ms: list[float] = field(default_factory=list)
+    search_cpu_ms: float = 0.0  # server CPU time per search (all threads): load-independent
+    load_average: float = 0.0  # the machine's 1-minute load average during the searches
     cold_search_ms: float = 0.0
     pdf_pages: int = 0
     pdf_seconds: float = 0.0
@@ -95,6 +98,11 @@ class Result:
     def p(self, q: float) -> float:
         ordered = sorted(self.search_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss(pid: int) -> int:
@@ -211,7 +219,9 @@ async def fill_store(
         await engine.dispose()
 
 
-def measure_search(api: Api, settings: Settings, result: Result, chunks: int, queries: int) -> None:
+def measure_search(
+    api: Api, server: LiveServer, settings: Settings, result: Result, chunks: int, queries: int
+) -> None:
     store = api.post("/vector_stores", {"name": "search"})
     store_id = str(store["id"])
     seed = api.upload("seed.txt", b"seed document for the search benchmark")
@@ -223,6 +233,9 @@ def measure_search(api: Api, settings: Settings, result: Result, chunks: int, qu
     started = time.monotonic()
     api.post(f"/vector_stores/{store_id}/search", {"query": "warm up query"})
     result.cold_search_ms = (time.monotonic() - started) * 1000
+    assert server.proc is not None
+    cpu_before = cpu_seconds(server.proc.pid)
+    result.load_average = os.getloadavg()[0]
     for number in range(queries):
         query = " ".join(rng.choice(WORDS[:800]) for _ in range(rng.randint(2, 5)))
         started = time.monotonic()
@@ -232,6 +245,8 @@ def measure_search(api: Api, settings: Settings, result: Result, chunks: int, qu
         )
         result.search_ms.append((time.monotonic() - started) * 1000)
         assert page["data"], page
+    result.search_cpu_ms = (cpu_seconds(server.proc.pid) - cpu_before) * 1000 / queries
+    result.load_average = max(result.load_average, os.getloadavg()[0])
 
 
 def measure_pdf(api: Api, server: LiveServer, result: Result, pages: int) -> None:
@@ -299,7 +314,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Result:
             measure_pdf(api, server, result, args.pdf_pages)
             chunks = args.search_chunks or SEARCH_CHUNKS[backend]
             print(f"[{backend}] search over {chunks} chunks ...", flush=True)
-            measure_search(api, settings, result, chunks, args.queries)
+            measure_search(api, server, settings, result, chunks, args.queries)
         except Exception:
             print(server.log_tail(), file=sys.stderr)
             raise
@@ -334,6 +349,8 @@ def print_table(results: list[Result]) -> bool:
                 r.p(0.95) < TARGET_SEARCH_P95_MS,
             ),
             (f"[{r.backend}] search p99 ms", f"{r.p(0.99):.1f}", "", None),
+            (f"[{r.backend}] search: server CPU ms per search", f"{r.search_cpu_ms:.1f}", "", None),
+            (f"[{r.backend}] machine load average (2 cores)", f"{r.load_average:.1f}", "", None),
             (
                 f"[{r.backend}] {r.pdf_pages}-page PDF ingested in (s)",
                 f"{r.pdf_seconds:.1f}",

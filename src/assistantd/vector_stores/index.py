@@ -8,6 +8,7 @@ store held in memory and rebuilt when the store's `generation` moves.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import OrderedDict
@@ -217,13 +218,24 @@ async def vector_candidates(
     session: AsyncSession, cache: MatrixCache, scope: Scope, query: Vectors, limit: int
 ) -> list[tuple[int, float]]:
     """(chunk id, cosine similarity), best first."""
-    dims = int(query.shape[0])
     if is_postgres(session):
         return await _pg_vector(session, scope, query, limit)
-    matrix = await _matrix(session, cache, scope, dims)
+    matrix = await _matrix(session, cache, scope, int(query.shape[0]))
+    return await asyncio.to_thread(nearest, matrix, scope, query, limit)
+
+
+def cached_matrix(cache: MatrixCache, scope: Scope, dims: int) -> _Matrix | None:
+    """SQLite: the store's matrix if it is in memory and current (no I/O)."""
+    return cache.get(scope.store_id, dims, scope.generation)
+
+
+def nearest(matrix: _Matrix, scope: Scope, query: Vectors, limit: int) -> list[tuple[int, float]]:
+    """The `limit` rows of `matrix` nearest to `query` (thread-safe: runs off the event loop)."""
     if not len(matrix.ids):
         return []
-    similarity = matrix.vectors @ query
+    # einsum stays on one core: a multi-threaded BLAS call stalls on any busy core (tail latency)
+    # and this matrix-vector product is bound by memory, not arithmetic.
+    similarity = np.einsum("ij,j->i", matrix.vectors, query)
     blocked = [i for i, f in enumerate(matrix.files) if not scope.admits(f)]
     if blocked:
         similarity = np.where(np.isin(matrix.codes, blocked), -np.inf, similarity)
@@ -291,33 +303,19 @@ async def keyword_candidates(
         return [(int(row[0]), float(row[1]) + float(row[2])) for row in rows]
     terms_match = " OR ".join(f'"{term}"' for term in terms)
     match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
-    ranked = (
-        await session.execute(
-            text(
-                f"SELECT rowid, rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
-                "ORDER BY rank LIMIT :n"
-            ),
-            {"match": match, "n": limit * 2},
-        )
-    ).all()
-    if not ranked:
-        return []
-    # Keep chunks of completed (and allowed) files only.
-    ids = [int(row[0]) for row in ranked]
-    visible = {
-        int(row[0]): row[1]
-        for row in await session.execute(
-            text(
-                "SELECT c.id, c.file_id FROM vector_store_chunks AS c "
-                f"WHERE c.id IN ({', '.join(str(i) for i in ids)}) AND {_COMPLETED}"
-            )
-        )
-    }
-    hits = [
-        (int(row[0]), -float(row[1]))
-        for row in ranked
-        if int(row[0]) in visible and scope.admits(visible[int(row[0])])
-    ]
+    # FTS5 ranks inside the subquery (its `ORDER BY rank LIMIT` fast path); the outer query keeps
+    # chunks of completed files.
+    rows = await session.execute(
+        text(
+            "SELECT m.rowid, m.rank, c.file_id FROM ("
+            f"SELECT rowid, rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
+            "ORDER BY rank LIMIT :n) AS m "
+            f"JOIN vector_store_chunks AS c ON c.id = m.rowid WHERE {_COMPLETED} "
+            "ORDER BY m.rank"
+        ),
+        {"match": match, "n": limit * 2},
+    )
+    hits = [(int(row[0]), -float(row[1])) for row in rows if scope.admits(row[2])]
     return hits[:limit]
 
 

@@ -115,24 +115,41 @@ class Retrieval:
         )
         return index.Scope(store.id, store.generation, allowed) if allowed else None
 
+    async def _vector_in_memory(
+        self, scope: index.Scope, query: str, depth: int
+    ) -> tuple[Vectors, list[tuple[int, float]] | None]:
+        """Embed the query, and on SQLite scan the store's matrix if it is in memory."""
+        vector = await self.embed_query(query)
+        matrix = index.cached_matrix(self.matrices, scope, int(vector.shape[0]))
+        if matrix is None:
+            return vector, None
+        return vector, await asyncio.to_thread(index.nearest, matrix, scope, vector, depth)
+
     async def _ranked(
         self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
     ) -> dict[int, float]:
-        # The query is embedded (in a thread) while the keyword search runs.
-        embedding = asyncio.ensure_future(self.embed_query(query)) if mode != "keyword" else None
+        # Embedding (and on SQLite the vector scan) runs in threads while the keyword search
+        # runs in the database.
+        vector_part = (
+            asyncio.ensure_future(self._vector_in_memory(scope, query, depth))
+            if mode != "keyword"
+            else None
+        )
         lists: list[list[tuple[int, float]]] = []
         try:
             if mode != "vector":
                 terms = index.keywords(query)
                 lists.append(await index.keyword_candidates(session, scope, terms, depth))
-            if embedding is not None:
-                vector = await embedding
-                lists.append(
-                    await index.vector_candidates(session, self.matrices, scope, vector, depth)
-                )
+            if vector_part is not None:
+                vector, nearest = await vector_part
+                if nearest is None:
+                    nearest = await index.vector_candidates(
+                        session, self.matrices, scope, vector, depth
+                    )
+                lists.append(nearest)
         finally:
-            if embedding is not None and not embedding.done():
-                embedding.cancel()
+            if vector_part is not None and not vector_part.done():
+                vector_part.cancel()
         best = len(lists) / (RRF_K + 1)
         fused: dict[int, float] = {}
         for ranked in lists:
