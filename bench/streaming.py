@@ -382,10 +382,12 @@ class Bench:
         for key, value in self.rows:
             print(f"{key.ljust(width)} | {value}")
         for problem in self.problems[:10]:
-            print("problem:", problem[:500])
+            print("problem:", problem[:200], "...", problem[-300:])
         errors = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
         if errors:
-            print(f"server log has {len(errors)} error lines, e.g.: {errors[0][:300]}")
+            print(f"server log has {len(errors)} error lines; the first ones:")
+            for line in errors[:5]:
+                print("  ", line[:300])
 
 
 def main() -> None:
