@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import File, VectorStoreChunk, VectorStoreFile
 from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE
+from assistantd.vector_stores import pg_text
 from assistantd.vector_stores.chunking import Chunk
 from assistantd.vector_stores.embeddings import Vectors
 
@@ -120,8 +121,8 @@ async def ensure_vector_index(session: AsyncSession, dims: int) -> None:
     await session.execute(
         text(
             f"CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_hnsw_{dims} "
-            f"ON vector_store_chunks USING hnsw ((embedding_vec::vector({dims})) "
-            f"vector_cosine_ops) WHERE dims = {dims}"
+            f"ON vector_store_chunks USING hnsw ((embedding_vec::halfvec({dims})) "
+            f"halfvec_cosine_ops) WHERE dims = {dims}"
         )
     )
 
@@ -261,12 +262,13 @@ async def _pg_vector(
     where = _pg_scope(scope, params)
     # Iterative scans keep going until `n` rows pass the store and file filters.
     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    await session.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, int(limit))}"))
+    # The index orders by half-precision distance; the score is the exact cosine.
     rows = await session.execute(
         text(
-            f"SELECT c.id, c.embedding_vec::vector({dims}) <=> CAST(:q AS vector({dims})) "
+            f"SELECT c.id, c.embedding_vec <=> CAST(:q AS vector) "
             f"FROM vector_store_chunks AS c WHERE c.vector_store_id = :store AND c.dims = {dims}"
-            f"{where} ORDER BY c.embedding_vec::vector({dims}) <=> CAST(:q AS vector({dims})) "
+            f"{where} ORDER BY c.embedding_vec::halfvec({dims}) <=> CAST(:q AS halfvec({dims})) "
             "LIMIT :n"
         ),
         params,
@@ -276,31 +278,19 @@ async def _pg_vector(
 
 
 async def keyword_candidates(
-    session: AsyncSession, scope: Scope, terms: Sequence[str], limit: int
+    session: AsyncSession,
+    scope: Scope,
+    terms: Sequence[str],
+    limit: int,
+    stats: pg_text.TermStats | None = None,
 ) -> list[tuple[int, float]]:
     """(chunk id, keyword score: higher is better), best first."""
     if not terms:
         return []
     if is_postgres(session):
-        # PostgreSQL's ranks know nothing of term rarity; ranking first by how many distinct
-        # query terms a chunk contains keeps a rare term (a number, a name) from being drowned.
-        params: dict[str, object] = {"store": scope.store_id, "q": " | ".join(terms), "n": limit}
-        coverage = []
-        for number, term in enumerate(terms):
-            params[f"t{number}"] = term
-            coverage.append(f"(c.tsv @@ plainto_tsquery('english', :t{number}))::int")
-        where = _pg_scope(scope, params)
-        rows = await session.execute(
-            text(
-                f"SELECT c.id, {' + '.join(coverage)} AS coverage, "
-                "ts_rank_cd(c.tsv, query) AS rank "
-                "FROM vector_store_chunks AS c, to_tsquery('english', :q) AS query "
-                f"WHERE c.vector_store_id = :store AND c.tsv @@ query{where} "
-                "ORDER BY coverage DESC, rank DESC LIMIT :n"
-            ),
-            params,
+        return await pg_text.keyword_candidates(
+            session, scope, terms, limit, stats or pg_text.TermStats(), f" AND {_COMPLETED}"
         )
-        return [(int(row[0]), float(row[1]) + float(row[2])) for row in rows]
     terms_match = " OR ".join(f'"{term}"' for term in terms)
     match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
     # FTS5 ranks inside the subquery (its `ORDER BY rank LIMIT` fast path); the outer query keeps

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import VectorStore
 from assistantd.settings import Settings
-from assistantd.vector_stores import index, repository
+from assistantd.vector_stores import index, pg_text, repository
 from assistantd.vector_stores.embeddings import Embedder, Vectors, make_embedder
 
 RRF_K = 60
@@ -86,6 +86,7 @@ class Retrieval:
         self.settings = settings
         self.embedder = embedder
         self.matrices = index.MatrixCache(settings.search_cache_bytes)
+        self.term_stats = pg_text.TermStats()
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
 
     @classmethod
@@ -139,7 +140,9 @@ class Retrieval:
         try:
             if mode != "vector":
                 terms = index.keywords(query)
-                lists.append(await index.keyword_candidates(session, scope, terms, depth))
+                lists.append(
+                    await index.keyword_candidates(session, scope, terms, depth, self.term_stats)
+                )
             if vector_part is not None:
                 vector, nearest = await vector_part
                 if nearest is None:

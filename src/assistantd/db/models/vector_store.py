@@ -107,8 +107,10 @@ POSTGRES_SEARCH_DDL = (
     # Hyphens become spaces: PostgreSQL's parser reads "QX-4163" as "qx" and "-4163".
     "ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector "
     "GENERATED ALWAYS AS (to_tsvector('english', translate(text, '-', ' '))) STORED",
+    # Half precision in the index: half the memory (it should fit in shared_buffers), the same
+    # neighbours in practice, and room for up to 4,000 dimensions.
     f"CREATE INDEX ix_vector_store_chunks_hnsw_{DEFAULT_DIMS} ON vector_store_chunks "
-    f"USING hnsw ((embedding_vec::vector({DEFAULT_DIMS})) vector_cosine_ops) "
+    f"USING hnsw ((embedding_vec::halfvec({DEFAULT_DIMS})) halfvec_cosine_ops) "
     f"WHERE dims = {DEFAULT_DIMS}",
     "CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)",
 )

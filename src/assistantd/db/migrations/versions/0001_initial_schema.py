@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 20:51:44.745984
+Create Date: 2026-11-23 21:23:52.860956
 """
 
 from collections.abc import Sequence
@@ -565,8 +565,8 @@ def upgrade() -> None:
         )
         op.execute(
             "CREATE INDEX ix_vector_store_chunks_hnsw_384 ON vector_store_chunks "
-            "USING hnsw ((embedding_vec::vector(384)) vector_cosine_ops) WHERE dims ="
-            " 384"
+            "USING hnsw ((embedding_vec::halfvec(384)) halfvec_cosine_ops) WHERE dims"
+            " = 384"
         )
         op.execute("CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)")
     else:
