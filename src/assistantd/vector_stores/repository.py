@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.models import File, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from assistantd.db.models import (
+    File,
+    VectorStore,
+    VectorStoreChunk,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 from assistantd.kit.pagination import Page, paginate
 from assistantd.kit.timeutil import now
 
@@ -190,6 +196,21 @@ async def stores_of_file(session: AsyncSession, file_id: str) -> Sequence[Vector
     return (
         await session.scalars(select(VectorStoreFile).where(VectorStoreFile.file_id == file_id))
     ).all()
+
+
+async def chunk_spans(
+    session: AsyncSession, store_id: str, file_id: str
+) -> Sequence[tuple[int, int, str]]:
+    """(start, end, text) of a file's chunks in a store, in order."""
+    rows = await session.execute(
+        select(VectorStoreChunk.char_start, VectorStoreChunk.char_end, VectorStoreChunk.text)
+        .where(
+            VectorStoreChunk.vector_store_id == store_id,
+            VectorStoreChunk.file_id == file_id,
+        )
+        .order_by(VectorStoreChunk.seq)
+    )
+    return [(int(row[0]), int(row[1]), row[2]) for row in rows]
 
 
 async def filenames(session: AsyncSession, file_ids: Iterable[str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from assistantd.deps import (
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse
-from assistantd.vector_stores import service
+from assistantd.vector_stores import batches, service
 from assistantd.vector_stores.ingest import wake_after_commit
 from assistantd.vector_stores.schemas import (
     FileBatchCreate,
@@ -165,9 +165,9 @@ async def create_file_batch(
     store: VectorStoreDep, body: FileBatchCreate, request: Request, session: SessionDep
 ) -> VectorStoreFileBatchObject:
     """Attach several files at once."""
-    batch = await service.create_batch(session, store, body)
+    batch = await batches.create_batch(session, store, body)
     wake_after_commit(session, request.app.state.ingest)
-    return await service.render_batch(session, batch)
+    return await batches.render_batch(session, batch)
 
 
 @router.get("/vector_stores/{vector_store_id}/file_batches/{batch_id}")
@@ -176,14 +176,14 @@ async def get_file_batch(
 ) -> VectorStoreFileBatchObject:
     """Retrieve a file batch."""
     _poll_hint(response, settings)
-    return await service.render_batch(session, batch)
+    return await batches.render_batch(session, batch)
 
 
 @router.post("/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel")
 async def cancel_file_batch(batch: FileBatchDep, session: SessionDep) -> VectorStoreFileBatchObject:
     """Cancel a file batch: files not yet processed are cancelled."""
-    await service.cancel_batch(session, batch)
-    return await service.render_batch(session, batch)
+    await batches.cancel_batch(session, batch)
+    return await batches.render_batch(session, batch)
 
 
 @router.get("/vector_stores/{vector_store_id}/file_batches/{batch_id}/files")

@@ -22,10 +22,8 @@ from assistantd.tools.schemas import ChunkingStrategy
 from assistantd.vector_stores import index, repository
 from assistantd.vector_stores.chunking import resolve_strategy
 from assistantd.vector_stores.schemas import (
-    FileBatchCreate,
     FileCounts,
     VectorStoreCreate,
-    VectorStoreFileBatchObject,
     VectorStoreFileObject,
     VectorStoreModify,
     VectorStoreObject,
@@ -35,7 +33,7 @@ FileStatus = Literal["in_progress", "completed", "cancelled", "failed"]
 THREAD_STORE_EXPIRY_DAYS = 7  # a thread's own store, as OpenAI sets it
 
 
-def _counts(by_status: dict[str, int]) -> FileCounts:
+def counts(by_status: dict[str, int]) -> FileCounts:
     return FileCounts(**by_status, total=sum(by_status.values()))
 
 
@@ -55,7 +53,7 @@ def _render(row: VectorStore, by_status: dict[str, int], usage: int) -> VectorSt
         name=row.name or "",
         description=row.description,
         usage_bytes=usage,
-        file_counts=_counts(by_status),
+        file_counts=counts(by_status),
         status=status,
         expires_after=row.expires_after,
         expires_at=row.expires_at,
@@ -86,26 +84,6 @@ def render_file(row: VectorStoreFile) -> VectorStoreFileObject:
         last_error=row.last_error,
         chunking_strategy=row.chunking_strategy,
         attributes=row.attributes,
-    )
-
-
-async def render_batch(
-    session: AsyncSession, row: VectorStoreFileBatch
-) -> VectorStoreFileBatchObject:
-    by_status = await repository.batch_counts(session, row.id)
-    status: FileStatus = "completed"
-    if row.cancelled:
-        status = "cancelled"
-    elif by_status["in_progress"]:
-        status = "in_progress"
-    elif by_status["completed"] == 0 and by_status["failed"] > 0:
-        status = "failed"
-    return VectorStoreFileBatchObject(
-        id=row.id,
-        created_at=row.created_at,
-        vector_store_id=row.vector_store_id,
-        status=status,
-        file_counts=_counts(by_status),
     )
 
 
@@ -149,7 +127,7 @@ async def check_store_ids(
             )
 
 
-async def _check_files(
+async def check_files(
     session: AsyncSession, project: str, file_ids: Sequence[str], param: str
 ) -> None:
     for index_, file_id in enumerate(file_ids):
@@ -178,7 +156,7 @@ async def create(
             "'chunking_strategy' is only applicable if 'file_ids' is non-empty.",
             param=f"{param}chunking_strategy",
         )
-    await _check_files(session, project, file_ids, f"{param}file_ids")
+    await check_files(session, project, file_ids, f"{param}file_ids")
     store_id = new_id(Prefix.VECTOR_STORE)
     created_at = created_at_of(store_id)
     expires_after = body.expires_after.model_dump() if body.expires_after else None
@@ -199,7 +177,7 @@ async def create(
     )
     await repository.add(session, row)
     for file_id in file_ids:
-        await _attach(session, row, file_id, body.chunking_strategy, None, None)
+        await attach_file(session, row, file_id, body.chunking_strategy, None, None)
     return row
 
 
@@ -232,7 +210,7 @@ async def delete(session: AsyncSession, row: VectorStore) -> None:
 # --- files -------------------------------------------------------------------------------------
 
 
-async def _attach(
+async def attach_file(
     session: AsyncSession,
     store: VectorStore,
     file_id: str,
@@ -275,8 +253,8 @@ async def attach(
     chunking: ChunkingStrategy | None,
     attributes: dict[str, Any] | None,
 ) -> VectorStoreFile:
-    await _check_files(session, store.project, [file_id], "file_id")
-    row = await _attach(session, store, file_id, chunking, attributes, None)
+    await check_files(session, store.project, [file_id], "file_id")
+    row = await attach_file(session, store, file_id, chunking, attributes, None)
     await repository.touch(session, [store.id])
     return row
 
@@ -315,78 +293,19 @@ async def detach_everywhere(session: AsyncSession, file_id: str) -> None:
 
 async def file_content(session: AsyncSession, row: VectorStoreFile) -> str:
     """The parsed text, rebuilt from the chunks (they overlap, and record where they lie)."""
-    from sqlalchemy import select
-
-    from assistantd.db.models import VectorStoreChunk
-
     if row.status != "completed":
         return ""
-    rows = await session.execute(
-        select(VectorStoreChunk.char_start, VectorStoreChunk.char_end, VectorStoreChunk.text)
-        .where(
-            VectorStoreChunk.vector_store_id == row.vector_store_id,
-            VectorStoreChunk.file_id == row.file_id,
-        )
-        .order_by(VectorStoreChunk.seq)
-    )
     parts: list[str] = []
     end = 0
-    for start, chunk_end, text in rows:
+    for start, chunk_end, text in await repository.chunk_spans(
+        session, row.vector_store_id, row.file_id
+    ):
         if start < end:
             parts.append(text[end - start :])
         else:
             parts.append(("\n" if parts else "") + text)
         end = max(end, chunk_end)
     return "".join(parts)
-
-
-# --- batches -----------------------------------------------------------------------------------
-
-
-async def create_batch(
-    session: AsyncSession, store: VectorStore, body: FileBatchCreate
-) -> VectorStoreFileBatch:
-    if body.files is not None:
-        entries = [
-            (
-                entry.file_id,
-                entry.chunking_strategy or body.chunking_strategy,
-                entry.attributes if "attributes" in entry.model_fields_set else body.attributes,
-            )
-            for entry in body.files
-        ]
-        param = "files"
-    else:
-        assert body.file_ids is not None
-        entries = [(file_id, body.chunking_strategy, body.attributes) for file_id in body.file_ids]
-        param = "file_ids"
-    await _check_files(session, store.project, [entry[0] for entry in entries], param)
-    batch_id = new_id(Prefix.FILE_BATCH)
-    batch = VectorStoreFileBatch(
-        id=batch_id,
-        project=store.project,
-        created_at=created_at_of(batch_id),
-        vector_store_id=store.id,
-        cancelled=False,
-    )
-    await repository.add(session, batch)
-    seen: set[str] = set()
-    for file_id, chunking, attributes in entries:
-        if file_id not in seen:
-            seen.add(file_id)
-            await _attach(session, store, file_id, chunking, attributes, batch_id)
-    await repository.touch(session, [store.id])
-    return batch
-
-
-async def cancel_batch(session: AsyncSession, batch: VectorStoreFileBatch) -> None:
-    counts = await repository.batch_counts(session, batch.id)
-    if not counts["in_progress"] and not batch.cancelled:
-        return  # finished already: nothing to cancel, the status stays as it is
-    for file_id in await repository.cancel_batch_files(session, batch.id):
-        await index.delete_chunks(session, batch.vector_store_id, file_id, keep=False)
-    batch.cancelled = True
-    await session.flush()
 
 
 # --- message attachments -----------------------------------------------------------------------
@@ -407,5 +326,5 @@ async def attach_to_thread(session: AsyncSession, thread: Thread, file_ids: Sequ
     for file_id in dict.fromkeys(file_ids):
         existing = await repository.get_file(session, store.id, file_id)
         if existing is None or existing.status in ("failed", "cancelled"):
-            await _attach(session, store, file_id, None, None, None)
+            await attach_file(session, store, file_id, None, None, None)
     await repository.touch(session, [store.id])
