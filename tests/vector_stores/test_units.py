@@ -179,3 +179,12 @@ def _run(coroutine: object) -> list[dict[str, object]]:
     import asyncio
 
     return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def test_search_results_fit_the_models_window() -> None:
+    from assistantd.tools.file_search import _within_budget
+    from assistantd.vector_stores.search import Hit
+
+    hits = [Hit("vs_1", f"file-{i}", "f.txt", i, "word " * 800, 1.0, None) for i in range(20)]
+    assert len(_within_budget(hits, 16_000)) == 15
+    assert len(_within_budget(hits, 2_000)) == 1  # the best result always goes through

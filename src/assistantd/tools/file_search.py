@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistantd.backends.tokens import estimate_tokens
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import VectorStore
 from assistantd.kit.timeutil import now
@@ -27,6 +28,7 @@ from assistantd.vector_stores.service import is_expired
 
 FUNCTION_NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
+MAX_OUTPUT_TOKENS = 16_000
 MARKER = re.compile(r"【(?:([0-9a-z]{4}):)?(\d+)†([^】]*)】")
 DESCRIPTION = (
     "Search the files the user provided (documents, notes, code) for passages relevant to the "
@@ -53,6 +55,24 @@ def _queries(arguments: str) -> list[str]:
     raw = parsed.get("queries", parsed.get("query", []))
     items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     return [str(item) for item in items if str(item).strip()][:5]
+
+
+def _budget(ctx: ToolContext) -> int:
+    """Tokens the results may take: OpenAI gives file search about 16k; a small model's context
+    window gets half of it at most, so the answer still fits."""
+    return max(1000, min(MAX_OUTPUT_TOKENS, ctx.settings.model_context_window // 2))
+
+
+def _within_budget(hits: list[Hit], budget: int) -> list[Hit]:
+    """The best hits whose text fits `budget` (at least one)."""
+    kept: list[Hit] = []
+    used = 0
+    for hit in hits:
+        used += estimate_tokens(hit.text) + 16  # the marker line
+        if kept and used > budget:
+            break
+        kept.append(hit)
+    return kept
 
 
 class FileSearchTool:
@@ -147,6 +167,7 @@ class FileSearchTool:
                 if stores and any(now() - s.last_active_at >= 60 for s in stores):
                     await repository.touch(session, [s.id for s in stores])
                 await session.commit()
+        hits = _within_budget(hits, _budget(ctx))
         details = {
             "id": call_id,
             "type": "file_search",
