@@ -4,6 +4,7 @@ concurrency, idle cleanup and restarts; real code in real containers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from openai import OpenAI
@@ -314,3 +315,29 @@ def test_session_survives_a_server_restart(
     )
     assert run.status == "completed", run.last_error
     assert logs_of(call) == "42 ['f.txt']"
+
+
+def test_cancelling_a_run_interrupts_its_code(
+    client: OpenAI, model: ScriptedModel, assistant: Assistant, marker: str
+) -> None:
+    thread = client.beta.threads.create()
+    run_code(client, model, assistant, thread.id, "step = -1")  # the session is up
+    client.beta.threads.messages.create(thread.id, role="user", content=marker)
+    model.script(marker, code_call("import time\nfor step in range(200):\n    time.sleep(0.1)"))
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait_until(
+        lambda: client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data,
+        lambda steps: any(s.type == "tool_calls" for s in steps),
+        what="the code to start",
+    )
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    wait_until(
+        lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status,
+        lambda status: status == "cancelled",
+        what="the run to be cancelled",
+    )
+    started = time.monotonic()
+    run, call = run_code(client, model, assistant, thread.id, "step")
+    assert run.status == "completed", run.last_error
+    assert 0 <= int(logs_of(call)) < 150  # it ran, and was interrupted part way
+    assert time.monotonic() - started < 10  # and the next call did not wait for it

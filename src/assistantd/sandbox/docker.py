@@ -143,8 +143,13 @@ class DockerClient:
     async def rename(self, container: str, name: str) -> None:
         await self._call("POST", f"/containers/{container}/rename", params={"name": name})
 
-    async def kill(self, container: str) -> None:
-        await self._call("POST", f"/containers/{container}/kill", ok=(204, 404, 409))
+    async def kill(self, container: str, signal: str = "SIGKILL") -> None:
+        await self._call(
+            "POST",
+            f"/containers/{container}/kill",
+            params={"signal": signal},
+            ok=(204, 404, 409),
+        )
 
     async def remove(self, container: str) -> None:
         await self._call(

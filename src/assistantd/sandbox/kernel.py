@@ -128,7 +128,9 @@ class Kernel:
         self.last_active = time.monotonic()
         self.shown: list[bytes] = []  # figures plt.show() captured during the current cell
         self.timeout = 0.0
+        self.in_cell = False
         signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.signal(signal.SIGINT, self._on_interrupt)
         os.makedirs(DATA, exist_ok=True)
         os.chdir(DATA)
         self._matplotlib_setup()
@@ -291,6 +293,11 @@ class Kernel:
             f"the code ran for longer than the {self.timeout:g} s limit and was stopped"
         )
 
+    def _on_interrupt(self, _signum: int, _frame: Any) -> None:
+        """assistantd interrupts a cell whose run was cancelled; between cells it is a no-op."""
+        if self.in_cell:
+            raise KeyboardInterrupt
+
     def run_cell(self, code: str, timeout: float) -> dict[str, Any]:
         self.cells += 1
         name = f"<cell-{self.cells}>"
@@ -307,10 +314,12 @@ class Kernel:
         started = time.monotonic()
         try:
             try:
+                self.in_cell = True
                 signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
                 self._execute(code, name)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                self.in_cell = False
         except ExecutionTimeout as exc:
             timed_out = True
             error = self._error(exc)

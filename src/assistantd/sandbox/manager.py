@@ -16,8 +16,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from assistantd.ops.metrics import SANDBOX_SESSIONS
 from assistantd.sandbox.connection import KernelGone
@@ -80,6 +81,7 @@ class SandboxManager:
         self._pool: deque[Sandbox] = deque()
         self._pool_changed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self._available_until = 0.0
 
@@ -184,6 +186,9 @@ class SandboxManager:
         except (KernelGone, TimeoutError):
             await self.containers.remove(sandbox)
             return None
+        except BaseException:  # cancelled: let go of the connection, the container stays
+            self._in_background(sandbox.connection.close())
+            raise
         session.inputs = {str(k): str(v) for k, v in (reply.get("inputs") or {}).items()}
         return sandbox
 
@@ -201,6 +206,9 @@ class SandboxManager:
                 log.warning("could not take pooled sandbox %s", sandbox.name, exc_info=True)
                 await self.containers.remove(sandbox)
                 continue
+            except BaseException:  # cancelled: the sandbox is nobody's now
+                self._in_background(self.containers.remove(sandbox))
+                raise
             return sandbox
         return None
 
@@ -252,6 +260,11 @@ class SandboxManager:
             return CellOutcome(
                 restarted=f"The Python kernel died while running this code: {reason}."
             )
+        except asyncio.CancelledError:
+            # The run was cancelled: stop the cell too, so the thread's next call need not
+            # wait for it (the kernel turns SIGINT into KeyboardInterrupt inside a cell).
+            self._in_background(self.docker.kill(sandbox.container_id, signal="SIGINT"))
+            raise
         except TimeoutError:
             await self.containers.remove(sandbox)
             self._lost(session)
@@ -301,6 +314,12 @@ class SandboxManager:
                 break
             data += chunk
         return bytes(data)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Finish `work` even though the caller is being cancelled."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _lost(self, session: Session) -> None:
         session.sandbox = None
