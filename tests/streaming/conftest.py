@@ -105,14 +105,15 @@ def _fresh_database(database_url: str, work_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def impatient(server_env: dict[str, str], work_dir: Path, model: ScriptedModel) -> Iterator[OpenAI]:
     """A client of a server (own database; on PostgreSQL a standalone worker) whose model calls
-    fail after 1 s without a chunk, so a model that stops mid-answer fails the run."""
+    fail after 3 s without a chunk (long enough for a first token on a loaded machine), so a
+    model that stops mid-answer fails the run."""
     tag = secrets.token_hex(3)
     env: dict[str, Any] = {
         **server_env,
         "ASSISTANTD_DATABASE_URL": _fresh_database(server_env["ASSISTANTD_DATABASE_URL"], work_dir),
         "ASSISTANTD_DATA_DIR": str(work_dir / f"impatient-{tag}"),
         "ASSISTANTD_API_KEYS": f"impatient:{IMPATIENT_KEY}",
-        "ASSISTANTD_MODEL_READ_TIMEOUT_SECONDS": "1",
+        "ASSISTANTD_MODEL_READ_TIMEOUT_SECONDS": "3",
         "ASSISTANTD_MODEL_MAX_RETRIES": "0",
     }
     processes = []
