@@ -56,10 +56,19 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class RunExecutor:
-    def __init__(self, deps: RunDeps, run_id: str, worker_id: str) -> None:
+    def __init__(
+        self,
+        deps: RunDeps,
+        run_id: str,
+        worker_id: str,
+        *,
+        claimed: tuple[Run, int] | None = None,
+    ) -> None:
         self.deps = deps
         self.run_id = run_id
         self.worker_id = worker_id
+        # The run as claimed (unfinished steps already discarded) and its last event number.
+        self._claimed = claimed
         self.cancel_requested = False
         self.hand_back = False
         self._turn: Turn | None = None
@@ -72,13 +81,17 @@ class RunExecutor:
     # --- entry ------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        async with self.deps.sessions() as session:
-            run = await repository.get_any(session, self.run_id)
-            if run is None or run.lease_owner != self.worker_id:
-                return
-            await repository.discard_unfinished_steps(session, run.id)
-            last = await repository.last_seq(session, run.id)
-            await session.commit()
+        if self._claimed is not None:
+            run, last = self._claimed
+        else:
+            async with self.deps.sessions() as session:
+                found = await repository.get_any(session, self.run_id)
+                if found is None or found.lease_owner != self.worker_id:
+                    return
+                run = found
+                await repository.discard_unfinished_steps(session, run.id)
+                last = await repository.last_seq(session, run.id)
+                await session.commit()
         writer = EventWriter(self.deps.sessions, self.deps.signals, run.id, last)
         try:
             writer.emit("thread.run.in_progress", render.run(run))

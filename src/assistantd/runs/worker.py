@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.db.models import Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
-from assistantd.runs import events, finish, render, state
+from assistantd.runs import events, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.signals import notify_run_queued
@@ -90,34 +90,47 @@ class Worker:
             signals.queued.clear()
             self._slot_free.clear()
             capacity = settings.worker_concurrency - len(self._active)
-            claimed: list[str] = []
+            claimed: list[tuple[Run, int]] = []
             if capacity > 0:
                 try:
                     async with self.deps.sessions() as session:
-                        claimed = await state.claim(
+                        ids = await state.claim(
                             session,
                             self.id,
                             min(capacity, 32),
                             settings.worker_lease_seconds,
                             skip_locked=self._skip_locked,
                         )
+                        claimed = await self._prepare(session, ids)
                         await session.commit()
                 except Exception:
                     log.exception("claiming runs failed")
                     await asyncio.sleep(1.0)
                     continue
-            for run_id in claimed:
-                self._launch(run_id)
+            for run, last_seq in claimed:
+                self._launch(run, last_seq)
             if claimed and len(claimed) == min(capacity, 32):
                 continue  # there may be more
             wake = signals.queued if capacity > 0 else self._slot_free
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), settings.worker_poll_seconds)
 
-    def _launch(self, run_id: str) -> None:
-        executor = RunExecutor(self.deps, run_id, self.id)
-        task = asyncio.create_task(self._execute(executor), name=f"run-{run_id}")
-        self._active[run_id] = (executor, task)
+    async def _prepare(self, session: AsyncSession, run_ids: list[str]) -> list[tuple[Run, int]]:
+        """The claimed runs and their last event numbers, read in the claim's transaction (a
+        few queries per batch, rather than a transaction per run in each executor)."""
+        if not run_ids:
+            return []
+        runs = await repository.get_many(session, run_ids)
+        for run in runs:
+            if run.attempts > 1:  # executed before: drop what an interrupted attempt left
+                await repository.discard_unfinished_steps(session, run.id)
+        seqs = await repository.last_seqs(session, run_ids)
+        return [(run, seqs[run.id]) for run in runs]
+
+    def _launch(self, run: Run, last_seq: int) -> None:
+        executor = RunExecutor(self.deps, run.id, self.id, claimed=(run, last_seq))
+        task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
+        self._active[run.id] = (executor, task)
 
     async def _execute(self, executor: RunExecutor) -> None:
         # This task's log lines carry the run id (a context variable, local to the task).
