@@ -256,16 +256,25 @@ class RunExecutor:
     ) -> bool:
         """Record the turn; True when the run stops here (finished or waiting)."""
         cut_short = result.finish_reason == "length"
-        if result.message is not None:
-            await self._close_message(result, writer, cut_short, turn_usage, result.calls == [])
         if result.calls:
+            if result.message is not None:
+                await self._close_message(result, writer, cut_short, turn_usage, False)
             waiting = await self._tool_calls(run, writer, result, turn_usage, server_tools)
             return waiting
+        # The run ends with this turn: its message closes in the run's final transaction.
+        closing = (result, cut_short, turn_usage) if result.message is not None else None
         if cut_short:
-            raise RunIncomplete("max_completion_tokens")
+            await self._finish(
+                run,
+                writer,
+                RunStatus.INCOMPLETE,
+                incomplete_reason="max_completion_tokens",
+                closing=closing,
+            )
+            return True
         if self._carry_parts and result.message is None:
             await self._message_of_parts(run, writer)
-        await self._finish(run, writer, RunStatus.COMPLETED)
+        await self._finish(run, writer, RunStatus.COMPLETED, closing=closing)
         return True
 
     async def _close_message(
@@ -276,37 +285,62 @@ class RunExecutor:
         usage: dict[str, int],
         owns_usage: bool,
     ) -> None:
+        annotations = await self._annotations(result.text)
+        await writer.flush()
+        async with self.deps.sessions() as session:
+            await self._close_message_in(
+                session, result, writer, cut_short, usage, owns_usage, annotations
+            )
+            await session.commit()
+
+    async def _close_message_in(
+        self,
+        session: AsyncSession,
+        result: TurnResult,
+        writer: EventWriter,
+        cut_short: bool,
+        usage: dict[str, int],
+        owns_usage: bool,
+        annotations: list[dict[str, Any]],
+    ) -> None:
+        """Complete (or cut short) the turn's message and its step in `session`."""
         message, step = result.message, result.message_step
         assert message is not None
         assert step is not None
         stamp = now()
-        await writer.flush()
-        async with self.deps.sessions() as session:
-            message = await session.merge(message)
-            step = await session.merge(step)
-            # Server-tool parts (images) placed before the text stay; the text gets annotated.
-            leading = [part for part in message.content if part["type"] != "text"]
-            annotations = await self._annotations(result.text)
-            message.content = [
+        # Server-tool parts (images) placed before the text stay; the text gets annotated.
+        leading = [part for part in message.content if part["type"] != "text"]
+        message_values: dict[str, Any] = {
+            "content": [
                 *leading,
                 {"type": "text", "text": {"value": result.text, "annotations": annotations}},
             ]
-            self._carry_parts = []
-            if cut_short:
-                message.status = "incomplete"
-                message.incomplete_at = stamp
-                message.incomplete_details = {"reason": "max_tokens"}
-            else:
-                message.status = "completed"
-                message.completed_at = stamp
-            step.status = "completed"
-            step.completed_at = stamp
-            step.usage = usage if owns_usage else _usage(0, 0)
-            event = "thread.message.incomplete" if cut_short else "thread.message.completed"
-            await writer.stage(session, event, messages.render(message))
-            await writer.stage(session, "thread.run.step.completed", render.step(step))
-            await session.commit()
-        result.message, result.message_step = message, step
+        }
+        if cut_short:
+            message_values.update(
+                status="incomplete",
+                incomplete_at=stamp,
+                incomplete_details={"reason": "max_tokens"},
+            )
+        else:
+            message_values.update(status="completed", completed_at=stamp)
+        step_values: dict[str, Any] = {
+            "status": "completed",
+            "completed_at": stamp,
+            "usage": usage if owns_usage else _usage(0, 0),
+        }
+        # The turn created both rows, and only the run writes their content and status: update
+        # them by key and render the turn's copies rather than read them back first.
+        await repository.update_message(session, message.id, message_values)
+        await repository.update_step(session, step.id, step_values)
+        for key, value in message_values.items():
+            setattr(message, key, value)
+        for key, value in step_values.items():
+            setattr(step, key, value)
+        self._carry_parts = []
+        event = "thread.message.incomplete" if cut_short else "thread.message.completed"
+        await writer.stage(session, event, messages.render(message))
+        await writer.stage(session, "thread.run.step.completed", render.step(step))
 
     async def _message_of_parts(self, run: Run, writer: EventWriter) -> None:
         """The model ended without text after a tool made images: they still get a message."""
@@ -480,8 +514,14 @@ class RunExecutor:
         *,
         error: tuple[str, str] | None = None,
         incomplete_reason: str | None = None,
+        closing: tuple[TurnResult, bool, dict[str, int]] | None = None,
     ) -> None:
-        """Close open steps and messages, then move the run to its terminal `status`."""
+        """Close open steps and messages, then move the run to its terminal `status`.
+
+        `closing` is the last turn, whose message (if cut short, `True`) and usage are closed
+        in the same transaction.
+        """
+        annotations = await self._annotations(closing[0].text) if closing else []
         await writer.flush()
         fields: dict[str, Any] = {
             "usage": _usage(run.prompt_tokens, run.completion_tokens),
@@ -503,6 +543,11 @@ class RunExecutor:
                 wire = render.run(current).model_dump()
                 await writer.stage(
                     session, "thread.run.cancelling", {**wire, "status": "cancelling"}
+                )
+            if closing is not None:
+                result, cut_short, usage = closing
+                await self._close_message_in(
+                    session, result, writer, cut_short, usage, True, annotations
                 )
             for name, payload in await finish.close_open_work(
                 session, run.id, status.value, error=error, partial_text=partial_text

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.engine import is_postgres
@@ -104,6 +105,24 @@ async def last_event_name(session: AsyncSession, run_id: str) -> str | None:
         .where(RunEvent.run_id == run_id)
         .order_by(RunEvent.seq.desc())
         .limit(1)
+    )
+
+
+async def update_message(session: AsyncSession, message_id: str, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def update_step(session: AsyncSession, step_id: str, values: dict[str, Any]) -> None:
+    await session.execute(
+        update(RunStep)
+        .where(RunStep.id == step_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
 
 
