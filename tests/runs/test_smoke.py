@@ -64,3 +64,37 @@ def test_thread_is_locked_while_a_run_is_active(client: OpenAI, model: ScriptedM
     cancelled = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     assert cancelled.status == "cancelled"
     client.beta.threads.messages.create(thread.id, role="user", content="now it works")
+
+
+def test_later_runs_see_earlier_tool_calls(client: OpenAI, model: ScriptedModel) -> None:
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "smoke-ctx"}])
+    model.script(
+        "smoke-ctx",
+        Reply(tool_calls=[ToolCall("lookup", '{"q": 1}')]),
+        Reply(text="Looked it up."),
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    client.beta.threads.runs.submit_tool_outputs_and_poll(
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "forty-two"}],
+        poll_interval_ms=20,
+    )
+    client.beta.threads.messages.create(thread.id, role="user", content="smoke-ctx-2 again?")
+    model.script("smoke-ctx-2", Reply(text="Same as before."))
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
+    assert run.status == "completed", run.last_error
+    sent = model.requests("smoke-ctx-2")[-1]["messages"]
+    roles = [m["role"] for m in sent]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+    assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "forty-two"}

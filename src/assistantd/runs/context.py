@@ -169,23 +169,52 @@ async def build(
         thread_messages = thread_messages[-keep:]
 
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
-    converted: list[dict[str, Any]] = []
+    # Turns in thread order: each message, and each finished tool step of an earlier run (so
+    # the model sees the code it ran before). A step's call and outputs stay together.
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
     for message in thread_messages:
         if message.role == "user":
             content = await _user_content(session, blobs, message)
-            converted.append({"role": "user", "content": content})
+            turns.append((_order(message.id), [{"role": "user", "content": content}]))
         else:
-            converted.append({"role": "assistant", "content": _assistant_text(message)})
+            text = _assistant_text(message)
+            turns.append((_order(message.id), [{"role": "assistant", "content": text}]))
+    oldest = turns[0][0] if turns else ""
+    for step in await _earlier_tool_steps(session, run):
+        if _order(step.id) > oldest:
+            turns.append((_order(step.id), _run_history([step], {})))
+    turns.sort(key=lambda turn: turn[0])
     history = _run_history(steps, own)
 
     fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)
-    sizes = [estimate_message_tokens([m]) for m in converted]
+    sizes = [estimate_message_tokens(messages) for _, messages in turns]
     total = fixed + sum(sizes)
     start = 0
     # truncation `auto`: drop the oldest turns until the prompt fits.
-    while total > budget and start < len(converted) - 1:
+    while total > budget and start < len(turns) - 1:
         total -= sizes[start]
         start += 1
     if total > budget:
         raise PromptTooLong(budget_reason, total, budget)
-    return Context(messages=system + converted[start:] + history, prompt_tokens=total)
+    kept = [message for _, messages in turns[start:] for message in messages]
+    return Context(messages=system + kept + history, prompt_tokens=total)
+
+
+def _order(object_id: str) -> str:
+    """Ids of every kind sort by creation time once their prefix is cut (see kit.ids)."""
+    return object_id.split("_", 1)[-1]
+
+
+async def _earlier_tool_steps(session: AsyncSession, run: Run) -> Sequence[RunStep]:
+    return (
+        await session.scalars(
+            select(RunStep)
+            .where(
+                RunStep.thread_id == run.thread_id,
+                RunStep.run_id != run.id,
+                RunStep.type == "tool_calls",
+                RunStep.status == "completed",
+            )
+            .order_by(RunStep.id)
+        )
+    ).all()

@@ -69,7 +69,10 @@ class Run(Owned, Base):
 
 class RunStep(Owned, Base):
     __tablename__ = "run_steps"
-    __table_args__ = (Index("ix_run_steps_run_id_id", "run_id", "id"),)
+    __table_args__ = (
+        Index("ix_run_steps_run_id_id", "run_id", "id"),
+        Index("ix_run_steps_thread_id_id", "thread_id", "id"),
+    )
 
     run_id: Mapped[str] = mapped_column(
         IdType, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False

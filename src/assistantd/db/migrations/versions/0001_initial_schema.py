@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 21:23:52.860956
+Create Date: 2026-11-23 21:37:45.434820
 """
 
 from collections.abc import Sequence
@@ -554,6 +554,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.create_index("ix_run_steps_run_id_id", ["run_id", "id"], unique=False)
+        batch_op.create_index("ix_run_steps_thread_id_id", ["thread_id", "id"], unique=False)
 
     # Search structures (see assistantd.db.models.vector_store).
     if op.get_bind().dialect.name == "postgresql":
@@ -606,6 +607,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS vector_store_chunks_ad")
         op.execute("DROP TABLE IF EXISTS vector_store_chunks_fts")
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
+        batch_op.drop_index("ix_run_steps_thread_id_id")
         batch_op.drop_index("ix_run_steps_run_id_id")
 
     op.drop_table("run_steps")
