@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean sandbox-image
+.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean sandbox-image image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .assistantd .tmp
+
+image: ## the server/worker image, offline (debootstrap + docker import); skipped if up to date
+	deploy/build-image.sh
 
 sandbox-image: $(STAMP) ## the code interpreter image, offline (debootstrap); skipped if up to date
 	$(BIN)/assistantd sandbox build

@@ -1,0 +1,109 @@
+"""docker-compose.yml: validated by Compose itself (`docker compose config`, or Debian's
+`docker-compose`), then checked for what the deployment promises."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+COMPOSE = compose_command()
+pytestmark = pytest.mark.skipif(
+    COMPOSE is None and os.environ.get("CI") != "true",
+    reason="no Docker Compose here (CI installs Debian's docker-compose)",
+)
+
+
+def config(**env: str) -> subprocess.CompletedProcess[str]:
+    assert COMPOSE is not None, "CI must have Docker Compose (.ci/run installs docker-compose)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANTD_", "POSTGRES_"))}
+    return subprocess.run(
+        [*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    done = config(ASSISTANTD_API_KEYS="sk-compose-test")
+    assert done.returncode == 0, done.stderr
+    parsed: dict[str, Any] = yaml.safe_load(done.stdout)
+    return parsed["services"]
+
+
+def volumes_of(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of each mount, in either of Compose's output styles."""
+    found = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume["source"], volume["target"]
+        found.append((source, target))
+    return found
+
+
+def test_the_file_is_valid_and_names_every_part(services: dict[str, Any]) -> None:
+    assert {"postgres", "migrate", "api", "worker", "sandbox-image"} <= set(services)
+    assert "pgvector" in services["postgres"]["image"]
+
+
+def test_api_keys_are_required() -> None:
+    done = config()
+    assert done.returncode != 0
+    assert "ASSISTANTD_API_KEYS" in done.stderr
+
+
+def test_only_the_workers_get_the_docker_socket(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        sockets = [t for s, t in volumes_of(service) if s.endswith("docker.sock")]
+        assert bool(sockets) == (name == "worker"), name
+
+
+def test_api_and_workers_share_the_blob_store(services: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["ASSISTANTD_DATA_DIR"] == "/data"
+        assert ("blobs", "/data") in volumes_of(services[name]), name
+        assert env["ASSISTANTD_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["ASSISTANTD_DATABASE_URL"].endswith("@postgres:5432/assistantd")
+    assert services["api"]["environment"]["ASSISTANTD_EMBEDDED_WORKER"] == "false"
+
+
+def test_health_checks_and_start_order(services: dict[str, Any]) -> None:
+    for name in ("postgres", "api", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert "/healthz" in " ".join(services["worker"]["healthcheck"]["test"])
+    assert services["worker"]["environment"]["ASSISTANTD_WORKER_HTTP_PORT"] == "9464"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker"):
+        depends = services[name]["depends_on"]["migrate"]["condition"]
+        assert depends == "service_completed_successfully"
+    assert services["worker"]["depends_on"]["sandbox-image"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["sandbox-image"]["network_mode"] == "none"
