@@ -210,6 +210,9 @@ def tuned_server(
             "ASSISTANTD_DATABASE_URL": database_url,
             "ASSISTANTD_DATA_DIR": str(work_dir / f"data-{tag}"),
             "ASSISTANTD_API_KEYS": f"tuned:{TUNED_KEY}",
+            # small pools: the suite's PostgreSQL serves every other server too
+            "ASSISTANTD_DB_POOL_SIZE": "4",
+            "ASSISTANTD_DB_MAX_OVERFLOW": "8",
             **env,
         }
         postgres = is_postgres(database_url)
