@@ -106,7 +106,8 @@ class TestBackendErrors:
 
 @pytest.fixture(scope="module")
 def impatient(tuned_server: Callable[..., Tuned], model: ScriptedModel, work_dir: Path) -> OpenAI:
-    """Read timeout 0.5 s, one retry; model `dead` is routed to a port nobody listens on."""
+    """Read timeout 2 s (a loaded machine may take a while to send a first token), one retry;
+    model `dead` is routed to a port nobody listens on."""
     models_file = work_dir / "models-failures.yaml"
     models_file.write_text(
         f"backends:\n  scripted:\n    base_url: {model.base_url}\n"
@@ -117,7 +118,7 @@ def impatient(tuned_server: Callable[..., Tuned], model: ScriptedModel, work_dir
     tuned = tuned_server(
         {
             "ASSISTANTD_MODELS_FILE": str(models_file),
-            "ASSISTANTD_MODEL_READ_TIMEOUT_SECONDS": "0.5",
+            "ASSISTANTD_MODEL_READ_TIMEOUT_SECONDS": "2",
             "ASSISTANTD_MODEL_CONNECT_TIMEOUT_SECONDS": "1",
             "ASSISTANTD_MODEL_MAX_RETRIES": "1",
         }
@@ -130,13 +131,13 @@ class TestTimeouts:
         self, impatient: OpenAI, model: ScriptedModel, marker: str
     ) -> None:
         assistant = impatient.beta.assistants.create(model="gpt-4o")
-        model.script(marker, Reply(text="too late", delay=5))
+        model.script(marker, Reply(text="too late", delay=6))
         thread_id, run_id = run_to_end(impatient, assistant, marker)
         run = impatient.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
         assert run.status == "failed"
         assert run.last_error is not None
         assert run.last_error.code == "server_error"
-        assert "did not answer within 0.5s" in run.last_error.message
+        assert "did not answer within 2s" in run.last_error.message
         assert len(model.requests(marker)) == 2  # retried once
 
     def test_a_backend_that_stalls_mid_answer(
@@ -172,9 +173,9 @@ class TestTimeouts:
 
 @pytest.fixture(scope="module")
 def hasty(tuned_server: Callable[..., Tuned]) -> OpenAI:
-    """Runs expire 2 s after they start waiting; the reaper looks every 0.2 s."""
+    """Runs expire 3 s after they start waiting; the reaper looks every 0.2 s."""
     tuned = tuned_server(
-        {"ASSISTANTD_RUN_EXPIRY_SECONDS": "2", "ASSISTANTD_REAPER_INTERVAL_SECONDS": "0.2"}
+        {"ASSISTANTD_RUN_EXPIRY_SECONDS": "3", "ASSISTANTD_REAPER_INTERVAL_SECONDS": "0.2"}
     )
     return tuned.client
 
@@ -189,7 +190,7 @@ class TestExpiry:
         run = hasty.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
         assert run.status == "requires_action"
         assert run.expires_at is not None
-        run = wait_run(hasty, thread_id, run_id, {"expired"}, timeout=6)
+        run = wait_run(hasty, thread_id, run_id, {"expired"}, timeout=10)
         assert run.required_action is None
         assert run.expires_at is None
         assert run.failed_at is None
@@ -214,7 +215,7 @@ class TestExpiry:
         model.script(
             marker,
             Reply(tool_calls=[ToolCall("lookup", "{}")]),
-            Reply(text="Slow but fine.", delay=3),
+            Reply(text="Slow but fine.", delay=4),
         )
         thread_id, run_id = run_to_end(hasty, assistant, marker)
         run = hasty.beta.threads.runs.retrieve(run_id, thread_id=thread_id)

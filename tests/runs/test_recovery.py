@@ -19,11 +19,11 @@ from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.server import LiveServer
 
 FAST_RECOVERY = {
-    "ASSISTANTD_WORKER_LEASE_SECONDS": "1.5",
+    "ASSISTANTD_WORKER_LEASE_SECONDS": "3",
     "ASSISTANTD_REAPER_INTERVAL_SECONDS": "0.2",
     "ASSISTANTD_SHUTDOWN_GRACE_SECONDS": "0.3",
 }
-SLOW_ANSWER = Reply(text=" ".join(f"w{i}" for i in range(60)), chunk_delay=0.2)  # ~12 s
+SLOW_ANSWER = Reply(text=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.2)  # ~20 s
 
 
 @pytest.fixture(autouse=True)
