@@ -178,15 +178,6 @@ class Settings(BaseSettings):
         64, ge=1, description="Largest file of /mnt/data turned into a downloadable file."
     )
 
-    @cached_property
-    def effective_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.effective_database_url.startswith("sqlite")
     # --- embedded local model ------------------------------------------------------------------
     local_model: bool | None = Field(
         None,
@@ -232,6 +223,15 @@ class Settings(BaseSettings):
     )
     worker_http_host: str = Field("127.0.0.1", description="Interface of the worker's port.")
 
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistantd.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
 
     @property
     def blob_dir(self) -> Path:
