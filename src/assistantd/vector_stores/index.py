@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import File, VectorStoreChunk, VectorStoreFile
-from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE
+from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE, FTS_VOCAB
 from assistantd.vector_stores import pg_text
 from assistantd.vector_stores.chunking import Chunk
 from assistantd.vector_stores.embeddings import Vectors
@@ -291,7 +291,9 @@ async def keyword_candidates(
         return await pg_text.keyword_candidates(
             session, scope, terms, limit, stats or pg_text.TermStats(), f" AND {_COMPLETED}"
         )
-    terms_match = " OR ".join(f'"{term}"' for term in terms)
+    picked = await _sqlite_selective(session, terms, stats or pg_text.TermStats())
+    joiner = " OR " if picked else " AND "
+    terms_match = joiner.join(f'"{term}"' for term in (picked or terms))
     match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
     # FTS5 ranks inside the subquery (its `ORDER BY rank LIMIT` fast path); the outer query keeps
     # chunks of completed files.
@@ -307,6 +309,38 @@ async def keyword_candidates(
     )
     hits = [(int(row[0]), -float(row[1])) for row in rows if scope.admits(row[2])]
     return hits[:limit]
+
+
+def _forms(term: str) -> list[str]:
+    """The term and the stems Porter most likely gave it (the vocabulary holds stems)."""
+    forms = [term]
+    for suffix, keep in (("ies", "i"), ("es", ""), ("s", ""), ("ing", ""), ("ed", ""), ("e", "")):
+        if term.endswith(suffix) and len(term) - len(suffix) >= 3:
+            forms.append(term[: -len(suffix)] + keep)
+    return forms
+
+
+async def _sqlite_selective(
+    session: AsyncSession, terms: Sequence[str], stats: pg_text.TermStats
+) -> list[str]:
+    """The terms in at most 5% of chunks: an OR of common terms would rank most of the index.
+    Empty when every term is common (the caller then asks for all of them together)."""
+    total = await stats.chunk_count(session)
+    if total < 200:
+        return list(terms)
+    forms = {term: _forms(term) for term in terms}
+    wanted = sorted({form for group in forms.values() for form in group})
+    marks = ", ".join(f":f{i}" for i in range(len(wanted)))
+    rows = await session.execute(
+        text(f"SELECT term, doc FROM {FTS_VOCAB} WHERE term IN ({marks})"),
+        {f"f{i}": form for i, form in enumerate(wanted)},
+    )
+    docs = {row[0]: int(row[1]) for row in rows}
+    return [
+        term
+        for term in terms
+        if max((docs.get(form, 0) for form in forms[term]), default=0) < 0.05 * total
+    ]
 
 
 @dataclass(frozen=True)

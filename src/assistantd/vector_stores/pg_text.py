@@ -34,6 +34,15 @@ class TermStats:
         self._freqs: dict[str, float] = {}
         self._loaded = -STATS_TTL
         self._lock = asyncio.Lock()
+        self._chunks = 0
+        self._counted = -STATS_TTL
+
+    async def chunk_count(self, session: AsyncSession) -> int:
+        """SQLite: chunks in the index (for document frequencies), refreshed every minute."""
+        if time.monotonic() - self._counted >= 60:
+            count = await session.scalar(text("SELECT count(*) FROM vector_store_chunks"))
+            self._chunks, self._counted = int(count or 0), time.monotonic()
+        return self._chunks
 
     async def frequencies(self, session: AsyncSession) -> dict[str, float]:
         if time.monotonic() - self._loaded < STATS_TTL:

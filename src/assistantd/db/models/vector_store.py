@@ -100,6 +100,7 @@ class VectorStoreChunk(Base):
 # --- search structures the migration gets from the hook below ---------------------------------
 
 FTS_TABLE = "vector_store_chunks_fts"
+FTS_VOCAB = "vector_store_chunks_fts_vocab"  # document frequency of every indexed term
 
 POSTGRES_SEARCH_DDL = (
     "CREATE EXTENSION IF NOT EXISTS vector",
@@ -120,6 +121,7 @@ SQLITE_SEARCH_DDL = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, vector_store_id, "
     "content='vector_store_chunks', content_rowid='id', tokenize='porter unicode61')",
     f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('rank', 'bm25(1.0, 0.0)')",
+    f"CREATE VIRTUAL TABLE {FTS_VOCAB} USING fts5vocab({FTS_TABLE}, row)",
     f"CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON vector_store_chunks BEGIN "
     f"INSERT INTO {FTS_TABLE}(rowid, text, vector_store_id) "
     "VALUES (new.id, new.text, new.vector_store_id); END",
@@ -134,6 +136,7 @@ POSTGRES_SEARCH_DROP = (
 SQLITE_SEARCH_DROP = (
     "DROP TRIGGER IF EXISTS vector_store_chunks_ai",
     "DROP TRIGGER IF EXISTS vector_store_chunks_ad",
+    f"DROP TABLE IF EXISTS {FTS_VOCAB}",
     f"DROP TABLE IF EXISTS {FTS_TABLE}",
 )
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 21:37:45.434820
+Create Date: 2026-11-23 22:04:38.274254
 """
 
 from collections.abc import Sequence
@@ -581,6 +581,10 @@ def upgrade() -> None:
             "VALUES ('rank', 'bm25(1.0, 0.0)')"
         )
         op.execute(
+            "CREATE VIRTUAL TABLE vector_store_chunks_fts_vocab USING "
+            "fts5vocab(vector_store_chunks_fts, row)"
+        )
+        op.execute(
             "CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON "
             "vector_store_chunks BEGIN INSERT INTO vector_store_chunks_fts(rowid, "
             "text, vector_store_id) VALUES (new.id, new.text, new.vector_store_id); "
@@ -605,6 +609,7 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER IF EXISTS vector_store_chunks_ai")
         op.execute("DROP TRIGGER IF EXISTS vector_store_chunks_ad")
+        op.execute("DROP TABLE IF EXISTS vector_store_chunks_fts_vocab")
         op.execute("DROP TABLE IF EXISTS vector_store_chunks_fts")
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.drop_index("ix_run_steps_thread_id_id")
