@@ -104,20 +104,22 @@ class TestHeaders:
         assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 
-class TestStaticKeys:
-    @pytest.fixture(scope="class")
-    def keyed(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
-        tmp = tmp_path_factory.mktemp("static-keys")
-        url = fresh_database_url(tmp)
-        env = {
-            "ASSISTANTD_DATA_DIR": str(tmp / "data"),
-            "ASSISTANTD_DATABASE_URL": url,
-            "ASSISTANTD_API_KEYS": " alpha:sk-alpha , sk-bare,beta:sk-beta ,",
-        }
-        live = LiveServer(env, tmp / "server.log").start()
-        yield live, url
-        live.stop()
+@pytest.fixture(scope="class")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    """A server with static keys of two projects and a bare key, on its own database."""
+    tmp = tmp_path_factory.mktemp("static-keys")
+    url = fresh_database_url(tmp)
+    env = {
+        "ASSISTANTD_DATA_DIR": str(tmp / "data"),
+        "ASSISTANTD_DATABASE_URL": url,
+        "ASSISTANTD_API_KEYS": " alpha:sk-alpha , sk-bare,beta:sk-beta ,",
+    }
+    live = LiveServer(env, tmp / "server.log").start()
+    yield live, url
+    live.stop()
 
+
+class TestStaticKeys:
     def test_project_key(self, keyed: tuple[LiveServer, str]) -> None:
         live, url = keyed
         with OpenAI(api_key="sk-alpha", base_url=f"{live.url}/v1", max_retries=0) as alpha:
