@@ -261,8 +261,13 @@ async def _pg_vector(
     params: dict[str, object] = {"store": scope.store_id, "q": _vector_literal(query), "n": limit}
     where = _pg_scope(scope, params)
     # Iterative scans keep going until `n` rows pass the store and file filters.
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, int(limit))}"))
+    await session.execute(
+        text(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', :ef, true)"
+        ),
+        {"ef": str(max(40, int(limit)))},
+    )
     # The index orders by half-precision distance; the score is the exact cosine.
     rows = await session.execute(
         text(

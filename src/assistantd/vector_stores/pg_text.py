@@ -4,7 +4,7 @@ An OR of the query's terms over a GIN index is cheap to match but expensive to r
 is common: every chunk containing it is scored. So the candidates come from the selective terms
 only (PostgreSQL's own statistics say how common each lexeme is: `pg_stats.most_common_elems`,
 kept by ANALYZE/autovacuum); common terms still count in the ranking. When every term is common,
-the candidates are the chunks containing all of them, sampled by `gin_fuzzy_search_limit`.
+the candidates are the first chunks found containing all of them.
 Ranking: how many distinct query terms a chunk contains first (PostgreSQL's rank functions know
 nothing of rarity), then `ts_rank_cd`.
 """
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from assistantd.vector_stores.index import Scope
 
 SELECTIVE = 0.002  # a lexeme in more than 0.2% of chunks does not pick candidates
-SAMPLE = 500  # rows a GIN scan returns when only common terms are left
+SAMPLE = 500  # chunks ranked when every term is common
+CANDIDATES = 5000  # chunks ranked at most otherwise
 STATS_TTL = 300.0
 
 
@@ -72,14 +73,19 @@ async def keyword_candidates(
     visibility: str,
 ) -> list[tuple[int, float]]:
     freqs = await stats.frequencies(session)
+    # Each term's lexemes and tsquery, parsed once here (not once per row below).
     stems = await session.execute(
         text(
             "SELECT t, ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', "
-            "translate(t, '-', ' ')))) FROM unnest(CAST(:terms AS text[])) AS t"
+            "translate(t, '-', ' ')))), plainto_tsquery('english', translate(t, '-', ' '))::text "
+            "FROM unnest(CAST(:terms AS text[])) AS t"
         ),
         {"terms": list(terms)},
     )
-    lexemes = {row[0]: list(row[1]) for row in stems}
+    lexemes: dict[str, list[str]] = {}
+    queries: dict[str, str] = {}
+    for term, found, parsed in stems:
+        lexemes[term], queries[term] = list(found), parsed
     usable = [term for term in terms if lexemes.get(term)]  # stop words have none
     if not usable:
         return []
@@ -87,28 +93,32 @@ async def keyword_candidates(
     # own assumption is half of that).
     floor = min(freqs.values()) / 2 if freqs else 0.0
     selective = [t for t in usable if all(freqs.get(x, floor) < SELECTIVE for x in lexemes[t])]
-    params: dict[str, object] = {"store": scope.store_id, "n": limit, "all": " | ".join(usable)}
+    params: dict[str, object] = {
+        "store": scope.store_id,
+        "n": limit,
+        "all": " | ".join(f"({queries[t]})" for t in usable),
+    }
     coverage = []
     for number, term in enumerate(usable):
-        params[f"t{number}"] = term
-        coverage.append(f"(c.tsv @@ plainto_tsquery('english', :t{number}))::int")
+        params[f"t{number}"] = queries[term]
+        coverage.append(f"(c.tsv @@ CAST(:t{number} AS tsquery))::int")
     where = visibility
     if scope.allowed is not None:
         params["allowed"] = sorted(scope.allowed)
         where += " AND c.file_id = ANY(:allowed)"
-    params["match"] = " | ".join(selective) if selective else " & ".join(usable)
-    if not selective:
-        await session.execute(text(f"SET LOCAL gin_fuzzy_search_limit = {SAMPLE}"))
+    picked = selective or usable
+    params["match"] = (" | " if selective else " & ").join(f"({queries[t]})" for t in picked)
+    # Only the first matches found are ranked: all of them for selective terms, a sample when
+    # every term is common (ranking tens of thousands of chunks would take seconds).
+    params["cap"] = CANDIDATES if selective else SAMPLE
     rows = await session.execute(
         text(
             f"SELECT c.id, {' + '.join(coverage)} AS coverage, "
-            "ts_rank_cd(c.tsv, to_tsquery('english', :all)) AS rank "
-            "FROM vector_store_chunks AS c "
-            "WHERE c.vector_store_id = :store AND c.tsv @@ to_tsquery('english', :match)"
-            f"{where} ORDER BY coverage DESC, rank DESC LIMIT :n"
+            "ts_rank_cd(c.tsv, CAST(:all AS tsquery)) AS rank FROM ("
+            "SELECT c.id, c.tsv FROM vector_store_chunks AS c "
+            "WHERE c.vector_store_id = :store AND c.tsv @@ CAST(:match AS tsquery)"
+            f"{where} LIMIT :cap) AS c ORDER BY coverage DESC, rank DESC LIMIT :n"
         ),
         params,
     )
-    if not selective:
-        await session.execute(text("SET LOCAL gin_fuzzy_search_limit = 0"))
     return [(int(row[0]), float(row[1]) + float(row[2])) for row in rows]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.engine import is_postgres
 from assistantd.db.models import VectorStore
 from assistantd.settings import Settings
 from assistantd.vector_stores import index, pg_text, repository
@@ -77,6 +78,16 @@ def matches(filter_: dict[str, Any], attributes: dict[str, Any]) -> bool:
 def rewrite(query: str) -> str:
     """`rewrite_query`: the query reduced to its search terms."""
     return " ".join(index.keywords(query)) or query.strip()
+
+
+def _fuse(lists: list[list[tuple[int, float]]]) -> dict[int, float]:
+    """Reciprocal-rank fusion, scaled so that first place in every list scores 1.0."""
+    best = len(lists) / (RRF_K + 1)
+    fused: dict[int, float] = {}
+    for ranked in lists:
+        for rank, (chunk_id, _) in enumerate(ranked):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return {chunk_id: score / best for chunk_id, score in fused.items()}
 
 
 class Retrieval:
@@ -153,12 +164,37 @@ class Retrieval:
         finally:
             if vector_part is not None and not vector_part.done():
                 vector_part.cancel()
-        best = len(lists) / (RRF_K + 1)
-        fused: dict[int, float] = {}
-        for ranked in lists:
-            for rank, (chunk_id, _) in enumerate(ranked):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        return {chunk_id: score / best for chunk_id, score in fused.items()}
+        return _fuse(lists)
+
+    async def _ranked_postgres(
+        self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
+    ) -> dict[int, float]:
+        """PostgreSQL: the vector search runs on a second connection beside the keyword one."""
+        vector_part = (
+            asyncio.ensure_future(self._pg_vector(session, scope, query, depth))
+            if mode != "keyword"
+            else None
+        )
+        lists: list[list[tuple[int, float]]] = []
+        try:
+            if mode != "vector":
+                terms = index.keywords(query)
+                lists.append(
+                    await index.keyword_candidates(session, scope, terms, depth, self.term_stats)
+                )
+            if vector_part is not None:
+                lists.append(await vector_part)
+        finally:
+            if vector_part is not None and not vector_part.done():
+                vector_part.cancel()
+        return _fuse(lists)
+
+    async def _pg_vector(
+        self, session: AsyncSession, scope: index.Scope, query: str, depth: int
+    ) -> list[tuple[int, float]]:
+        vector = await self.embed_query(query)
+        async with AsyncSession(session.bind) as other:
+            return await index.vector_candidates(other, self.matrices, scope, vector, depth)
 
     async def search(
         self,
@@ -180,8 +216,9 @@ class Retrieval:
             for query in queries:
                 if not query.strip():
                     continue
+                ranked_by = self._ranked_postgres if is_postgres(session) else self._ranked
                 for chunk_id, score in (
-                    await self._ranked(session, scope, query, depth, mode)
+                    await ranked_by(session, scope, query, depth, mode)
                 ).items():
                     scores[chunk_id] = max(score, scores.get(chunk_id, 0.0))
         ranked = sorted(
