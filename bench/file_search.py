@@ -40,7 +40,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -312,6 +312,19 @@ def measure_pdf(api: Api, server: LiveServer, result: Result, pages: int) -> Non
     result.rss_after = rss(pid)
 
 
+def drop_database(database_url: str) -> None:
+    """Drop the PostgreSQL database made for this run (SQLite files go with the work dir)."""
+    if not database_url.startswith("postgresql"):
+        return
+    url = make_url(database_url)
+    admin = create_engine(url.set(drivername="postgresql+psycopg", database="postgres"))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def database_for(backend: str, work: Path) -> str:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{work / 'bench.db'}"
@@ -350,6 +363,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Result:
             raise
         finally:
             server.stop()
+            drop_database(url)
     return result
 
 
