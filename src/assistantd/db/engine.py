@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from assistantd.db.sqlite_driver import InlineSQLite, driver_connection
 from assistantd.settings import Settings
 
 
@@ -22,7 +25,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -41,7 +43,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            url,
+            module=InlineSQLite(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -67,3 +72,22 @@ def sync_url(settings: Settings) -> str:
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+@asynccontextmanager
+async def offloaded(session: AsyncSession) -> AsyncIterator[None]:
+    """SQLite: run the block's statements on a thread, for scans too long for the event loop
+    (see sqlite_driver). A no-op on PostgreSQL, whose driver never blocks the loop."""
+    if is_postgres(session):
+        yield
+        return
+    connection = await session.connection()
+    driver = driver_connection(await connection.get_raw_connection())
+    if driver is None:
+        yield
+        return
+    driver.offload += 1
+    try:
+        yield
+    finally:
+        driver.offload -= 1

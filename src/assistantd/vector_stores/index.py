@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.engine import is_postgres
+from assistantd.db.engine import is_postgres, offloaded
 from assistantd.db.models import File, VectorStoreChunk, VectorStoreFile
 from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE, FTS_VOCAB
 from assistantd.vector_stores import pg_text
@@ -89,7 +89,8 @@ async def add_chunks(
         return
     for row, vector in zip(rows, vectors, strict=True):
         row["embedding"] = vector.astype("<f4").tobytes()
-    await session.execute(insert(VectorStoreChunk), rows)
+    async with offloaded(session):  # FTS indexing of a whole file
+        await session.execute(insert(VectorStoreChunk), rows)
 
 
 async def delete_chunks(
@@ -103,15 +104,17 @@ async def delete_chunks(
         query = query.where(
             VectorStoreChunk.lease_owner != owner if keep else VectorStoreChunk.lease_owner == owner
         )
-    await session.execute(query.execution_options(synchronize_session=False))
+    async with offloaded(session):
+        await session.execute(query.execution_options(synchronize_session=False))
 
 
 async def delete_store_chunks(session: AsyncSession, store_id: str) -> None:
-    await session.execute(
-        delete(VectorStoreChunk)
-        .where(VectorStoreChunk.vector_store_id == store_id)
-        .execution_options(synchronize_session=False)
-    )
+    async with offloaded(session):
+        await session.execute(
+            delete(VectorStoreChunk)
+            .where(VectorStoreChunk.vector_store_id == store_id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def ensure_vector_index(session: AsyncSession, dims: int) -> None:
@@ -192,16 +195,17 @@ async def _matrix(session: AsyncSession, cache: MatrixCache, scope: Scope, dims:
     cached = cache.get(scope.store_id, dims, scope.generation)
     if cached is not None:
         return cached
-    rows = (
-        await session.execute(
-            text(
-                "SELECT c.id, c.file_id, c.embedding FROM vector_store_chunks AS c "
-                f"WHERE c.vector_store_id = :store AND c.dims = :dims AND {_COMPLETED} "
-                "ORDER BY c.id"
-            ),
-            {"store": scope.store_id, "dims": dims},
-        )
-    ).all()
+    async with offloaded(session):
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT c.id, c.file_id, c.embedding FROM vector_store_chunks AS c "
+                    f"WHERE c.vector_store_id = :store AND c.dims = :dims AND {_COMPLETED} "
+                    "ORDER BY c.id"
+                ),
+                {"store": scope.store_id, "dims": dims},
+            )
+        ).all()
     files: dict[str, int] = {}
     codes = np.fromiter(
         (files.setdefault(row[1], len(files)) for row in rows), dtype=np.int32, count=len(rows)
@@ -296,22 +300,23 @@ async def keyword_candidates(
         return await pg_text.keyword_candidates(
             session, scope, terms, limit, stats or pg_text.TermStats(), f" AND {_COMPLETED}"
         )
-    picked = await _sqlite_selective(session, terms, stats or pg_text.TermStats())
-    joiner = " OR " if picked else " AND "
-    terms_match = joiner.join(f'"{term}"' for term in (picked or terms))
-    match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
-    # FTS5 ranks inside the subquery (its `ORDER BY rank LIMIT` fast path); the outer query keeps
-    # chunks of completed files.
-    rows = await session.execute(
-        text(
-            "SELECT m.rowid, m.rank, c.file_id FROM ("
-            f"SELECT rowid, rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
-            "ORDER BY rank LIMIT :n) AS m "
-            f"JOIN vector_store_chunks AS c ON c.id = m.rowid WHERE {_COMPLETED} "
-            "ORDER BY m.rank"
-        ),
-        {"match": match, "n": limit * 2},
-    )
+    async with offloaded(session):
+        picked = await _sqlite_selective(session, terms, stats or pg_text.TermStats())
+        joiner = " OR " if picked else " AND "
+        terms_match = joiner.join(f'"{term}"' for term in (picked or terms))
+        match = f'vector_store_id : "{scope.store_id}" AND text : ({terms_match})'
+        # FTS5 ranks inside the subquery (its `ORDER BY rank LIMIT` fast path); the outer query
+        # keeps chunks of completed files.
+        rows = await session.execute(
+            text(
+                "SELECT m.rowid, m.rank, c.file_id FROM ("
+                f"SELECT rowid, rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
+                "ORDER BY rank LIMIT :n) AS m "
+                f"JOIN vector_store_chunks AS c ON c.id = m.rowid WHERE {_COMPLETED} "
+                "ORDER BY m.rank"
+            ),
+            {"match": match, "n": limit * 2},
+        )
     hits = [(int(row[0]), -float(row[1])) for row in rows if scope.admits(row[2])]
     return hits[:limit]
 
