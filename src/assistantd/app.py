@@ -17,11 +17,13 @@ from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
 from assistantd.blobs.store import LocalBlobStore
 from assistantd.db.engine import make_engine, make_sessionmaker
+from assistantd.deps import TransactionRoute
 from assistantd.errors import install_error_handlers
 from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
 from assistantd.messages.router import router as messages_router
+from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
 from assistantd.runs.deps import RunDeps
@@ -82,7 +84,7 @@ def add_api_routes(app: FastAPI, routes: list[APIRoute], prefix: str) -> None:
         app.router.add_api_route(
             prefix + route.path,
             route.endpoint,
-            route_class_override=type(route),
+            route_class_override=TransactionRoute,
             **{name: getattr(route, name) for name in _ROUTE_OPTIONS},
         )
 
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker = Worker(deps)
             worker.start()
         app.state.worker = worker
+        freeze_startup_heap()
         try:
             yield
         finally:

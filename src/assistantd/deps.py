@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.assistants import service as assistants
@@ -37,21 +38,50 @@ from assistantd.vector_stores import service as vector_stores
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed after the handler, rolled back on error."""
-    state = request.app.state
-    makers = state.read_sessions if request.method in _READ_METHODS else state.write_sessions
-    async with makers() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+_SESSION = "assistantd.session"
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+class TransactionRoute(APIRoute):
+    """A route whose request runs in one transaction: committed after the handler (before the
+    response is sent), rolled back on error. Reads (GET) only read, so their session just closes.
+
+    The session is opened by the first `SessionDep`; a route class rather than a dependency
+    with `yield`, which costs FastAPI an exit stack and a shielded cancel scope per request.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except BaseException:
+                session = request.scope.pop(_SESSION, None)
+                if session is not None:
+                    await session.close()  # rolls back
+                raise
+            session = request.scope.pop(_SESSION, None)
+            if session is not None:
+                try:
+                    if request.method not in _READ_METHODS:
+                        await session.commit()
+                finally:
+                    await session.close()
+            return response
+
+        return handle
+
+
+async def _session(request: Request) -> AsyncSession:
+    session: AsyncSession | None = request.scope.get(_SESSION)
+    if session is None:
+        state = request.app.state
+        makers = state.read_sessions if request.method in _READ_METHODS else state.write_sessions
+        session = request.scope[_SESSION] = makers()
+    return session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
 def _presented_key(request: Request) -> str | None:

@@ -31,8 +31,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     # Writers take the write lock up front: a deferred transaction that reads and then writes
     # fails with SQLITE_BUSY instead of waiting when another writer got there first.
+    # Straight to the DBAPI cursor: this runs for every transaction, and SQLAlchemy's own
+    # statement path would cost more than the statement.
     mode = conn.get_execution_options().get(WRITE_OPTION) and "IMMEDIATE" or "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"BEGIN {mode}")
+    finally:
+        cursor.close()
 
 
 WRITE_OPTION = "assistantd_write"
