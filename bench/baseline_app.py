@@ -17,6 +17,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.db.models import Message
+from assistantd.ops.heap import freeze_startup_heap
 from assistantd.settings import Settings
 
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.sessions = make_sessionmaker(engine, write=False)
+        freeze_startup_heap()  # the same garbage-collector setting as `assistantd serve`
         yield
         await engine.dispose()
 

@@ -207,12 +207,16 @@ async def _upload(upload_id: str, request: Request, project: ProjectDep) -> Uplo
 UploadDep = Annotated[Upload, Depends(_upload)]
 
 
-async def _run(run_id: str, thread: ThreadDep, session: SessionDep) -> Run:
+async def _run(thread_id: str, run_id: str, session: SessionDep, project: ProjectDep) -> Run:
+    """The path's run, which must belong to the path's thread: one query on the hot path (a
+    polled run), the thread read only on a miss, as for messages."""
+    check_prefix(thread_id, Prefix.THREAD, "thread_id")
     check_prefix(run_id, Prefix.RUN, "run_id")
-    row = await runs.get(session, thread.project, run_id)
-    if row is None or row.thread_id != thread.id:
-        raise not_found("run", run_id)
-    return row
+    row = await runs.get(session, project, run_id)
+    if row is not None and row.thread_id == thread_id:
+        return row
+    await threads.require(session, project, thread_id)
+    raise not_found("run", run_id)
 
 
 RunDep = Annotated[Run, Depends(_run)]

@@ -57,11 +57,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    # No pre-ping: it is a round trip per checkout, several per run. A connection the server
+    # dropped (a PostgreSQL restart) fails its next statement once and is discarded with the
+    # rest of the pool (SQLAlchemy invalidates the pool on a disconnect error).
     return create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
 
 

@@ -70,14 +70,41 @@ async def create_message(
     run_id: str | None = None,
     status: MessageStatus = "completed",
 ) -> Message:
-    """Insert a message whose content is already in wire shape; nothing is validated here.
+    """Insert a message whose content is already in wire shape; nothing is validated here."""
+    row = new_message(
+        project,
+        thread_id,
+        role=role,
+        content_parts=content_parts,
+        attachments=attachments,
+        metadata=metadata,
+        assistant_id=assistant_id,
+        run_id=run_id,
+        status=status,
+    )
+    return await repository.add(session, row)
+
+
+def new_message(
+    project: str,
+    thread_id: str,
+    *,
+    role: Role,
+    content_parts: list[dict[str, Any]],
+    attachments: list[dict[str, Any]] | None = None,
+    metadata: dict[str, str] | None = None,
+    assistant_id: str | None = None,
+    run_id: str | None = None,
+    status: MessageStatus = "completed",
+) -> Message:
+    """A new message row (not yet added to a session).
 
     A message created complete (every message a client creates) has `completed_at` equal to
     `created_at`; one created `in_progress` has it null until the run engine completes it.
     """
     message_id = new_id(Prefix.MESSAGE)
     created_at = created_at_of(message_id)
-    row = Message(
+    return Message(
         id=message_id,
         project=project,
         created_at=created_at,
@@ -93,7 +120,6 @@ async def create_message(
         attachments=attachments if attachments is not None else [],
         metadata_=metadata or {},
     )
-    return await repository.add(session, row)
 
 
 async def _check_files(session: AsyncSession, project: str, named: list[tuple[str, str]]) -> None:

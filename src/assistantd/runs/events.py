@@ -15,13 +15,15 @@ import logging
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import insert
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.db.models import RunEvent
+from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
 from assistantd.runs.signals import (
     Signals,
@@ -46,17 +48,36 @@ async def append(
 ) -> None:
     """Append events inside the caller's transaction (used while no worker holds the run)."""
     seq = await repository.last_seq(session, run_id)
-    for name, data in events:
-        seq += 1
-        row = _row(run_id, seq, name, data)
-        session.add(row)
-        publish_after_commit(session, signals, run_id, seq, name, row.data)
-    await session.flush()
-    await notify_run_changed(session, signals, run_id, seq)
+    rows = [_row(run_id, seq + offset, name, data) for offset, (name, data) in enumerate(events, 1)]
+    await _insert_events(session, signals, rows)
+    await notify_run_changed(session, signals, run_id, rows[-1]["seq"] if rows else seq)
 
 
-def _row(run_id: str, seq: int, name: str, data: Payload) -> RunEvent:
-    return RunEvent(run_id=run_id, seq=seq, event=name, data=encode(data), created_at=time.time())
+def _row(run_id: str, seq: int, name: str, data: Payload) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "event": name,
+        "data": encode(data),
+        "created_at": time.time(),
+    }
+
+
+async def _insert_events(
+    session: AsyncSession, signals: Signals, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert event rows in the session's transaction; this process's streamers get them once
+    it commits."""
+    if not rows:
+        return
+    await session.execute(insert(RunEvent), list(rows))
+    for row in rows:
+        publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
+
+
+def _values(row: Base) -> dict[str, Any]:
+    """An ORM object as the values of an ORM bulk insert (by attribute name)."""
+    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(type(row)).column_attrs}
 
 
 class EventWriter:
@@ -83,15 +104,18 @@ class EventWriter:
         self._idle.set()
         self._error: BaseException | None = None
 
-    def emit(self, name: str, data: Payload) -> None:
+    def emit(self, name: str, data: Payload, *, rows: Sequence[Base] = ()) -> None:
+        """Publish an event now and store it in the background. `rows` (new ORM objects) are
+        inserted in the same transaction, before it: a message the event announces is stored
+        with the announcement, off the path of the model's stream."""
         if self._error is not None:
             raise self._error
         self.seq += 1
         row = _row(self.run_id, self.seq, name, data)
         self._unstored += 1
         self._idle.clear()
-        self._store.add(self, row)
-        self._signals.publish(self.run_id, row.seq, row.event, row.data)
+        self._store.add(self, row, [(type(new), _values(new)) for new in rows])
+        self._signals.publish(self.run_id, self.seq, name, row["data"])
 
     async def flush(self) -> None:
         """Wait until every emitted event is stored."""
@@ -108,10 +132,8 @@ class EventWriter:
         if not self._idle.is_set():
             raise RuntimeError("flush() the writer before staging events in a transaction")
         self.seq += 1
-        row = _row(self.run_id, self.seq, name, data)
-        session.add(row)
-        publish_after_commit(session, self._signals, self.run_id, row.seq, row.event, row.data)
-        await notify_run_changed(session, self._signals, self.run_id, row.seq)
+        await _insert_events(session, self._signals, [_row(self.run_id, self.seq, name, data)])
+        await notify_run_changed(session, self._signals, self.run_id, self.seq)
 
     async def close(self) -> None:
         await self.flush()
@@ -142,7 +164,7 @@ class _Store:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], signals: Signals) -> None:
         self._sessions = sessions
         self._signals = signals
-        self._queue: list[tuple[EventWriter, RunEvent]] = []
+        self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -152,13 +174,13 @@ class _Store:
             store = cls._instances[sessions] = cls(sessions, signals)
         return store
 
-    def add(self, writer: EventWriter, row: RunEvent) -> None:
-        self._queue.append((writer, row))
+    def add(self, writer: EventWriter, event: dict[str, Any], rows: list[_NewRow]) -> None:
+        self._queue.append(_Pending(writer, event, rows))
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="run-events-store")
 
     async def _drain(self) -> None:
-        batch: list[tuple[EventWriter, RunEvent]] = []
+        batch: list[_Pending] = []
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
@@ -167,13 +189,13 @@ class _Store:
         finally:
             self._task = None
             left, self._queue = batch + self._queue, []
-            for writer, _ in left:  # cancelled (shutdown): nobody waits forever
-                writer._failed(RuntimeError("the event store stopped"))
+            for pending in left:  # cancelled (shutdown): nobody waits forever
+                pending.writer._failed(RuntimeError("the event store stopped"))
 
-    async def _write(self, batch: list[tuple[EventWriter, RunEvent]]) -> None:
-        by_writer: dict[EventWriter, list[RunEvent]] = {}
-        for writer, row in batch:
-            by_writer.setdefault(writer, []).append(row)
+    async def _write(self, batch: list[_Pending]) -> None:
+        by_writer: dict[EventWriter, list[_Pending]] = {}
+        for pending in batch:
+            by_writer.setdefault(pending.writer, []).append(pending)
         try:
             await self._insert(by_writer, attempts=5)
         except Exception as exc:
@@ -189,35 +211,38 @@ class _Store:
             writer._stored(len(rows))
 
     @staticmethod
-    def _give_up(by_writer: dict[EventWriter, list[RunEvent]], error: Exception) -> None:
+    def _give_up(by_writer: dict[EventWriter, list[_Pending]], error: Exception) -> None:
         for writer in by_writer:
             log.error("could not store events of run %s", writer.run_id, exc_info=error)
             writer._failed(error)
 
-    async def _insert(self, by_writer: dict[EventWriter, list[RunEvent]], attempts: int) -> None:
-        values = [
-            {
-                "run_id": r.run_id,
-                "seq": r.seq,
-                "event": r.event,
-                "data": r.data,
-                "created_at": r.created_at,
-            }
-            for rows in by_writer.values()
-            for r in rows
-        ]
+    async def _insert(self, by_writer: dict[EventWriter, list[_Pending]], attempts: int) -> None:
+        pendings = [pending for batch in by_writer.values() for pending in batch]
+        new_rows = [new for pending in pendings for new in pending.rows]
+        events = [pending.event for pending in pendings]
+        last_seqs = {writer.run_id: batch[-1].event["seq"] for writer, batch in by_writer.items()}
         for attempt in range(attempts):
             try:
                 async with self._sessions() as session:
-                    await session.execute(insert(RunEvent), values)
-                    await notify_runs_changed(
-                        session,
-                        self._signals,
-                        {writer.run_id: rows[-1].seq for writer, rows in by_writer.items()},
-                    )
+                    for model, values in new_rows:
+                        await session.execute(insert(model), [values])
+                    await session.execute(insert(RunEvent), events)
+                    await notify_runs_changed(session, self._signals, last_seqs)
                     await session.commit()
                 return
             except Exception:
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
+
+
+_NewRow = tuple[type[Base], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An emitted event waiting to be stored, with the rows to insert before it."""
+
+    writer: EventWriter
+    event: dict[str, Any]
+    rows: list[_NewRow]

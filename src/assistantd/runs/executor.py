@@ -417,12 +417,11 @@ class RunExecutor:
                     expires_at=now() + self.deps.settings.run_expiry_seconds,
                     **self._counters(run),
                 )
-                if not moved:
+                if moved is None:
                     await session.rollback()
                     await self._lost_race(run, writer)
                     return True
-                fresh = await self._reload(session, run.id)
-                await writer.stage(session, "thread.run.requires_action", render.run(fresh))
+                await writer.stage(session, "thread.run.requires_action", render.run(moved))
                 await session.commit()
                 return True
             step.status = "completed"
@@ -556,12 +555,11 @@ class RunExecutor:
             moved = await state.transition(
                 session, run.id, sources, status, held_by=self.worker_id, **fields
             )
-            if not moved:
+            if moved is None:
                 await session.rollback()
                 await self._lost_race(run, writer)
                 return
-            fresh = await self._reload(session, run.id)
-            await writer.stage(session, f"thread.run.{status.value}", render.run(fresh))
+            await writer.stage(session, f"thread.run.{status.value}", render.run(moved))
             await session.commit()
 
     async def _lost_race(self, run: Run, writer: EventWriter) -> None:
@@ -581,14 +579,10 @@ class RunExecutor:
         """Shutdown: give the run back to the queue, and wake a worker to take it."""
         await writer.flush()
         async with self.deps.sessions() as session:
-            if await state.transition(
-                session,
-                run.id,
-                RunStatus.IN_PROGRESS,
-                RunStatus.QUEUED,
-                held_by=self.worker_id,
-            ):
-                fresh = await self._reload(session, run.id)
-                await writer.stage(session, "thread.run.queued", render.run(fresh))
+            queued = await state.transition(
+                session, run.id, RunStatus.IN_PROGRESS, RunStatus.QUEUED, held_by=self.worker_id
+            )
+            if queued is not None:
+                await writer.stage(session, "thread.run.queued", render.run(queued))
                 await notify_run_queued(session, self.deps.signals)
             await session.commit()

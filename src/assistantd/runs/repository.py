@@ -78,14 +78,6 @@ async def last_seqs(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, 
     return {run_id: found.get(run_id, 0) for run_id in run_ids}
 
 
-async def get_many(session: AsyncSession, run_ids: Sequence[str]) -> list[Run]:
-    return list(
-        await session.scalars(
-            select(Run).where(Run.id.in_(run_ids)).execution_options(populate_existing=True)
-        )
-    )
-
-
 async def events_after(
     session: AsyncSession, run_id: str, seq: int, limit: int = 500
 ) -> Sequence[RunEvent]:

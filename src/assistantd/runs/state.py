@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run
@@ -85,8 +85,9 @@ async def transition(
     *,
     held_by: str | None = None,
     **fields: Any,
-) -> bool:
-    """Move the run from one of `expected` to `to`; False when it was not in `expected`.
+) -> Run | None:
+    """Move the run from one of `expected` to `to`: the run as it is now (read back by the same
+    statement, and refreshed in the session), or None when it was not in `expected`.
 
     `held_by`, when given, is the worker that must still hold the run's lease. Leaving the
     worker's hands (any status but in_progress/cancelling) releases the lease; terminal statuses
@@ -109,49 +110,42 @@ async def transition(
     query = update(Run).where(Run.id == run_id, Run.status.in_([s.value for s in sources]))
     if held_by is not None:
         query = query.where(Run.lease_owner == held_by)
-    result = await session.execute(
-        query.values(**values).execution_options(synchronize_session=False)
+    moved = await session.scalar(
+        query.values(**values)
+        .returning(Run)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    moved = bool(result.rowcount)  # type: ignore[attr-defined]
-    if moved and to in TERMINAL:
+    if moved is not None and to in TERMINAL:
         metrics.observe_run_end(run_id, to.value)
     return moved
 
 
 async def claim(
     session: AsyncSession, worker_id: str, limit: int, lease_seconds: float, *, skip_locked: bool
-) -> list[str]:
-    """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease)."""
+) -> list[Run]:
+    """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease), in
+    one statement that returns them, oldest first."""
     candidates = (
         select(Run.id).where(Run.status == RunStatus.QUEUED.value).order_by(Run.id).limit(limit)
     )
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
-    ids = list(await session.scalars(candidates))
-    if not ids:
-        return []
-    result = await session.execute(
+    claimed = await session.scalars(
         update(Run)
-        .where(Run.id.in_(ids), Run.status == RunStatus.QUEUED.value)
+        .where(Run.id.in_(candidates.scalar_subquery()), Run.status == RunStatus.QUEUED.value)
         .values(
             status=RunStatus.IN_PROGRESS.value,
             lease_owner=worker_id,
             lease_expires_at=time.time() + lease_seconds,
             attempts=Run.attempts + 1,
             required_action=None,
+            # started_at keeps the first start, like OpenAI's run object.
+            started_at=func.coalesce(Run.started_at, now()),
         )
-        .returning(Run.id)
-        .execution_options(synchronize_session=False)
+        .returning(Run)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    claimed = list(result.scalars())
-    # started_at keeps the first start, like OpenAI's run object.
-    await session.execute(
-        update(Run)
-        .where(Run.id.in_(claimed), Run.started_at.is_(None))
-        .values(started_at=now())
-        .execution_options(synchronize_session=False)
-    )
-    return claimed
+    return sorted(claimed, key=lambda run: run.id)
 
 
 async def renew_leases(

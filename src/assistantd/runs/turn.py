@@ -96,28 +96,26 @@ class Turn:
     async def _text(self, text: str) -> None:
         result = self.result
         if result.message is None:
-            async with self.deps.sessions() as session:
-                message = await messages.create_message(
-                    session,
-                    self.run.project,
-                    self.run.thread_id,
-                    role="assistant",
-                    content_parts=self.leading_parts,
-                    assistant_id=self.run.assistant_id,
-                    run_id=self.run.id,
-                    status="in_progress",
-                )
-                step = _step(
-                    self.run,
-                    "message_creation",
-                    {"type": "message_creation", "message_creation": {"message_id": message.id}},
-                )
-                session.add(step)
-                await session.commit()
+            # The message and its step are stored with their `created` events by the event
+            # store, in the background: the model's stream does not wait for the database.
+            message = messages.new_message(
+                self.run.project,
+                self.run.thread_id,
+                role="assistant",
+                content_parts=self.leading_parts,
+                assistant_id=self.run.assistant_id,
+                run_id=self.run.id,
+                status="in_progress",
+            )
+            step = _step(
+                self.run,
+                "message_creation",
+                {"type": "message_creation", "message_creation": {"message_id": message.id}},
+            )
             result.message, result.message_step = message, step
             wire_step = render.step(step)
             wire_message = messages.render(message)
-            self.writer.emit("thread.run.step.created", wire_step)
+            self.writer.emit("thread.run.step.created", wire_step, rows=[message, step])
             self.writer.emit("thread.run.step.in_progress", wire_step)
             self.writer.emit("thread.message.created", wire_message)
             self.writer.emit("thread.message.in_progress", wire_message)
@@ -148,12 +146,9 @@ class Turn:
         result = self.result
         if result.tool_step is None:
             step = _step(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-            async with self.deps.sessions() as session:
-                session.add(step)
-                await session.commit()
             result.tool_step = step
             wire = render.step(step)
-            self.writer.emit("thread.run.step.created", wire)
+            self.writer.emit("thread.run.step.created", wire, rows=[step])  # stored with it
             self.writer.emit("thread.run.step.in_progress", wire)
         call = self._by_index.get(delta.index)
         is_new = call is None

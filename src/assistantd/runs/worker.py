@@ -94,14 +94,14 @@ class Worker:
             if capacity > 0:
                 try:
                     async with self.deps.sessions() as session:
-                        ids = await state.claim(
+                        runs = await state.claim(
                             session,
                             self.id,
                             min(capacity, 32),
                             settings.worker_lease_seconds,
                             skip_locked=self._skip_locked,
                         )
-                        claimed = await self._prepare(session, ids)
+                        claimed = await self._prepare(session, runs)
                         await session.commit()
                 except Exception:
                     log.exception("claiming runs failed")
@@ -115,16 +115,15 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), settings.worker_poll_seconds)
 
-    async def _prepare(self, session: AsyncSession, run_ids: list[str]) -> list[tuple[Run, int]]:
-        """The claimed runs and their last event numbers, read in the claim's transaction (a
-        few queries per batch, rather than a transaction per run in each executor)."""
-        if not run_ids:
+    async def _prepare(self, session: AsyncSession, runs: list[Run]) -> list[tuple[Run, int]]:
+        """The claimed runs with their last event numbers, read in the claim's transaction (a
+        query per batch, rather than a transaction per run in each executor)."""
+        if not runs:
             return []
-        runs = await repository.get_many(session, run_ids)
         for run in runs:
             if run.attempts > 1:  # executed before: drop what an interrupted attempt left
                 await repository.discard_unfinished_steps(session, run.id)
-        seqs = await repository.last_seqs(session, run_ids)
+        seqs = await repository.last_seqs(session, [run.id for run in runs])
         return [(run, seqs[run.id]) for run in runs]
 
     def _launch(self, run: Run, last_seq: int) -> None:
