@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.assistants import service as assistants
 from assistantd.backends.routing import ModelRouter
+from assistantd.db.core import row_values, table_of
 from assistantd.db.models import Assistant, Run, Thread
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
@@ -110,22 +112,32 @@ async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> 
     return await assistants.require(session, project, assistant_id)
 
 
+class RunTaker(Protocol):
+    """A worker in this process that can start a run the moment its creation commits."""
+
+    async def take(self, session: AsyncSession, run: Run, last_seq: int) -> bool: ...
+
+
 async def _queue(
     session: AsyncSession,
     signals: Signals,
     run: Run,
     first_events: list[tuple[str, events.Payload]],
+    worker: RunTaker | None,
 ) -> Run:
-    session.add(run)
-    await session.flush()
+    # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
+    await session.execute(insert(table_of(Run)), [row_values(run)])
     wire = render.run(run)
-    await events.append(
+    last_seq = await events.append(
         session,
         signals,
         run.id,
         [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)],
+        last_seq=0,
     )
-    await notify_run_queued(session, signals)
+    # The run is answered as created (queued); a worker of this process may take it at once.
+    if worker is None or not await worker.take(session, run, last_seq):
+        await notify_run_queued(session, signals)
     return run
 
 
@@ -138,6 +150,7 @@ async def create_run(
     models: ModelRouter,
     settings: Settings,
     signals: Signals,
+    worker: RunTaker | None = None,
 ) -> Run:
     assistant = await _assistant(session, thread.project, body.assistant_id)
     await ensure_no_active_run(session, thread.id, for_run=True)
@@ -152,7 +165,7 @@ async def create_run(
     run.include = include
     for message in body.additional_messages or []:
         await messages.create_from_request(session, thread, message)
-    return await _queue(session, signals, run, [])
+    return await _queue(session, signals, run, [], worker)
 
 
 async def create_thread_and_run(
@@ -163,6 +176,7 @@ async def create_thread_and_run(
     models: ModelRouter,
     settings: Settings,
     signals: Signals,
+    worker: RunTaker | None = None,
 ) -> tuple[Thread, Run]:
     assistant = await _assistant(session, project, body.assistant_id)
     thread = await threads.create_thread(session, project, body.thread)
@@ -171,5 +185,5 @@ async def create_thread_and_run(
         thread.tool_resources = {**(run_resources or {}), **(thread.tool_resources or {})}
         await session.flush()
     run = _new_run(body, assistant, thread, models, settings)
-    await _queue(session, signals, run, [("thread.created", threads.render(thread))])
+    await _queue(session, signals, run, [("thread.created", threads.render(thread))], worker)
     return thread, run

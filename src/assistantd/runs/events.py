@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import insert
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistantd.db.core import row_values, table_of
 from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
 from assistantd.runs.signals import (
@@ -44,13 +44,21 @@ def encode(data: Payload) -> str:
 
 
 async def append(
-    session: AsyncSession, signals: Signals, run_id: str, events: Sequence[tuple[str, Payload]]
-) -> None:
-    """Append events inside the caller's transaction (used while no worker holds the run)."""
-    seq = await repository.last_seq(session, run_id)
+    session: AsyncSession,
+    signals: Signals,
+    run_id: str,
+    events: Sequence[tuple[str, Payload]],
+    *,
+    last_seq: int | None = None,
+) -> int:
+    """Append events inside the caller's transaction (used while no worker holds the run);
+    `last_seq` when the caller knows it (0 for a new run). Returns the new last number."""
+    seq = await repository.last_seq(session, run_id) if last_seq is None else last_seq
     rows = [_row(run_id, seq + offset, name, data) for offset, (name, data) in enumerate(events, 1)]
     await _insert_events(session, signals, rows)
-    await notify_run_changed(session, signals, run_id, rows[-1]["seq"] if rows else seq)
+    last = rows[-1]["seq"] if rows else seq
+    await notify_run_changed(session, signals, run_id, last)
+    return last
 
 
 def _row(run_id: str, seq: int, name: str, data: Payload) -> dict[str, Any]:
@@ -73,11 +81,6 @@ async def _insert_events(
     await session.execute(insert(RunEvent), list(rows))
     for row in rows:
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
-
-
-def _values(row: Base) -> dict[str, Any]:
-    """An ORM object as the values of an ORM bulk insert (by attribute name)."""
-    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(type(row)).column_attrs}
 
 
 class EventWriter:
@@ -103,6 +106,7 @@ class EventWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._error: BaseException | None = None
+        self._staged: list[tuple[str, Payload]] = []
 
     def emit(self, name: str, data: Payload, *, rows: Sequence[Base] = ()) -> None:
         """Publish an event now and store it in the background. `rows` (new ORM objects) are
@@ -114,7 +118,7 @@ class EventWriter:
         row = _row(self.run_id, self.seq, name, data)
         self._unstored += 1
         self._idle.clear()
-        self._store.add(self, row, [(type(new), _values(new)) for new in rows])
+        self._store.add(self, row, [(table_of(type(new)), row_values(new)) for new in rows])
         self._signals.publish(self.run_id, self.seq, name, row["data"])
 
     async def flush(self) -> None:
@@ -123,17 +127,33 @@ class EventWriter:
         if self._error is not None:
             raise self._error
 
-    async def stage(self, session: AsyncSession, name: str, data: Payload) -> None:
-        """Add an event to `session`'s transaction, after all emitted ones.
+    def stage(self, name: str, data: Payload) -> None:
+        """Add an event to the transaction the next `commit` commits, after all emitted ones."""
+        self._staged.append((name, data))
+
+    def discard_staged(self) -> None:
+        """The transaction was rolled back: its staged events never happened."""
+        self._staged.clear()
+
+    async def commit(self, session: AsyncSession) -> None:
+        """Store the staged events in `session` (one insert, one notification) and commit it:
+        state changes and their events commit together.
 
         Call `flush()` before the session begins: on SQLite the background write needs the
         write lock that session would hold, so flushing inside it would wait on itself.
         """
         if not self._idle.is_set():
-            raise RuntimeError("flush() the writer before staging events in a transaction")
-        self.seq += 1
-        await _insert_events(session, self._signals, [_row(self.run_id, self.seq, name, data)])
-        await notify_run_changed(session, self._signals, self.run_id, self.seq)
+            raise RuntimeError("flush() the writer before committing staged events")
+        first = self.seq + 1
+        rows = [
+            _row(self.run_id, first + i, name, data) for i, (name, data) in enumerate(self._staged)
+        ]
+        self._staged.clear()
+        if rows:
+            await _insert_events(session, self._signals, rows)
+            await notify_run_changed(session, self._signals, self.run_id, rows[-1]["seq"])
+        await session.commit()
+        self.seq += len(rows)
 
     async def close(self) -> None:
         await self.flush()
@@ -182,6 +202,9 @@ class _Store:
     async def _drain(self) -> None:
         batch: list[_Pending] = []
         try:
+            # Let the streams these events woke send them first: on SQLite the write below runs
+            # on the event loop's thread. It also gathers what the emitter emits right after.
+            await asyncio.sleep(0)
             while self._queue:
                 batch, self._queue = self._queue, []
                 await self._write(batch)
@@ -224,8 +247,8 @@ class _Store:
         for attempt in range(attempts):
             try:
                 async with self._sessions() as session:
-                    for model, values in new_rows:
-                        await session.execute(insert(model), [values])
+                    for table, values in new_rows:
+                        await session.execute(insert(table), [values])
                     await session.execute(insert(RunEvent), events)
                     await notify_runs_changed(session, self._signals, last_seqs)
                     await session.commit()
@@ -236,7 +259,7 @@ class _Store:
                 await asyncio.sleep(0.05 * 2**attempt)
 
 
-_NewRow = tuple[type[Base], dict[str, Any]]
+_NewRow = tuple[Table, dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,10 @@ class RunExecutor:
     ) -> tuple[ChatRequest, int]:
         budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
         async with self.deps.sessions() as session:
-            steps = await repository.steps_of(session, run.id)
+            # A run on its first claim has no steps before this executor's first turn (only an
+            # executor of the run writes them).
+            fresh = run.attempts <= 1 and self._turn is None
+            steps = [] if fresh else await repository.steps_of(session, run.id)
             self._forced_done = any(s.type == "tool_calls" for s in steps)
             try:
                 built = await context.build(
@@ -291,7 +294,7 @@ class RunExecutor:
             await self._close_message_in(
                 session, result, writer, cut_short, usage, owns_usage, annotations
             )
-            await session.commit()
+            await writer.commit(session)
 
     async def _close_message_in(
         self,
@@ -339,8 +342,8 @@ class RunExecutor:
             setattr(step, key, value)
         self._carry_parts = []
         event = "thread.message.incomplete" if cut_short else "thread.message.completed"
-        await writer.stage(session, event, messages.render(message))
-        await writer.stage(session, "thread.run.step.completed", render.step(step))
+        writer.stage(event, messages.render(message))
+        writer.stage("thread.run.step.completed", render.step(step))
 
     async def _message_of_parts(self, run: Run, writer: EventWriter) -> None:
         """The model ended without text after a tool made images: they still get a message."""
@@ -418,17 +421,18 @@ class RunExecutor:
                     **self._counters(run),
                 )
                 if moved is None:
+                    writer.discard_staged()
                     await session.rollback()
                     await self._lost_race(run, writer)
                     return True
-                await writer.stage(session, "thread.run.requires_action", render.run(moved))
-                await session.commit()
+                writer.stage("thread.run.requires_action", render.run(moved))
+                await writer.commit(session)
                 return True
             step.status = "completed"
             step.completed_at = now()
             await self._save_counters(session, run)
-            await writer.stage(session, "thread.run.step.completed", render.step(step))
-            await session.commit()
+            writer.stage("thread.run.step.completed", render.step(step))
+            await writer.commit(session)
         return False
 
     async def _annotations(self, text: str) -> list[dict[str, Any]]:
@@ -540,9 +544,7 @@ class RunExecutor:
             if status is RunStatus.CANCELLED:
                 current = await self._reload(session, run.id)
                 wire = render.run(current).model_dump()
-                await writer.stage(
-                    session, "thread.run.cancelling", {**wire, "status": "cancelling"}
-                )
+                writer.stage("thread.run.cancelling", {**wire, "status": "cancelling"})
             if closing is not None:
                 result, cut_short, usage = closing
                 await self._close_message_in(
@@ -551,16 +553,17 @@ class RunExecutor:
             for name, payload in await finish.close_open_work(
                 session, run.id, status.value, error=error, partial_text=partial_text
             ):
-                await writer.stage(session, name, payload)
+                writer.stage(name, payload)
             moved = await state.transition(
                 session, run.id, sources, status, held_by=self.worker_id, **fields
             )
             if moved is None:
+                writer.discard_staged()
                 await session.rollback()
                 await self._lost_race(run, writer)
                 return
-            await writer.stage(session, f"thread.run.{status.value}", render.run(moved))
-            await session.commit()
+            writer.stage(f"thread.run.{status.value}", render.run(moved))
+            await writer.commit(session)
 
     async def _lost_race(self, run: Run, writer: EventWriter) -> None:
         """A guarded update found the run moved: honour a cancel, else let it go."""
@@ -583,6 +586,6 @@ class RunExecutor:
                 session, run.id, RunStatus.IN_PROGRESS, RunStatus.QUEUED, held_by=self.worker_id
             )
             if queued is not None:
-                await writer.stage(session, "thread.run.queued", render.run(queued))
+                writer.stage("thread.run.queued", render.run(queued))
                 await notify_run_queued(session, self.deps.signals)
-            await session.commit()
+            await writer.commit(session)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import column_values, table_of
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Message, Run, RunEvent, RunStep, Thread
 from assistantd.kit.pagination import Page, paginate
@@ -101,20 +102,21 @@ async def last_event_name(session: AsyncSession, run_id: str) -> str | None:
 
 
 async def update_message(session: AsyncSession, message_id: str, values: dict[str, Any]) -> None:
-    await session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await _update_by_key(session, Message, message_id, values)
 
 
 async def update_step(session: AsyncSession, step_id: str, values: dict[str, Any]) -> None:
+    await _update_by_key(session, RunStep, step_id, values)
+
+
+async def _update_by_key(
+    session: AsyncSession, model: type[Message | RunStep], row_id: str, values: dict[str, Any]
+) -> None:
+    """UPDATE one row by id as a plain statement (`values` by attribute name): the ORM's
+    bulk-update layer costs more than the statement, and the caller keeps its own copy."""
+    table = table_of(model)
     await session.execute(
-        update(RunStep)
-        .where(RunStep.id == step_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(table).where(table.c.id == row_id).values(column_values(model, values))
     )
 
 

@@ -67,7 +67,13 @@ async def create_thread_and_run(
     """Create a thread and run it in one request."""
     state = request.app.state
     _, run = await create.create_thread_and_run(
-        session, project, body, models=state.models, settings=settings, signals=state.signals
+        session,
+        project,
+        body,
+        models=state.models,
+        settings=settings,
+        signals=state.signals,
+        worker=state.worker,
     )
     if body.stream:
         return _event_stream(request, run.id, 0)
@@ -93,6 +99,7 @@ async def create_run(
         models=state.models,
         settings=settings,
         signals=state.signals,
+        worker=state.worker,
     )
     if body.stream:
         return _event_stream(request, run.id, 0)

@@ -148,6 +148,27 @@ async def claim(
     return sorted(claimed, key=lambda run: run.id)
 
 
+async def claim_one(
+    session: AsyncSession, run_id: str, worker_id: str, lease_seconds: float
+) -> dict[str, Any] | None:
+    """Take one queued run for `worker_id` by id (the run its own process is creating): the
+    values it changed, or None when it was no longer queued."""
+    values: dict[str, Any] = {
+        "status": RunStatus.IN_PROGRESS.value,
+        "lease_owner": worker_id,
+        "lease_expires_at": time.time() + lease_seconds,
+        "required_action": None,
+        "started_at": now(),
+    }
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, Run.started_at.is_(None))
+        .values(attempts=Run.attempts + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return values if result.rowcount else None  # type: ignore[attr-defined]
+
+
 async def renew_leases(
     session: AsyncSession, worker_id: str, run_ids: Iterable[str], lease_seconds: float
 ) -> set[str]:

@@ -70,15 +70,22 @@ async def _frames(
         first_read = attached
         while True:
             feed.wake.clear()
+            # What the feed holds goes out in one write (a burst of events, say the four that
+            # open a message before its first delta, costs one send, not four).
+            frames: list[str] = []
             while (item := feed.next_event()) is not None:
                 feed.delivered = item.seq
-                yield encode_event(item.name, item.data, item.seq)
+                frames.append(encode_event(item.name, item.data, item.seq))
                 if item.name in END_EVENTS:
-                    yield DONE
+                    frames.append(DONE)
+                    yield "".join(frames)
                     return
+            if frames:
+                yield "".join(frames)
             if not feed.stale:
                 try:
-                    await asyncio.wait_for(feed.wake.wait(), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await feed.wake.wait()
                 except TimeoutError:
                     feed.stale = True
                 continue

@@ -14,17 +14,18 @@ import os
 import secrets
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import clone
 from assistantd.db.models import Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
 from assistantd.runs import events, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
-from assistantd.runs.signals import notify_run_queued
+from assistantd.runs.signals import after_commit, notify_run_queued
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
 
@@ -125,6 +126,20 @@ class Worker:
                 await repository.discard_unfinished_steps(session, run.id)
         seqs = await repository.last_seqs(session, [run.id for run in runs])
         return [(run, seqs[run.id]) for run in runs]
+
+    async def take(self, session: AsyncSession, run: Run, last_seq: int) -> bool:
+        """Claim `run`, which `session` is creating in this process, for this worker: it starts
+        as soon as that transaction commits, without a trip through the queue. False when this
+        worker has no free slot; the run then stays queued for whichever worker claims it."""
+        settings = self.deps.settings
+        if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
+            return False
+        changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
+        if changed is None:
+            return False
+        claimed = cast(Run, clone(run, attempts=run.attempts + 1, **changed))
+        after_commit(session, lambda: self._launch(claimed, last_seq))
+        return True
 
     def _launch(self, run: Run, last_seq: int) -> None:
         executor = RunExecutor(self.deps, run.id, self.id, claimed=(run, last_seq))
