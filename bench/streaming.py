@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Streaming benchmark: first-token overhead, many concurrent streams, memory per open stream.
 
-    python3 bench/streaming.py [--samples 50] [--concurrency 200] [--chunks 20] [--open 200]
+    python3 bench/streaming.py [--samples 100] [--concurrency 200] [--chunks 20] [--open 200]
 
 One `assistantd serve` process (SQLite, embedded worker) in a temporary directory, talking to the
 scripted model (an OpenAI-compatible server over real HTTP, run in this process) that streams
@@ -217,38 +217,45 @@ class Bench:
     # --- phases ----------------------------------------------------------------------------------
 
     async def ttft(self, model: TimedModel, http: httpx.AsyncClient, assistant_id: str) -> None:
+        """Direct and through-assistantd samples alternate, so a slow spell of a shared machine
+        weighs on both sides of the difference alike."""
         warmup, n = 3, self.args.samples
-        direct = []
+        direct: list[float] = []
+        through, setup, delivery = [], [], []
+
+        async def direct_once(backend: httpx.AsyncClient, i: int) -> float:
+            start = time.perf_counter()
+            body = {
+                "model": "gpt-4o",
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": f"bench-text direct {i}"}],
+            }
+            first = None
+            async with backend.stream("POST", "/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if first is None and line.startswith("data: {"):
+                        choices = json.loads(line[6:]).get("choices") or []
+                        if choices and choices[0]["delta"].get("content"):
+                            first = time.perf_counter() - start
+            assert first is not None
+            return first
+
         async with httpx.AsyncClient(base_url=model.base_url, timeout=30) as backend:
             for i in range(warmup + n):
-                start = time.perf_counter()
-                body = {
-                    "model": "gpt-4o",
-                    "stream": True,
-                    "stream_options": {"include_usage": True},
-                    "messages": [{"role": "user", "content": f"bench-text direct {i}"}],
-                }
-                first = None
-                async with backend.stream("POST", "/chat/completions", json=body) as response:
-                    async for line in response.aiter_lines():
-                        if first is None and line.startswith("data: {"):
-                            choices = json.loads(line[6:]).get("choices") or []
-                            if choices and choices[0]["delta"].get("content"):
-                                first = time.perf_counter() - start
-                if i >= warmup:
-                    assert first is not None
-                    direct.append(first)
-        through, setup, delivery = [], [], []
-        for i in range(warmup + n):
-            thread_id = await self.new_thread(http, f"bench-text ttft {i}")
-            model.arrived.clear()
-            model.first_token_sent.clear()
-            result = await self.stream_run(http, thread_id, assistant_id)
-            await self.check(http, thread_id, result)
-            if i >= warmup and result.first_delta is not None:
-                through.append(result.first_delta - result.start)
-                setup.append(model.arrived[0] - result.start)
-                delivery.append(result.first_delta - model.first_token_sent[0])
+                first = await direct_once(backend, i)
+                thread_id = await self.new_thread(http, f"bench-text ttft {i}")
+                model.arrived.clear()
+                model.first_token_sent.clear()
+                result = await self.stream_run(http, thread_id, assistant_id)
+                await self.check(http, thread_id, result)
+                if i < warmup:
+                    continue
+                direct.append(first)
+                if result.first_delta is not None:
+                    through.append(result.first_delta - result.start)
+                    setup.append(model.arrived[0] - result.start)
+                    delivery.append(result.first_delta - model.first_token_sent[0])
         overhead = (statistics.median(through) - statistics.median(direct)) * MS
         self.rows += [
             ("chunks per answer", f"{self.args.chunks}, {self.args.chunk_delay * MS:g} ms apart"),
@@ -392,7 +399,7 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=50, help="sequential runs for TTFT")
+    parser.add_argument("--samples", type=int, default=100, help="sequential runs for TTFT")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--chunk-delay", type=float, default=0.005, help="seconds")

@@ -115,7 +115,9 @@ async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> 
 class RunTaker(Protocol):
     """A worker in this process that can start a run the moment its creation commits."""
 
-    async def take(self, session: AsyncSession, run: Run, last_seq: int) -> bool: ...
+    async def take(self, session: AsyncSession, run: Run) -> Run | None: ...
+
+    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None: ...
 
 
 async def _queue(
@@ -125,18 +127,19 @@ async def _queue(
     first_events: list[tuple[str, events.Payload]],
     worker: RunTaker | None,
 ) -> Run:
+    """Store the new run and its first events. The run is answered as created (queued); a
+    worker of this process may take it at once, in this transaction."""
     # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
     await session.execute(insert(table_of(Run)), [row_values(run)])
     wire = render.run(run)
-    last_seq = await events.append(
-        session,
-        signals,
-        run.id,
-        [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)],
-        last_seq=0,
-    )
-    # The run is answered as created (queued); a worker of this process may take it at once.
-    if worker is None or not await worker.take(session, run, last_seq):
+    announced = [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)]
+    taken = await worker.take(session, run) if worker is not None else None
+    if taken is not None:
+        announced.append(("thread.run.in_progress", render.run(taken)))
+    last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
+    if worker is not None and taken is not None:
+        worker.start_on_commit(session, taken, last_seq)
+    else:
         await notify_run_queued(session, signals)
     return run
 

@@ -61,6 +61,24 @@ async def append(
     return last
 
 
+async def append_many(
+    session: AsyncSession,
+    signals: Signals,
+    batches: dict[str, tuple[int, Sequence[tuple[str, Payload]]]],
+) -> dict[str, int]:
+    """`append` for several runs at once (one insert, one notification): each run id maps to
+    its last event number and the events that follow it. Returns the new last numbers."""
+    rows: list[dict[str, Any]] = []
+    last: dict[str, int] = {}
+    for run_id, (seq, events) in batches.items():
+        for offset, (name, data) in enumerate(events, 1):
+            rows.append(_row(run_id, seq + offset, name, data))
+        last[run_id] = seq + len(events)
+    await _insert_events(session, signals, rows)
+    await notify_runs_changed(session, signals, last)
+    return last
+
+
 def _row(run_id: str, seq: int, name: str, data: Payload) -> dict[str, Any]:
     return {
         "run_id": run_id,

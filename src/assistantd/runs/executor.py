@@ -56,19 +56,13 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class RunExecutor:
-    def __init__(
-        self,
-        deps: RunDeps,
-        run_id: str,
-        worker_id: str,
-        *,
-        claimed: tuple[Run, int] | None = None,
-    ) -> None:
+    def __init__(self, deps: RunDeps, run: Run, last_seq: int, worker_id: str) -> None:
+        """`run` as claimed (unfinished steps discarded, `in_progress` announced in the claiming
+        transaction) and its last event number."""
         self.deps = deps
-        self.run_id = run_id
+        self.run_id = run.id
         self.worker_id = worker_id
-        # The run as claimed (unfinished steps already discarded) and its last event number.
-        self._claimed = claimed
+        self._claimed = (run, last_seq)
         self.cancel_requested = False
         self.hand_back = False
         self._turn: Turn | None = None
@@ -81,20 +75,9 @@ class RunExecutor:
     # --- entry ------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        if self._claimed is not None:
-            run, last = self._claimed
-        else:
-            async with self.deps.sessions() as session:
-                found = await repository.get_any(session, self.run_id)
-                if found is None or found.lease_owner != self.worker_id:
-                    return
-                run = found
-                await repository.discard_unfinished_steps(session, run.id)
-                last = await repository.last_seq(session, run.id)
-                await session.commit()
+        run, last = self._claimed
         writer = EventWriter(self.deps.sessions, self.deps.signals, run.id, last)
         try:
-            writer.emit("thread.run.in_progress", render.run(run))
             await self._loop(run, writer)
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -551,7 +534,7 @@ class RunExecutor:
                     session, result, writer, cut_short, usage, True, annotations
                 )
             for name, payload in await finish.close_open_work(
-                session, run.id, status.value, error=error, partial_text=partial_text
+                session, run, status.value, error=error, partial_text=partial_text
             ):
                 writer.stage(name, payload)
             moved = await state.transition(

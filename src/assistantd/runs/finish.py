@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.models import Message, RunStep
+from assistantd.db.models import Message, Run, RunStep
 from assistantd.kit.timeutil import now
 from assistantd.messages import service as messages
 from assistantd.runs import render
@@ -23,7 +23,7 @@ MESSAGE_REASON = {
 
 async def close_open_work(
     session: AsyncSession,
-    run_id: str,
+    run: Run,
     run_status: str,
     *,
     error: tuple[str, str] | None = None,
@@ -34,7 +34,12 @@ async def close_open_work(
     out: list[tuple[str, Payload]] = []
     open_messages = (
         await session.scalars(
-            select(Message).where(Message.run_id == run_id, Message.status == "in_progress")
+            # By thread and run: the (thread_id, run_id) index, not a scan of every message.
+            select(Message).where(
+                Message.thread_id == run.thread_id,
+                Message.run_id == run.id,
+                Message.status == "in_progress",
+            )
         )
     ).all()
     for message in open_messages:
@@ -49,7 +54,7 @@ async def close_open_work(
         out.append(("thread.message.incomplete", messages.render(message)))
     open_steps = (
         await session.scalars(
-            select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress")
+            select(RunStep).where(RunStep.run_id == run.id, RunStep.status == "in_progress")
         )
     ).all()
     step_status = STEP_STATUS.get(run_status, "completed")

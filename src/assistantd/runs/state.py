@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import table_of
 from assistantd.db.models import Run
 from assistantd.kit.timeutil import now
 from assistantd.ops import metrics
@@ -160,11 +161,15 @@ async def claim_one(
         "required_action": None,
         "started_at": now(),
     }
+    runs = table_of(Run)  # a plain UPDATE: the caller keeps its own copy of the row
     result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, Run.started_at.is_(None))
-        .values(attempts=Run.attempts + 1, **values)
-        .execution_options(synchronize_session=False)
+        update(runs)
+        .where(
+            runs.c.id == run_id,
+            runs.c.status == RunStatus.QUEUED.value,
+            runs.c.started_at.is_(None),
+        )
+        .values(attempts=runs.c.attempts + 1, **values)
     )
     return values if result.rowcount else None  # type: ignore[attr-defined]
 

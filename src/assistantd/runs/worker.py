@@ -117,32 +117,40 @@ class Worker:
                 await asyncio.wait_for(wake.wait(), settings.worker_poll_seconds)
 
     async def _prepare(self, session: AsyncSession, runs: list[Run]) -> list[tuple[Run, int]]:
-        """The claimed runs with their last event numbers, read in the claim's transaction (a
-        query per batch, rather than a transaction per run in each executor)."""
+        """The claimed runs with their last event numbers, their `in_progress` events stored in
+        the claim's transaction (a few queries per batch, no transaction per run)."""
         if not runs:
             return []
         for run in runs:
             if run.attempts > 1:  # executed before: drop what an interrupted attempt left
                 await repository.discard_unfinished_steps(session, run.id)
         seqs = await repository.last_seqs(session, [run.id for run in runs])
+        seqs = await events.append_many(
+            session,
+            self.deps.signals,
+            {run.id: (seqs[run.id], [("thread.run.in_progress", render.run(run))]) for run in runs},
+        )
         return [(run, seqs[run.id]) for run in runs]
 
-    async def take(self, session: AsyncSession, run: Run, last_seq: int) -> bool:
-        """Claim `run`, which `session` is creating in this process, for this worker: it starts
-        as soon as that transaction commits, without a trip through the queue. False when this
-        worker has no free slot; the run then stays queued for whichever worker claims it."""
+    async def take(self, session: AsyncSession, run: Run) -> Run | None:
+        """Claim `run`, which `session` is creating in this process, for this worker; start it
+        with `start_on_commit`. None when this worker has no free slot: the run then stays
+        queued for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
-            return False
+            return None
         changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
         if changed is None:
-            return False
-        claimed = cast(Run, clone(run, attempts=run.attempts + 1, **changed))
-        after_commit(session, lambda: self._launch(claimed, last_seq))
-        return True
+            return None
+        return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
+
+    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
+        """Execute a run `take` claimed once the transaction that created it commits: no trip
+        through the queue."""
+        after_commit(session, lambda: self._launch(run, last_seq))
 
     def _launch(self, run: Run, last_seq: int) -> None:
-        executor = RunExecutor(self.deps, run.id, self.id, claimed=(run, last_seq))
+        executor = RunExecutor(self.deps, run, last_seq, self.id)
         task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
         self._active[run.id] = (executor, task)
 
@@ -243,11 +251,10 @@ class Worker:
         fields: dict[str, Any] = (
             {"last_error": {"code": error[0], "message": error[1]}} if error else {}
         )
-        if not await state.transition(session, run_id, status, end, **fields):
+        run = await state.transition(session, run_id, status, end, **fields)
+        if run is None:
             return
-        closing = await finish.close_open_work(session, run_id, end.value, error=error)
-        run = await session.get(Run, run_id, populate_existing=True)
-        assert run is not None
+        closing = await finish.close_open_work(session, run, end.value, error=error)
         await events.append(
             session,
             self.deps.signals,
