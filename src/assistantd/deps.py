@@ -122,12 +122,14 @@ async def _project(request: Request) -> str:
 ProjectDep = Annotated[str, Depends(_project)]
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they do no I/O: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per request for reading an attribute.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _blobs(request: Request) -> BlobStore:
+async def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
 
@@ -136,7 +138,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
 
 
-def _page(
+async def _page(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     after: Annotated[str | None, Query()] = None,

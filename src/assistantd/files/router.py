@@ -21,7 +21,7 @@ router = APIRouter(tags=["files"])
 MAX_LIST_LIMIT = 10_000
 
 
-def _files_page(
+async def _files_page(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = MAX_LIST_LIMIT,
     order: Annotated[Order, Query()] = "desc",

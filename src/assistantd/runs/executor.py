@@ -184,7 +184,10 @@ class RunExecutor:
         self, run: Run, route: ModelRoute, tools: list[dict[str, Any]]
     ) -> tuple[ChatRequest, int]:
         budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
-        async with self.deps.sessions() as session:
+        # Closed directly rather than by `async with`, whose shielded close yields to every
+        # other ready task before the model is called (the request should leave first).
+        session = self.deps.sessions()
+        try:
             # A run on its first claim has no steps before this executor's first turn (only an
             # executor of the run writes them).
             fresh = run.attempts <= 1 and self._turn is None
@@ -209,6 +212,8 @@ class RunExecutor:
                     f"({route.context_window} tokens): the newest message alone needs about "
                     f"{exc.tokens}. Shorten it or use a model with a larger window.",
                 ) from exc
+        finally:
+            await session.close()
         max_tokens = None
         if run.max_completion_tokens is not None:
             max_tokens = run.max_completion_tokens - run.completion_tokens

@@ -20,7 +20,7 @@ from assistantd.uploads.schemas import (
 router = APIRouter(tags=["uploads"])
 
 
-def _reader(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _reader(request: Request) -> async_sessionmaker[AsyncSession]:
     """Short read-only transactions, for reads that must not wait on a long transfer."""
     reader: async_sessionmaker[AsyncSession] = request.app.state.read_sessions
     return reader
