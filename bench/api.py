@@ -499,7 +499,8 @@ def main() -> int:
                 bench_backend(backend, work / backend, args.duration, args.rounds, upload)
             )
         print(
-            f"\nmachine: {os.cpu_count()} CPUs; wrk 2 threads x 32 connections unless noted; "
+            f"\nmachine: {os.cpu_count()} CPUs; "
+            f"wrk 2 threads x {CONNECTIONS} connections unless noted; "
             f"{args.duration:.0f} s per measurement, best of {args.rounds}; "
             f"load average before: {os.getloadavg()[0]:.1f}\n"
         )
