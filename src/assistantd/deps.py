@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
@@ -177,10 +177,26 @@ async def _message(
     check_prefix(thread_id, Prefix.THREAD, "thread_id")
     check_prefix(message_id, Prefix.MESSAGE, "message_id")
     row = await messages_repository.get(session, project, message_id)
+    return await _of_thread(session, project, thread_id, row, "message", message_id)
+
+
+_InThread = TypeVar("_InThread", Message, Run)
+
+
+async def _of_thread(
+    session: AsyncSession,
+    project: str,
+    thread_id: str,
+    row: _InThread | None,
+    kind: str,
+    object_id: str,
+) -> _InThread:
+    """`row` when it belongs to the path's thread; else the thread's 404 when the thread is
+    unknown (or another project's), the object's 404 when it is not."""
     if row is not None and row.thread_id == thread_id:
         return row
     await threads.require(session, project, thread_id)
-    raise not_found("message", message_id)
+    raise not_found(kind, object_id)
 
 
 MessageDep = Annotated[Message, Depends(_message)]
@@ -215,10 +231,7 @@ async def _run(thread_id: str, run_id: str, session: SessionDep, project: Projec
     check_prefix(thread_id, Prefix.THREAD, "thread_id")
     check_prefix(run_id, Prefix.RUN, "run_id")
     row = await runs.get(session, project, run_id)
-    if row is not None and row.thread_id == thread_id:
-        return row
-    await threads.require(session, project, thread_id)
-    raise not_found("run", run_id)
+    return await _of_thread(session, project, thread_id, row, "run", run_id)
 
 
 RunDep = Annotated[Run, Depends(_run)]

@@ -57,34 +57,6 @@ async def ensure_no_active_run(session: AsyncSession, thread: Thread) -> None:
     await runs_guard.ensure_no_active_run(session, thread.id, for_run=False)
 
 
-async def create_message(
-    session: AsyncSession,
-    project: str,
-    thread_id: str,
-    *,
-    role: Role,
-    content_parts: list[dict[str, Any]],
-    attachments: list[dict[str, Any]] | None = None,
-    metadata: dict[str, str] | None = None,
-    assistant_id: str | None = None,
-    run_id: str | None = None,
-    status: MessageStatus = "completed",
-) -> Message:
-    """Insert a message whose content is already in wire shape; nothing is validated here."""
-    row = new_message(
-        project,
-        thread_id,
-        role=role,
-        content_parts=content_parts,
-        attachments=attachments,
-        metadata=metadata,
-        assistant_id=assistant_id,
-        run_id=run_id,
-        status=status,
-    )
-    return await repository.add(session, row)
-
-
 def new_message(
     project: str,
     thread_id: str,
@@ -97,7 +69,8 @@ def new_message(
     run_id: str | None = None,
     status: MessageStatus = "completed",
 ) -> Message:
-    """A new message row (not yet added to a session).
+    """A new message row (not yet added to a session), its content already in wire shape;
+    nothing is validated here.
 
     A message created complete (every message a client creates) has `completed_at` equal to
     `created_at`; one created `in_progress` has it null until the run engine completes it.
@@ -171,8 +144,7 @@ async def create_from_request(
     `param` prefixes the names in errors, e.g. `messages[0].` or `additional_messages[1].`.
     """
     await _check_files(session, thread.project, _named_files(body, param))
-    message = await create_message(
-        session,
+    message = new_message(
         thread.project,
         thread.id,
         role=body.role,
@@ -180,6 +152,7 @@ async def create_from_request(
         attachments=[attachment.model_dump() for attachment in body.attachments or []],
         metadata=body.metadata,
     )
+    await repository.add(session, message)
     searchable = [
         attachment.file_id
         for attachment in body.attachments or []

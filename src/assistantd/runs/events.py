@@ -27,7 +27,6 @@ from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
 from assistantd.runs.signals import (
     Signals,
-    notify_run_changed,
     notify_runs_changed,
     publish_after_commit,
 )
@@ -54,11 +53,8 @@ async def append(
     """Append events inside the caller's transaction (used while no worker holds the run);
     `last_seq` when the caller knows it (0 for a new run). Returns the new last number."""
     seq = await repository.last_seq(session, run_id) if last_seq is None else last_seq
-    rows = [_row(run_id, seq + offset, name, data) for offset, (name, data) in enumerate(events, 1)]
-    await _insert_events(session, signals, rows)
-    last = rows[-1]["seq"] if rows else seq
-    await notify_run_changed(session, signals, run_id, last)
-    return last
+    last = await append_many(session, signals, {run_id: (seq, events)})
+    return last[run_id]
 
 
 async def append_many(
@@ -162,16 +158,13 @@ class EventWriter:
         """
         if not self._idle.is_set():
             raise RuntimeError("flush() the writer before committing staged events")
-        first = self.seq + 1
-        rows = [
-            _row(self.run_id, first + i, name, data) for i, (name, data) in enumerate(self._staged)
-        ]
-        self._staged.clear()
-        if rows:
-            await _insert_events(session, self._signals, rows)
-            await notify_run_changed(session, self._signals, self.run_id, rows[-1]["seq"])
+        staged, self._staged = self._staged, []
+        last = self.seq
+        if staged:
+            appended = await append_many(session, self._signals, {self.run_id: (last, staged)})
+            last = appended[self.run_id]
         await session.commit()
-        self.seq += len(rows)
+        self.seq = last
 
     async def close(self) -> None:
         await self.flush()

@@ -121,6 +121,16 @@ async def transition(
     return moved
 
 
+def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:
+    """What claiming writes: in progress, held by `worker_id` for `lease_seconds`."""
+    return {
+        "status": RunStatus.IN_PROGRESS.value,
+        "lease_owner": worker_id,
+        "lease_expires_at": time.time() + lease_seconds,
+        "required_action": None,
+    }
+
+
 async def claim(
     session: AsyncSession, worker_id: str, limit: int, lease_seconds: float, *, skip_locked: bool
 ) -> list[Run]:
@@ -135,13 +145,10 @@ async def claim(
         update(Run)
         .where(Run.id.in_(candidates.scalar_subquery()), Run.status == RunStatus.QUEUED.value)
         .values(
-            status=RunStatus.IN_PROGRESS.value,
-            lease_owner=worker_id,
-            lease_expires_at=time.time() + lease_seconds,
             attempts=Run.attempts + 1,
-            required_action=None,
             # started_at keeps the first start, like OpenAI's run object.
             started_at=func.coalesce(Run.started_at, now()),
+            **_claimed(worker_id, lease_seconds),
         )
         .returning(Run)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -154,13 +161,7 @@ async def claim_one(
 ) -> dict[str, Any] | None:
     """Take one queued run for `worker_id` by id (the run its own process is creating): the
     values it changed, or None when it was no longer queued."""
-    values: dict[str, Any] = {
-        "status": RunStatus.IN_PROGRESS.value,
-        "lease_owner": worker_id,
-        "lease_expires_at": time.time() + lease_seconds,
-        "required_action": None,
-        "started_at": now(),
-    }
+    values = {**_claimed(worker_id, lease_seconds), "started_at": now()}
     runs = table_of(Run)  # a plain UPDATE: the caller keeps its own copy of the row
     result = await session.execute(
         update(runs)
