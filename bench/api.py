@@ -35,7 +35,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, make_url, text  # noqa: E402
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+from tests.support.pg import drop_database  # noqa: E402
 from tests.support.server import LiveServer, free_port  # noqa: E402
 
 from assistantd.db.engine import sync_url  # noqa: E402
@@ -263,19 +264,6 @@ def seed_messages(database_url: str, thread_id: str, count: int) -> list[str]:
     finally:
         engine.dispose()
     return ids
-
-
-def drop_database(database_url: str) -> None:
-    """Drop a PostgreSQL database made for this run (SQLite files go with the work dir)."""
-    if not database_url.startswith("postgresql"):
-        return
-    url = make_url(database_url)
-    admin = create_engine(url.set(drivername="postgresql+psycopg", database="postgres"))
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def database_for(backend: str, work: Path) -> str:

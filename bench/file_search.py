@@ -40,11 +40,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.pg import drop_database  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 from tests.vector_stores.documents import make_pdf  # noqa: E402
 
@@ -310,19 +311,6 @@ def measure_pdf(api: Api, server: LiveServer, result: Result, pages: int) -> Non
     result.rss_first_quarter = max(samples[:quarter])
     result.rss_last_quarter = max(samples[-quarter:])
     result.rss_after = rss(pid)
-
-
-def drop_database(database_url: str) -> None:
-    """Drop the PostgreSQL database made for this run (SQLite files go with the work dir)."""
-    if not database_url.startswith("postgresql"):
-        return
-    url = make_url(database_url)
-    admin = create_engine(url.set(drivername="postgresql+psycopg", database="postgres"))
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def database_for(backend: str, work: Path) -> str:

@@ -19,3 +19,19 @@ def start_postgres(root: Path) -> str:
     server.psql(f"CREATE DATABASE {name};")
     server.psql(f"ALTER DATABASE {name} SET client_min_messages TO warning;")
     return f"postgresql+psycopg://postgres:@/{name}?host={root}"
+
+
+def drop_database(database_url: str) -> None:
+    """Drop a PostgreSQL database `start_postgres` made (a no-op for SQLite URLs, whose files go
+    with their directory)."""
+    if not database_url.startswith("postgresql"):
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    url = make_url(database_url)
+    admin = create_engine(url.set(drivername="postgresql+psycopg", database="postgres"))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
