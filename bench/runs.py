@@ -63,14 +63,44 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(*servers: LiveServer) -> float:
     """User + system CPU time of the servers' processes."""
     total = 0.0
     for server in servers:
         assert server.proc is not None
-        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(server.proc.pid)
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """CPU time of the PostgreSQL cluster in `data_dir`: its postmaster, the backends alive now
+    and (counted into the postmaster when they exit) those that ended."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = _stat(int(proc.name))
+        except OSError:
+            continue
+        if int(proc.name) == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process (the load's clients and the scripted model)."""
+    times = os.times()
+    return times.user + times.system
 
 
 @dataclass
@@ -83,7 +113,8 @@ class Results:
     pg_seconds: float | None = None
     pg_statuses: dict[str, int] = field(default_factory=dict)
     pg_latency: list[float] = field(default_factory=list)
-    pg_cpu: tuple[float, float] | None = None  # API, workers: CPU seconds per run
+    # CPU seconds per run: API, workers, PostgreSQL, this process (clients + scripted model)
+    pg_cpu: tuple[float, float, float, float] | None = None
     loads: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -221,7 +252,8 @@ def bench_postgres(root: Path) -> str:
 async def postgres_phase(
     args: argparse.Namespace, model: ScriptedModel, tmp: Path, res: Results
 ) -> None:
-    database_url = bench_postgres(ROOT / ".tmp" / "pg-bench-runs")
+    cluster = ROOT / ".tmp" / "pg-bench-runs"
+    database_url = bench_postgres(cluster)
     env = {
         **server_env(tmp / "pg", database_url, model),
         "ASSISTANTD_EMBEDDED_WORKER": "false",
@@ -252,14 +284,23 @@ async def postgres_phase(
                     res.pg_latency.append(seconds)
 
             res.loads.append(f"PostgreSQL start: {load_average()}")
-            api_cpu, workers_cpu = cpu_seconds(server), cpu_seconds(*workers)
+            before = (
+                cpu_seconds(server),
+                cpu_seconds(*workers),
+                postgres_cpu_seconds(cluster),
+                own_cpu_seconds(),
+            )
             start = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(args.pg_clients)))
             res.pg_seconds = time.perf_counter() - start
-            res.pg_cpu = (
-                (cpu_seconds(server) - api_cpu) / args.pg_runs,
-                (cpu_seconds(*workers) - workers_cpu) / args.pg_runs,
+            after = (
+                cpu_seconds(server),
+                cpu_seconds(*workers),
+                postgres_cpu_seconds(cluster),
+                own_cpu_seconds(),
             )
+            spent = [(a - b) / args.pg_runs for a, b in zip(after, before, strict=True)]
+            res.pg_cpu = (spent[0], spent[1], spent[2], spent[3])
             res.loads.append(f"PostgreSQL end: {load_average()}")
     finally:
         for worker in workers:
@@ -329,8 +370,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
         if res.pg_cpu is not None:
             rows.append(
                 (
-                    "  CPU per run: API (polls included) / workers",
-                    f"{ms(res.pg_cpu[0])} / {ms(res.pg_cpu[1])}",
+                    "  CPU per run: API (polls included) / workers / PostgreSQL / load+model",
+                    " / ".join(ms(v) for v in res.pg_cpu),
                     "",
                 )
             )

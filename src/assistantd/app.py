@@ -97,12 +97,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.read_sessions = make_sessionmaker(engine, write=False)
+        # GET requests and event streams: reads that need no transaction of their own.
+        app.state.query_sessions = make_sessionmaker(engine, write=False, autocommit=True)
         app.state.write_sessions = make_sessionmaker(engine, write=True)
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = LocalBlobStore(settings.blob_dir)
         app.state.signals = signals = Signals()
         http = make_http_client(settings)
-        deps = RunDeps.build(settings, app.state.write_sessions, signals, http, app.state.blobs)
+        deps = RunDeps.build(
+            settings,
+            app.state.write_sessions,
+            app.state.query_sessions,
+            signals,
+            http,
+            app.state.blobs,
+        )
         app.state.models = deps.models
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest

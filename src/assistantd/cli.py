@@ -92,13 +92,16 @@ async def _run_worker(settings: Settings) -> None:
     deps = RunDeps.build(
         settings,
         make_sessionmaker(engine, write=True),
+        make_sessionmaker(engine, write=False, autocommit=True),
         signals,
         http,
         LocalBlobStore(settings.blob_dir),
     )
     listener = None
     if not settings.is_sqlite:
-        listener = asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
+        listener = asyncio.create_task(
+            listen_postgres(settings.effective_database_url, signals, run_events=False)
+        )
     local_model = await start_local_model(settings, deps.models)
     worker = Worker(deps)
     worker.start()

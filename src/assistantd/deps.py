@@ -76,7 +76,7 @@ async def _session(request: Request) -> AsyncSession:
     session: AsyncSession | None = request.scope.get(_SESSION)
     if session is None:
         state = request.app.state
-        makers = state.read_sessions if request.method in _READ_METHODS else state.write_sessions
+        makers = state.query_sessions if request.method in _READ_METHODS else state.write_sessions
         session = request.scope[_SESSION] = makers()
     return session
 

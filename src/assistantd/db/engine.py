@@ -65,9 +65,22 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def make_sessionmaker(engine: AsyncEngine, *, write: bool) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reading, or for writing (which on SQLite begin IMMEDIATE)."""
-    bind = engine.execution_options(**{WRITE_OPTION: True}) if write else engine
+def make_sessionmaker(
+    engine: AsyncEngine, *, write: bool, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reading, or for writing (which on SQLite begin IMMEDIATE).
+
+    `autocommit` reading sessions (PostgreSQL; no difference on SQLite) make each statement its
+    own transaction, which is what a read under READ COMMITTED gets anyway, without the BEGIN
+    and ROLLBACK round trips around it (two of a poll's three). For reads that need no
+    transaction of their own: not for transaction-scoped settings (`set_config(..., true)`).
+    """
+    if write:
+        bind = engine.execution_options(**{WRITE_OPTION: True})
+    elif autocommit and engine.dialect.name == "postgresql":
+        bind = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        bind = engine
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 

@@ -21,6 +21,7 @@ from assistantd.tools.file_search import FileSearchTool
 class RunDeps:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]  # write sessions
+    reads: async_sessionmaker[AsyncSession]  # autocommit reads (no transaction, no write lock)
     signals: Signals
     backend: ChatBackend
     models: ModelRouter
@@ -32,6 +33,7 @@ class RunDeps:
         cls,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
         signals: Signals,
         http: httpx.AsyncClient,
         blobs: BlobStore,
@@ -39,6 +41,7 @@ class RunDeps:
         return cls(
             settings=settings,
             sessions=sessions,
+            reads=reads,
             signals=signals,
             backend=ChatBackend(http, settings),
             models=ModelRouter(settings),

@@ -186,7 +186,7 @@ class RunExecutor:
         budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
         # Closed directly rather than by `async with`, whose shielded close yields to every
         # other ready task before the model is called (the request should leave first).
-        session = self.deps.sessions()
+        session = self.deps.reads()
         try:
             # A run on its first claim has no steps before this executor's first turn (only an
             # executor of the run writes them).
@@ -436,7 +436,7 @@ class RunExecutor:
     async def _tool_context(
         self, run: Run, tool: ServerTool, writer: EventWriter, step_id: str, position: int
     ) -> ToolContext:
-        async with self.deps.sessions() as session:
+        async with self.deps.reads() as session:
             assistant = await session.get(Assistant, run.assistant_id)
             thread = await session.get(Thread, run.thread_id)
         merged: dict[str, Any] = {}
@@ -555,7 +555,7 @@ class RunExecutor:
 
     async def _lost_race(self, run: Run, writer: EventWriter) -> None:
         """A guarded update found the run moved: honour a cancel, else let it go."""
-        async with self.deps.sessions() as session:
+        async with self.deps.reads() as session:
             current = await repository.get_any(session, run.id)
         if (
             current is not None

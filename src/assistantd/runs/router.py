@@ -43,7 +43,7 @@ def _event_stream(
     """Stream the run's events after `after_seq`; by default called before the request commits."""
     state = request.app.state
     frames = stream.open_stream(
-        state.read_sessions, state.signals, run_id, after_seq, before_commit=before_commit
+        state.query_sessions, state.signals, run_id, after_seq, before_commit=before_commit
     )
     return StreamingResponse(
         frames,

@@ -217,8 +217,12 @@ async def notify_run_queued(session: AsyncSession, signals: Signals) -> None:
     after_commit(session, signals.run_queued)
 
 
-async def listen_postgres(database_url: str, signals: Signals) -> None:
-    """Forward PostgreSQL notifications into `signals` until cancelled; reconnects on failure."""
+async def listen_postgres(database_url: str, signals: Signals, *, run_events: bool = True) -> None:
+    """Forward PostgreSQL notifications into `signals` until cancelled; reconnects on failure.
+
+    Without `run_events` only queued runs are heard: a process that streams no events (a
+    standalone worker) need not receive a notification for every event batch of every run.
+    """
     import psycopg
 
     conninfo = (
@@ -227,7 +231,8 @@ async def listen_postgres(database_url: str, signals: Signals) -> None:
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                await conn.execute(f"LISTEN {RUN_EVENTS_CHANNEL}")
+                if run_events:
+                    await conn.execute(f"LISTEN {RUN_EVENTS_CHANNEL}")
                 await conn.execute(f"LISTEN {RUNS_QUEUED_CHANNEL}")
                 # Anything may have happened while we were not listening.
                 signals.run_queued()

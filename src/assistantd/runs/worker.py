@@ -180,14 +180,15 @@ class Worker:
             if not ids:
                 continue
             try:
-                async with self.deps.sessions() as session:
+                async with self.deps.reads() as session:
                     cancelling = await state.cancelling_among(session, ids)
-                    if time.monotonic() - last_renew > settings.worker_lease_seconds / 3:
+                if time.monotonic() - last_renew > settings.worker_lease_seconds / 3:
+                    async with self.deps.sessions() as session:
                         await state.renew_leases(
                             session, self.id, ids, settings.worker_lease_seconds
                         )
-                        last_renew = time.monotonic()
-                    await session.commit()
+                        await session.commit()
+                    last_renew = time.monotonic()
             except Exception:
                 log.exception("checking runs for cancellation failed")
                 continue
