@@ -17,7 +17,7 @@ from assistantd.messages import service as messages
 from assistantd.runs import events, render
 from assistantd.runs.guard import ensure_no_active_run
 from assistantd.runs.schemas import RunCreate, ThreadAndRunCreate, ToolChoiceFunction, _RunOptions
-from assistantd.runs.signals import Signals, notify_run_queued
+from assistantd.runs.signals import Signals, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.settings import Settings
 from assistantd.threads import service as threads
@@ -140,7 +140,7 @@ async def _queue(
     if worker is not None and taken is not None:
         worker.start_on_commit(session, taken, last_seq)
     else:
-        await notify_run_queued(session, signals)
+        run_queued_on_commit(session, signals)
     return run
 
 

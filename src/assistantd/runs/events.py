@@ -25,11 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistantd.db.core import row_values, table_of
 from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
-from assistantd.runs.signals import (
-    Signals,
-    notify_runs_changed,
-    publish_after_commit,
-)
+from assistantd.runs.signals import Signals, events_stored, publish_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +67,7 @@ async def append_many(
             rows.append(_row(run_id, seq + offset, name, data))
         last[run_id] = seq + len(events)
     await _insert_events(session, signals, rows)
-    await notify_runs_changed(session, signals, last)
+    events_stored(session, signals, last)
     return last
 
 
@@ -92,9 +88,21 @@ async def _insert_events(
     it commits."""
     if not rows:
         return
-    await session.execute(insert(RunEvent), list(rows))
+    await _insert_rows(session, rows)
     for row in rows:
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
+
+
+# Rows per INSERT statement: well under both databases' limits on bound parameters.
+_ROWS_PER_INSERT = 1000
+
+
+async def _insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Event rows as multi-row INSERTs: on PostgreSQL one statement, not one per row (a driver's
+    executemany), and so one firing of the notify trigger."""
+    table = table_of(RunEvent)
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        await session.execute(insert(table).values(list(rows[start : start + _ROWS_PER_INSERT])))
 
 
 class EventWriter:
@@ -260,8 +268,8 @@ class _Store:
                 async with self._sessions() as session:
                     for table, values in new_rows:
                         await session.execute(insert(table), [values])
-                    await session.execute(insert(RunEvent), events)
-                    await notify_runs_changed(session, self._signals, last_seqs)
+                    await _insert_rows(session, events)
+                    events_stored(session, self._signals, last_seqs)
                     await session.commit()
                 return
             except Exception:

@@ -22,7 +22,7 @@ from assistantd.messages import service as messages
 from assistantd.runs import context, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter
-from assistantd.runs.signals import notify_run_queued
+from assistantd.runs.signals import run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
@@ -575,5 +575,5 @@ class RunExecutor:
             )
             if queued is not None:
                 writer.stage("thread.run.queued", render.run(queued))
-                await notify_run_queued(session, self.deps.signals)
+                run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session)

@@ -3,6 +3,8 @@
 In one process (SQLite: `serve` runs the worker) these are asyncio events. Across processes
 (PostgreSQL) the same wake-ups travel as NOTIFY, sent inside the transaction that made the change
 so they arrive only once it is committed; one LISTEN connection per process fans them out here.
+Stored events notify by themselves: a trigger on `run_events` (migration 0002) announces each
+insert's runs and last sequence numbers, and queued runs when it holds a `thread.run.queued`.
 
 The feed is the fast path of streaming: whoever writes a run's events in this process also
 publishes them here, numbered, the moment they exist, and every streamer of that run receives
@@ -30,6 +32,7 @@ from assistantd.db.engine import is_postgres
 
 log = logging.getLogger(__name__)
 
+# Migration 0002's trigger on run_events notifies on these channels too, by name.
 RUN_EVENTS_CHANNEL = "assistantd_run_events"
 RUNS_QUEUED_CHANNEL = "assistantd_runs_queued"
 _AFTER_COMMIT = "assistantd_after_commit"
@@ -168,31 +171,22 @@ def _drop_after_commit(sync_session: Session) -> None:
     sync_session.info.pop(_AFTER_COMMIT, None)
 
 
-async def notify_run_changed(
-    session: AsyncSession, signals: Signals, run_id: str, upto: int | None = None
-) -> None:
-    """Wake streamers of `run_id` here and, on PostgreSQL, in every process, after commit.
-
-    `upto` is the highest sequence number the transaction stores, when it stores events.
-    """
+async def notify_run_changed(session: AsyncSession, signals: Signals, run_id: str) -> None:
+    """Wake streamers of `run_id` here and, on PostgreSQL, in every process, after commit: for
+    a change that stores no event (a stored event wakes them by itself, see `events_stored`)."""
     if is_postgres(session):
-        payload = run_id if upto is None else f"{run_id} {upto}"
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": RUN_EVENTS_CHANNEL, "payload": payload},
+            {"channel": RUN_EVENTS_CHANNEL, "payload": run_id},
         )
-    after_commit(session, lambda: signals.run_changed(run_id, upto))
+    after_commit(session, lambda: signals.run_changed(run_id))
 
 
-async def notify_runs_changed(
-    session: AsyncSession, signals: Signals, upto: dict[str, int]
-) -> None:
-    """`notify_run_changed` for many runs at once (one statement on PostgreSQL)."""
-    if is_postgres(session):
-        await session.execute(
-            text("SELECT pg_notify(:channel, note) FROM unnest(CAST(:notes AS text[])) AS note"),
-            {"channel": RUN_EVENTS_CHANNEL, "notes": [f"{r} {s}" for r, s in upto.items()]},
-        )
+def events_stored(session: AsyncSession, signals: Signals, upto: dict[str, int]) -> None:
+    """The transaction stores events of these runs, up to these sequence numbers: wake this
+    process's streamers of them once it commits. Other processes hear it from PostgreSQL: the
+    `run_events` trigger (migration 0002) notifies for every insert, without a statement here.
+    """
     for run_id, seq in upto.items():
         after_commit(session, partial(signals.run_changed, run_id, seq))
 
@@ -209,11 +203,10 @@ def _parse_run_note(payload: str) -> tuple[str, int | None]:
     return run_id, int(upto) if upto.isdigit() else None
 
 
-async def notify_run_queued(session: AsyncSession, signals: Signals) -> None:
-    if is_postgres(session):
-        await session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_QUEUED_CHANNEL}
-        )
+def run_queued_on_commit(session: AsyncSession, signals: Signals) -> None:
+    """Wake this process's worker once the transaction commits. The transaction stores the
+    run's `thread.run.queued` event, from which the `run_events` trigger wakes the workers of
+    every other process (PostgreSQL)."""
     after_commit(session, signals.run_queued)
 
 

@@ -9,7 +9,7 @@ from assistantd.errors import InvalidRequestError
 from assistantd.kit.timeutil import now
 from assistantd.runs import events, render, repository, state
 from assistantd.runs.schemas import SubmitToolOutputs
-from assistantd.runs.signals import Signals, notify_run_queued
+from assistantd.runs.signals import Signals, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 
 
@@ -82,5 +82,5 @@ async def submit_tool_outputs(
         run.id,
         [("thread.run.step.completed", render.step(step)), ("thread.run.queued", render.run(run))],
     )
-    await notify_run_queued(session, signals)
+    run_queued_on_commit(session, signals)
     return run

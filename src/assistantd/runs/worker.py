@@ -25,7 +25,7 @@ from assistantd.ops import logs, metrics
 from assistantd.runs import events, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
-from assistantd.runs.signals import after_commit, notify_run_queued
+from assistantd.runs.signals import after_commit, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
 
@@ -238,7 +238,7 @@ class Worker:
             for run in await state.overdue(session, skip_locked=self._skip_locked):
                 await self._end(session, run.id, RunStatus(run.status), RunStatus.EXPIRED, None)
             if requeued:
-                await notify_run_queued(session, signals)
+                run_queued_on_commit(session, signals)
             await session.commit()
 
     async def _end(
