@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.db.core import row_values, table_of
+from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
 from assistantd.runs.signals import Signals, events_stored, publish_after_commit
@@ -93,16 +94,22 @@ async def _insert_events(
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
 
 
-# Rows per INSERT statement: well under both databases' limits on bound parameters.
-_ROWS_PER_INSERT = 1000
+# One INSERT of many rows on PostgreSQL (unnest of arrays: a statement SQLAlchemy compiles
+# once, where a multi-row VALUES is compiled anew each time), so the notify trigger fires once.
+_INSERT_UNNEST = text(
+    "INSERT INTO run_events (run_id, seq, event, data, created_at) "
+    "SELECT * FROM unnest(CAST(:run_id AS text[]), CAST(:seq AS integer[]), "
+    "CAST(:event AS text[]), CAST(:data AS text[]), CAST(:created_at AS double precision[]))"
+)
 
 
 async def _insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Event rows as multi-row INSERTs: on PostgreSQL one statement, not one per row (a driver's
-    executemany), and so one firing of the notify trigger."""
-    table = table_of(RunEvent)
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        await session.execute(insert(table).values(list(rows[start : start + _ROWS_PER_INSERT])))
+    """Store event rows: one statement on PostgreSQL, an executemany on SQLite."""
+    if is_postgres(session):
+        columns = ("run_id", "seq", "event", "data", "created_at")
+        await session.execute(_INSERT_UNNEST, {c: [row[c] for row in rows] for c in columns})
+    else:
+        await session.execute(insert(table_of(RunEvent)), list(rows))
 
 
 class EventWriter:
