@@ -94,20 +94,21 @@ async def _insert_events(
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
 
 
-# One INSERT of many rows on PostgreSQL (unnest of arrays: a statement SQLAlchemy compiles
-# once, where a multi-row VALUES is compiled anew each time), so the notify trigger fires once.
-_INSERT_UNNEST = text(
+# One INSERT of many rows on PostgreSQL, so the notify trigger fires once: the rows travel as
+# one JSON text (json.dumps is C; the driver would escape text arrays element by element in
+# Python), and the statement is compiled once (a multi-row VALUES is compiled anew each time).
+_INSERT_JSON_ROWS = text(
     "INSERT INTO run_events (run_id, seq, event, data, created_at) "
-    "SELECT * FROM unnest(CAST(:run_id AS text[]), CAST(:seq AS integer[]), "
-    "CAST(:event AS text[]), CAST(:data AS text[]), CAST(:created_at AS double precision[]))"
+    "SELECT r.run_id, r.seq, r.event, r.data, r.created_at "
+    "FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS r(run_id text, seq integer, event text, data text, created_at double precision)"
 )
 
 
 async def _insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Store event rows: one statement on PostgreSQL, an executemany on SQLite."""
     if is_postgres(session):
-        columns = ("run_id", "seq", "event", "data", "created_at")
-        await session.execute(_INSERT_UNNEST, {c: [row[c] for row in rows] for c in columns})
+        await session.execute(_INSERT_JSON_ROWS, {"rows": json.dumps(rows)})
     else:
         await session.execute(insert(table_of(RunEvent)), list(rows))
 

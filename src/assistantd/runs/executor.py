@@ -538,10 +538,13 @@ class RunExecutor:
                 await self._close_message_in(
                     session, result, writer, cut_short, usage, True, annotations
                 )
-            for name, payload in await finish.close_open_work(
-                session, run, status.value, error=error, partial_text=partial_text
-            ):
-                writer.stage(name, payload)
+            # A first execution that completes has closed every step and message it opened
+            # (the last turn's just above); otherwise look for what was left open.
+            if status is not RunStatus.COMPLETED or run.attempts > 1:
+                for name, payload in await finish.close_open_work(
+                    session, run, status.value, error=error, partial_text=partial_text
+                ):
+                    writer.stage(name, payload)
             moved = await state.transition(
                 session, run.id, sources, status, held_by=self.worker_id, **fields
             )

@@ -68,17 +68,6 @@ async def last_seq(session: AsyncSession, run_id: str) -> int:
     return int(value or 0)
 
 
-async def last_seqs(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, int]:
-    """The last event sequence number of each run (0 for a run without events)."""
-    rows = await session.execute(
-        select(RunEvent.run_id, func.max(RunEvent.seq))
-        .where(RunEvent.run_id.in_(run_ids))
-        .group_by(RunEvent.run_id)
-    )
-    found = {run_id: int(seq or 0) for run_id, seq in rows.tuples()}
-    return {run_id: found.get(run_id, 0) for run_id in run_ids}
-
-
 async def events_after(
     session: AsyncSession, run_id: str, seq: int, limit: int = 500
 ) -> Sequence[RunEvent]:

@@ -12,11 +12,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import table_of
-from assistantd.db.models import Run
+from assistantd.db.models import Run, RunEvent
 from assistantd.kit.timeutil import now
 from assistantd.ops import metrics
 
@@ -133,15 +133,22 @@ def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:
 
 async def claim(
     session: AsyncSession, worker_id: str, limit: int, lease_seconds: float, *, skip_locked: bool
-) -> list[Run]:
+) -> list[tuple[Run, int]]:
     """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease), in
-    one statement that returns them, oldest first."""
+    one statement that returns them, oldest first, each with its last event number."""
     candidates = (
         select(Run.id).where(Run.status == RunStatus.QUEUED.value).order_by(Run.id).limit(limit)
     )
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
-    claimed = await session.scalars(
+    # The claimed row's id spelled out: SQLAlchemy writes RETURNING columns unqualified on
+    # SQLite, where a bare `id` inside this subquery would be run_events.id.
+    last_seq = (
+        select(func.coalesce(func.max(RunEvent.seq), 0))
+        .where(RunEvent.run_id == literal_column(f"{Run.__tablename__}.id"))
+        .scalar_subquery()
+    )
+    claimed = await session.execute(
         update(Run)
         .where(Run.id.in_(candidates.scalar_subquery()), Run.status == RunStatus.QUEUED.value)
         .values(
@@ -150,10 +157,10 @@ async def claim(
             started_at=func.coalesce(Run.started_at, now()),
             **_claimed(worker_id, lease_seconds),
         )
-        .returning(Run)
+        .returning(Run, last_seq)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(claimed, key=lambda run: run.id)
+    return sorted(((run, int(seq)) for run, seq in claimed.tuples()), key=lambda c: c[0].id)
 
 
 async def claim_one(

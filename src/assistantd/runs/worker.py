@@ -95,14 +95,14 @@ class Worker:
             if capacity > 0:
                 try:
                     async with self.deps.sessions() as session:
-                        runs = await state.claim(
+                        taken = await state.claim(
                             session,
                             self.id,
                             min(capacity, 32),
                             settings.worker_lease_seconds,
                             skip_locked=self._skip_locked,
                         )
-                        claimed = await self._prepare(session, runs)
+                        claimed = await self._prepare(session, taken)
                         await session.commit()
                 except Exception:
                     log.exception("claiming runs failed")
@@ -116,21 +116,22 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), settings.worker_poll_seconds)
 
-    async def _prepare(self, session: AsyncSession, runs: list[Run]) -> list[tuple[Run, int]]:
-        """The claimed runs with their last event numbers, their `in_progress` events stored in
-        the claim's transaction (a few queries per batch, no transaction per run)."""
-        if not runs:
+    async def _prepare(
+        self, session: AsyncSession, claimed: list[tuple[Run, int]]
+    ) -> list[tuple[Run, int]]:
+        """The claimed runs with their new last event numbers, their `in_progress` events stored
+        in the claim's transaction (one insert per batch, no transaction per run)."""
+        if not claimed:
             return []
-        for run in runs:
+        for run, _ in claimed:
             if run.attempts > 1:  # executed before: drop what an interrupted attempt left
                 await repository.discard_unfinished_steps(session, run.id)
-        seqs = await repository.last_seqs(session, [run.id for run in runs])
         seqs = await events.append_many(
             session,
             self.deps.signals,
-            {run.id: (seqs[run.id], [("thread.run.in_progress", render.run(run))]) for run in runs},
+            {run.id: (seq, [("thread.run.in_progress", render.run(run))]) for run, seq in claimed},
         )
-        return [(run, seqs[run.id]) for run in runs]
+        return [(run, seqs[run.id]) for run, _ in claimed]
 
     async def take(self, session: AsyncSession, run: Run) -> Run | None:
         """Claim `run`, which `session` is creating in this process, for this worker; start it
