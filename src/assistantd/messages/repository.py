@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import get_row
 from assistantd.db.models import Message
 from assistantd.kit.pagination import Page, paginate
 
 
 async def get(session: AsyncSession, project: str, message_id: str) -> Message | None:
-    row = await session.get(Message, message_id)
+    row = await get_row(session, Message, message_id)
     return row if row is not None and row.project == project else None
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
@@ -143,6 +143,21 @@ def _output(call: dict[str, Any]) -> str | None:
     return call.get("_model_output")
 
 
+_THREAD_MESSAGES = (
+    select(Message).where(Message.thread_id == bindparam("thread_id")).order_by(Message.id)
+)
+_EARLIER_TOOL_STEPS = (
+    select(RunStep)
+    .where(
+        RunStep.thread_id == bindparam("thread_id"),
+        RunStep.run_id != bindparam("run_id"),
+        RunStep.type == "tool_calls",
+        RunStep.status == "completed",
+    )
+    .order_by(RunStep.id)
+)
+
+
 async def build(
     session: AsyncSession,
     blobs: BlobStore,
@@ -157,11 +172,7 @@ async def build(
 
     The prompt is everything the backend counts: the messages and the tool definitions.
     """
-    rows = (
-        await session.scalars(
-            select(Message).where(Message.thread_id == run.thread_id).order_by(Message.id)
-        )
-    ).all()
+    rows = (await session.scalars(_THREAD_MESSAGES, {"thread_id": run.thread_id})).all()
     own = {m.id: m for m in rows if m.run_id == run.id}
     thread_messages = [m for m in rows if m.run_id != run.id]
     if run.truncation_strategy.get("type") == "last_messages":
@@ -206,15 +217,5 @@ def _order(object_id: str) -> str:
 
 
 async def _earlier_tool_steps(session: AsyncSession, run: Run) -> Sequence[RunStep]:
-    return (
-        await session.scalars(
-            select(RunStep)
-            .where(
-                RunStep.thread_id == run.thread_id,
-                RunStep.run_id != run.id,
-                RunStep.type == "tool_calls",
-                RunStep.status == "completed",
-            )
-            .order_by(RunStep.id)
-        )
-    ).all()
+    params = {"thread_id": run.thread_id, "run_id": run.id}
+    return (await session.scalars(_EARLIER_TOOL_STEPS, params)).all()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.assistants import service as assistants
 from assistantd.backends.routing import ModelRouter
-from assistantd.db.core import row_values, table_of
+from assistantd.db.core import insert_into, row_values, table_of
 from assistantd.db.models import Assistant, Run, Thread
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
@@ -130,7 +129,7 @@ async def _queue(
     """Store the new run and its first events. The run is answered as created (queued); a
     worker of this process may take it at once, in this transaction."""
     # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
-    await session.execute(insert(table_of(Run)), [row_values(run)])
+    await session.execute(insert_into(table_of(Run)), [row_values(run)])
     wire = render.run(run)
     announced = [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)]
     taken = await worker.take(session, run) if worker is not None else None

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.db.core import row_values, table_of
+from assistantd.db.core import insert_into, row_values, table_of
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
@@ -110,7 +110,7 @@ async def _insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     if is_postgres(session):
         await session.execute(_INSERT_JSON_ROWS, {"rows": json.dumps(rows)})
     else:
-        await session.execute(insert(table_of(RunEvent)), list(rows))
+        await session.execute(insert_into(table_of(RunEvent)), list(rows))
 
 
 class EventWriter:
@@ -275,7 +275,7 @@ class _Store:
             try:
                 async with self._sessions() as session:
                     for table, values in new_rows:
-                        await session.execute(insert(table), [values])
+                        await session.execute(insert_into(table), [values])
                     await _insert_rows(session, events)
                     events_stored(session, self._signals, last_seqs)
                     await session.commit()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.core import column_values, table_of
+from assistantd.db.core import column_values, get_row, table_of
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Message, Run, RunEvent, RunStep, Thread
 from assistantd.kit.pagination import Page, paginate
@@ -16,21 +16,24 @@ from assistantd.runs.state import ACTIVE
 
 
 async def get(session: AsyncSession, project: str, run_id: str) -> Run | None:
-    row = await session.get(Run, run_id, populate_existing=True)
+    row = await get_row(session, Run, run_id, refresh=True)
     return row if row is not None and row.project == project else None
 
 
 async def get_any(session: AsyncSession, run_id: str) -> Run | None:
-    return await session.get(Run, run_id, populate_existing=True)
+    return await get_row(session, Run, run_id, refresh=True)
+
+
+_ACTIVE_RUN = (
+    select(Run.id)
+    .where(Run.thread_id == bindparam("thread_id"), Run.status.in_([s.value for s in ACTIVE]))
+    .limit(1)
+)
 
 
 async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
     """The thread's active (non-terminal) run, if any."""
-    return await session.scalar(
-        select(Run.id)
-        .where(Run.thread_id == thread_id, Run.status.in_([s.value for s in ACTIVE]))
-        .limit(1)
-    )
+    return await session.scalar(_ACTIVE_RUN, {"thread_id": thread_id})
 
 
 async def list_page(
@@ -40,7 +43,7 @@ async def list_page(
 
 
 async def get_step(session: AsyncSession, run_id: str, step_id: str) -> RunStep | None:
-    row = await session.get(RunStep, step_id, populate_existing=True)
+    row = await get_row(session, RunStep, step_id, refresh=True)
     return row if row is not None and row.run_id == run_id else None
 
 
@@ -126,6 +129,9 @@ async def discard_unfinished_steps(session: AsyncSession, run_id: str) -> None:
     await session.flush()
 
 
+_LOCK_THREAD = select(Thread.id).where(Thread.id == bindparam("thread_id")).with_for_update()
+
+
 async def lock_thread(session: AsyncSession, thread_id: str) -> None:
     """Serialize run/message creation on one thread across processes.
 
@@ -133,4 +139,4 @@ async def lock_thread(session: AsyncSession, thread_id: str) -> None:
     database write lock from BEGIN IMMEDIATE.
     """
     if is_postgres(session):
-        await session.execute(select(Thread.id).where(Thread.id == thread_id).with_for_update())
+        await session.execute(_LOCK_THREAD, {"thread_id": thread_id})

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import table_of
@@ -163,22 +163,26 @@ async def claim(
     return sorted(((run, int(seq)) for run, seq in claimed.tuples()), key=lambda c: c[0].id)
 
 
+# A plain UPDATE (the caller keeps its own copy of the row); the claim's values come as
+# parameters named after their columns.
+_CLAIM_ONE = (
+    update(table_of(Run))
+    .where(
+        table_of(Run).c.id == bindparam("run_id"),
+        table_of(Run).c.status == RunStatus.QUEUED.value,
+        table_of(Run).c.started_at.is_(None),
+    )
+    .values(attempts=table_of(Run).c.attempts + 1)
+)
+
+
 async def claim_one(
     session: AsyncSession, run_id: str, worker_id: str, lease_seconds: float
 ) -> dict[str, Any] | None:
     """Take one queued run for `worker_id` by id (the run its own process is creating): the
     values it changed, or None when it was no longer queued."""
     values = {**_claimed(worker_id, lease_seconds), "started_at": now()}
-    runs = table_of(Run)  # a plain UPDATE: the caller keeps its own copy of the row
-    result = await session.execute(
-        update(runs)
-        .where(
-            runs.c.id == run_id,
-            runs.c.status == RunStatus.QUEUED.value,
-            runs.c.started_at.is_(None),
-        )
-        .values(attempts=runs.c.attempts + 1, **values)
-    )
+    result = await session.execute(_CLAIM_ONE, {"run_id": run_id, **values})
     return values if result.rowcount else None  # type: ignore[attr-defined]
 
 

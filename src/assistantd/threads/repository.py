@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import get_row
 from assistantd.db.models import Thread
 from assistantd.messages import repository as messages
 
 
 async def get(session: AsyncSession, project: str, thread_id: str) -> Thread | None:
-    row = await session.get(Thread, thread_id)
+    row = await get_row(session, Thread, thread_id)
     return row if row is not None and row.project == project else None
 
 

@@ -7,11 +7,12 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import get_row
 from assistantd.db.models import Upload, UploadPart
 
 
 async def get(session: AsyncSession, project: str, upload_id: str) -> Upload | None:
-    row = await session.get(Upload, upload_id)
+    row = await get_row(session, Upload, upload_id)
     return row if row is not None and row.project == project else None
 
 
