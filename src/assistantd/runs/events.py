@@ -63,21 +63,25 @@ async def append_many(
     its last event number and the events that follow it. Returns the new last numbers."""
     rows: list[dict[str, Any]] = []
     last: dict[str, int] = {}
+    encoded: dict[int, str] = {}  # one payload announced twice (created, queued) is encoded once
     for run_id, (seq, events) in batches.items():
         for offset, (name, data) in enumerate(events, 1):
-            rows.append(_row(run_id, seq + offset, name, data))
+            text = encoded.get(id(data))
+            if text is None:
+                text = encoded[id(data)] = encode(data)
+            rows.append(_row(run_id, seq + offset, name, text))
         last[run_id] = seq + len(events)
     await _insert_events(session, signals, rows)
     events_stored(session, signals, last)
     return last
 
 
-def _row(run_id: str, seq: int, name: str, data: Payload) -> dict[str, Any]:
+def _row(run_id: str, seq: int, name: str, data: str) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "seq": seq,
         "event": name,
-        "data": encode(data),
+        "data": data,
         "created_at": time.time(),
     }
 
@@ -137,6 +141,7 @@ class EventWriter:
         self._idle.set()
         self._error: BaseException | None = None
         self._staged: list[tuple[str, Payload]] = []
+        self._last_encoded: tuple[Payload | None, str] = (None, "")
 
     def emit(self, name: str, data: Payload, *, rows: Sequence[Base] = ()) -> None:
         """Publish an event now and store it in the background. `rows` (new ORM objects) are
@@ -145,7 +150,12 @@ class EventWriter:
         if self._error is not None:
             raise self._error
         self.seq += 1
-        row = _row(self.run_id, self.seq, name, data)
+        # `created` and `in_progress` announce the same object: encode it once.
+        last_data, text = self._last_encoded
+        if data is not last_data:
+            text = encode(data)
+            self._last_encoded = (data, text)
+        row = _row(self.run_id, self.seq, name, text)
         self._unstored += 1
         self._idle.clear()
         self._store.add(self, row, [(table_of(type(new)), row_values(new)) for new in rows])
