@@ -6,7 +6,7 @@
                           [--backends sqlite,postgres] [--keep-logs DIR]
 
 The model is the scripted OpenAI-compatible server (tests/support/scripted_model.py) running in
-this process and answering at once. It prints a table:
+a process of its own and answering at once. It prints a table:
 
 - SQLite, one `assistantd serve` (embedded worker):
   - a direct chat completion from the backend over httpx (streamed to `[DONE]`, the request
@@ -24,7 +24,7 @@ this process and answering at once. It prints a table:
   ~12 ms of CPU per run, as much as the API server itself.
 
 Threads are created before the clock starts. Next to each figure: the CPU time the assistantd
-processes (and, for PostgreSQL, the database and this process: load and model) spent per run, and
+processes (and, for PostgreSQL, the database, the load and the model) spent per run, and
 the machine's load, since latency on a shared machine says as much about the neighbours as about
 the server. This is a benchmark that prints figures, not a test.
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -42,6 +43,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,6 +68,36 @@ TARGET_PG_RUNS_PER_S = 50.0
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _serve_model(pipe: Connection) -> None:
+    model = ScriptedModel().start()
+    pipe.send(model.base_url)
+    pipe.recv()  # until told to stop
+    model.stop()
+
+
+class ModelProcess:
+    """The scripted model (answering at once) in a process of its own: in this one its server
+    thread would wait for the GIL while the load's event loop holds it."""
+
+    def __enter__(self) -> ModelProcess:
+        self._pipe, child = multiprocessing.Pipe()
+        self.proc = multiprocessing.get_context("fork").Process(
+            target=_serve_model, args=(child,), daemon=True
+        )
+        self.proc.start()
+        self.base_url: str = self._pipe.recv()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pipe.send("stop")
+        self.proc.join(10)
+
+    def cpu_seconds(self) -> float:
+        assert self.proc.pid is not None
+        fields = _stat(self.proc.pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> list[str]:
@@ -103,7 +135,7 @@ def postgres_cpu_seconds(data_dir: Path) -> float:
 
 
 def own_cpu_seconds() -> float:
-    """This process (the load's clients and the scripted model)."""
+    """This process (the load's clients)."""
     times = os.times()
     return times.user + times.system
 
@@ -118,13 +150,13 @@ class Results:
     pg_seconds: float | None = None
     pg_statuses: dict[str, int] = field(default_factory=dict)
     pg_latency: list[float] = field(default_factory=list)
-    # CPU seconds per run: API, workers, PostgreSQL, this process (clients + scripted model)
-    pg_cpu: tuple[float, float, float, float] | None = None
+    # CPU seconds per run: API, workers, PostgreSQL, this process (the load), scripted model
+    pg_cpu: tuple[float, float, float, float, float] | None = None
     loads: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def server_env(data_dir: Path, database_url: str, model: ScriptedModel) -> dict[str, str]:
+def server_env(data_dir: Path, database_url: str, model: ModelProcess) -> dict[str, str]:
     return {
         "ASSISTANTD_DATA_DIR": str(data_dir),
         "ASSISTANTD_DATABASE_URL": database_url,
@@ -232,7 +264,7 @@ async def run_and_poll(
     return str(run["status"]), time.perf_counter() - start
 
 
-async def direct_latency(model: ScriptedModel, samples: int) -> list[float]:
+async def direct_latency(model: ModelProcess, samples: int) -> list[float]:
     """A streamed chat completion straight from the backend, read to `[DONE]`."""
     out = []
     async with httpx.AsyncClient(base_url=model.base_url, timeout=30) as http:
@@ -256,7 +288,7 @@ async def direct_latency(model: ScriptedModel, samples: int) -> list[float]:
 
 
 async def sqlite_phase(
-    args: argparse.Namespace, model: ScriptedModel, tmp: Path, res: Results
+    args: argparse.Namespace, model: ModelProcess, tmp: Path, res: Results
 ) -> None:
     env = server_env(tmp / "sqlite", f"sqlite+aiosqlite:///{tmp / 'sqlite' / 'bench.db'}", model)
     server = LiveServer(env, tmp / "sqlite-serve.log").start()
@@ -311,7 +343,7 @@ def bench_postgres(root: Path) -> str:
 
 
 async def postgres_phase(
-    args: argparse.Namespace, model: ScriptedModel, tmp: Path, res: Results
+    args: argparse.Namespace, model: ModelProcess, tmp: Path, res: Results
 ) -> None:
     cluster = ROOT / ".tmp" / "pg-bench-runs"
     database_url = bench_postgres(cluster)
@@ -356,6 +388,7 @@ async def postgres_phase(
                 cpu_seconds(*workers),
                 postgres_cpu_seconds(cluster),
                 own_cpu_seconds(),
+                model.cpu_seconds(),
             )
             start = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(args.pg_clients)))
@@ -365,9 +398,10 @@ async def postgres_phase(
                 cpu_seconds(*workers),
                 postgres_cpu_seconds(cluster),
                 own_cpu_seconds(),
+                model.cpu_seconds(),
             )
             spent = [(a - b) / args.pg_runs for a, b in zip(after, before, strict=True)]
-            res.pg_cpu = (spent[0], spent[1], spent[2], spent[3])
+            res.pg_cpu = (spent[0], spent[1], spent[2], spent[3], spent[4])
             res.loads.append(f"PostgreSQL end: {load_average()}")
     finally:
         for worker in workers:
@@ -437,7 +471,7 @@ def report(args: argparse.Namespace, res: Results) -> None:
         if res.pg_cpu is not None:
             rows.append(
                 (
-                    "  CPU per run: API (polls included) / workers / PostgreSQL / load+model",
+                    "  CPU per run: API (polls incl.) / workers / PostgreSQL / load / model",
                     " / ".join(ms(v) for v in res.pg_cpu),
                     "",
                 )
@@ -455,13 +489,13 @@ def report(args: argparse.Namespace, res: Results) -> None:
         print(f"note: {note}")
 
 
-Phase = Callable[[argparse.Namespace, ScriptedModel, Path, Results], Awaitable[None]]
+Phase = Callable[[argparse.Namespace, ModelProcess, Path, Results], Awaitable[None]]
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace, model: ModelProcess) -> None:
     res = Results()
     phases: list[tuple[str, Phase]] = [("sqlite", sqlite_phase), ("postgres", postgres_phase)]
-    with ScriptedModel() as model, tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp_dir:
+    with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp_dir:
         tmp = Path(tmp_dir)
         try:
             for name, phase in phases:
@@ -487,7 +521,8 @@ def main() -> None:
     parser.add_argument("--pg-poll-ms", type=float, default=100, help="poll of the PG clients")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--keep-logs", default=None, help="copy the server logs to this folder")
-    asyncio.run(main_async(parser.parse_args()))
+    with ModelProcess() as model:
+        asyncio.run(main_async(parser.parse_args(), model))
 
 
 if __name__ == "__main__":
