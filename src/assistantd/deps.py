@@ -30,6 +30,7 @@ from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.kit.pagination import Page
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
+from assistantd.runs.signals import head_start
 from assistantd.settings import DEFAULT_PROJECT, Settings
 from assistantd.threads import service as threads
 from assistantd.uploads import service as uploads
@@ -65,6 +66,7 @@ class TransactionRoute(APIRoute):
                 try:
                     if request.method not in _READ_METHODS:
                         await session.commit()
+                        await head_start(session)
                 finally:
                     await session.close()
             return response

@@ -25,7 +25,7 @@ from assistantd.ops import logs, metrics
 from assistantd.runs import events, finish, render, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
-from assistantd.runs.signals import after_commit, run_queued_on_commit
+from assistantd.runs.signals import launch_on_commit, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
 
@@ -148,7 +148,7 @@ class Worker:
     def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
         through the queue."""
-        after_commit(session, lambda: self._launch(run, last_seq))
+        launch_on_commit(session, lambda: self._launch(run, last_seq))
 
     def _launch(self, run: Run, last_seq: int) -> None:
         executor = RunExecutor(self.deps, run, last_seq, self.id)
