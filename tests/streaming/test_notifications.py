@@ -10,6 +10,7 @@ from openai import OpenAI
 from openai.types.beta import Assistant
 from sqlalchemy.engine import make_url
 
+from assistantd.runs.signals import RUN_EVENTS_CHANNEL, RUNS_QUEUED_CHANNEL
 from tests.conftest import is_postgres
 from tests.streaming.support import raw_stream
 from tests.support.scripted_model import Reply, ScriptedModel
@@ -27,8 +28,8 @@ def test_stored_events_notify_listeners(
         pytest.skip("notifications between processes are PostgreSQL's (SQLite is one process)")
     conninfo = make_url(database_url).set(drivername="postgresql")
     with psycopg.connect(conninfo.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute("LISTEN assistantd_run_events")
-        conn.execute("LISTEN assistantd_runs_queued")
+        conn.execute(f"LISTEN {RUN_EVENTS_CHANNEL}")
+        conn.execute(f"LISTEN {RUNS_QUEUED_CHANNEL}")
         model.script(marker, Reply(text=["one ", "two"]))
         thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
         run = client.beta.threads.runs.create_and_poll(
@@ -45,7 +46,7 @@ def test_stored_events_notify_listeners(
     seqs = [
         int(payload.split()[1])
         for channel, payload in notes
-        if channel == "assistantd_run_events" and payload.startswith(f"{run.id} ")
+        if channel == RUN_EVENTS_CHANNEL and payload.startswith(f"{run.id} ")
     ]
     # One note per transaction that stored events (create, claim, first token, end), each
     # naming the last event it stored.
@@ -53,4 +54,4 @@ def test_stored_events_notify_listeners(
     assert seqs == sorted(seqs)
     assert seqs[-1] == last
     # Creating the run stored its `thread.run.queued`: the workers were woken.
-    assert ("assistantd_runs_queued", "") in notes
+    assert (RUNS_QUEUED_CHANNEL, "") in notes

@@ -39,6 +39,21 @@ def encode(data: Payload) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+class _Encoder:
+    """`encode`, reusing the text when the same payload object comes again in a row: an object
+    is announced twice (`created` then `queued` or `in_progress`) and encoded once."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Payload | None, str] = (None, "")
+
+    def __call__(self, data: Payload) -> str:
+        last, text = self._last
+        if data is not last:
+            text = encode(data)
+            self._last = (data, text)
+        return text
+
+
 async def append(
     session: AsyncSession,
     signals: Signals,
@@ -63,13 +78,10 @@ async def append_many(
     its last event number and the events that follow it. Returns the new last numbers."""
     rows: list[dict[str, Any]] = []
     last: dict[str, int] = {}
-    encoded: dict[int, str] = {}  # one payload announced twice (created, queued) is encoded once
+    encoded = _Encoder()
     for run_id, (seq, events) in batches.items():
         for offset, (name, data) in enumerate(events, 1):
-            text = encoded.get(id(data))
-            if text is None:
-                text = encoded[id(data)] = encode(data)
-            rows.append(_row(run_id, seq + offset, name, text))
+            rows.append(_row(run_id, seq + offset, name, encoded(data)))
         last[run_id] = seq + len(events)
     await _insert_events(session, signals, rows)
     events_stored(session, signals, last)
@@ -141,7 +153,7 @@ class EventWriter:
         self._idle.set()
         self._error: BaseException | None = None
         self._staged: list[tuple[str, Payload]] = []
-        self._last_encoded: tuple[Payload | None, str] = (None, "")
+        self._encoded = _Encoder()
 
     def emit(self, name: str, data: Payload, *, rows: Sequence[Base] = ()) -> None:
         """Publish an event now and store it in the background. `rows` (new ORM objects) are
@@ -150,12 +162,7 @@ class EventWriter:
         if self._error is not None:
             raise self._error
         self.seq += 1
-        # `created` and `in_progress` announce the same object: encode it once.
-        last_data, text = self._last_encoded
-        if data is not last_data:
-            text = encode(data)
-            self._last_encoded = (data, text)
-        row = _row(self.run_id, self.seq, name, text)
+        row = _row(self.run_id, self.seq, name, self._encoded(data))
         self._unstored += 1
         self._idle.clear()
         self._store.add(self, row, [(table_of(type(new)), row_values(new)) for new in rows])
