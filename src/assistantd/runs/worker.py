@@ -22,9 +22,10 @@ from assistantd.db.core import clone
 from assistantd.db.models import Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
-from assistantd.runs import events, finish, render, repository, state
+from assistantd.runs import events, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
+from assistantd.runs.recorder import surface_of
 from assistantd.runs.signals import launch_on_commit, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
@@ -123,14 +124,10 @@ class Worker:
         in the claim's transaction (one insert per batch, no transaction per run)."""
         if not claimed:
             return []
-        for run, _ in claimed:
-            if run.attempts > 1:  # executed before: drop what an interrupted attempt left
-                await repository.discard_unfinished_steps(session, run.id)
-        seqs = await events.append_many(
-            session,
-            self.deps.signals,
-            {run.id: (seq, [("thread.run.in_progress", render.run(run))]) for run, seq in claimed},
-        )
+        batches = {
+            run.id: (seq, await surface_of(run.id).claimed(session, run)) for run, seq in claimed
+        }
+        seqs = await events.append_many(session, self.deps.signals, batches)
         return [(run, seqs[run.id]) for run, _ in claimed]
 
     async def take(self, session: AsyncSession, run: Run) -> Run | None:
@@ -225,7 +222,7 @@ class Worker:
                         log.warning("run %s: worker %s died; requeued", run.id, run.lease_owner)
                         await session.refresh(run)
                         await events.append(
-                            session, signals, run.id, [("thread.run.queued", render.run(run))]
+                            session, signals, run.id, surface_of(run.id).requeued(run)
                         )
                         requeued = True
                     continue
@@ -256,10 +253,5 @@ class Worker:
         run = await state.transition(session, run_id, status, end, **fields)
         if run is None:
             return
-        closing = await finish.close_open_work(session, run, end.value, error=error)
-        await events.append(
-            session,
-            self.deps.signals,
-            run_id,
-            [*closing, (f"thread.run.{end.value}", render.run(run))],
-        )
+        ended = await surface_of(run_id).ended_outside(session, run, error)
+        await events.append(session, self.deps.signals, run_id, ended)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from assistantd.db.models import File, Message, RunStep
+from assistantd.db.models import File, Item, RunStep
 from assistantd.files import service as files
 from assistantd.kit.timeutil import now
 from assistantd.sandbox.connection import KernelGone
@@ -195,8 +195,8 @@ class CodeInterpreterTool:
         wanted = list(ctx.tool_resources.get("code_interpreter", {}).get("file_ids") or [])
         async with ctx.sessions() as db:
             attachments = await db.scalars(
-                select(Message.attachments).where(
-                    Message.thread_id == ctx.thread_id, Message.project == ctx.project
+                select(Item.attachments).where(
+                    Item.thread_id == ctx.thread_id, Item.project == ctx.project
                 )
             )
             for entries in attachments:

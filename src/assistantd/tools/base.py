@@ -88,6 +88,9 @@ class ToolRegistry:
             if aclose is not None:
                 await aclose()
 
+    def all(self) -> list[ServerTool]:
+        return list(self._by_type.values())
+
     def get(self, tool_type: str) -> ServerTool | None:
         return self._by_type.get(tool_type)
 
