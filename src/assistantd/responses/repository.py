@@ -1,0 +1,50 @@
+"""All SQL for responses (run rows with `resp_` ids) and their input items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.core import get_row
+from assistantd.db.models import Item, Run
+from assistantd.items import repository as items
+from assistantd.kit.ids import Prefix, position_of
+from assistantd.kit.pagination import Page
+
+
+async def get(session: AsyncSession, project: str, response_id: str) -> Run | None:
+    if not response_id.startswith(Prefix.RESPONSE):
+        return None
+    row = await get_row(session, Run, response_id, refresh=True)
+    return row if row is not None and row.project == project else None
+
+
+async def input_items(
+    session: AsyncSession, run: Run, chain: Sequence[str], page: Page
+) -> tuple[Sequence[Item], bool]:
+    """The items a response was given: its input, after what it continued (the input and
+    output of the responses in its `chain`, or its conversation's items from before it)."""
+    condition = or_(Item.input_of.in_([run.id, *chain]), Item.run_id.in_(chain))
+    conversation = (run.options or {}).get("conversation")
+    if conversation is not None:
+        condition = or_(
+            condition,
+            and_(
+                Item.thread_id == conversation,
+                Item.position < position_of(run.id),
+                or_(Item.run_id.is_(None), Item.run_id != run.id),
+            ),
+        )
+    return await items.page(session, condition, page)
+
+
+async def delete_response(session: AsyncSession, run: Run) -> None:
+    """A response and the items only it holds (its input, and output outside a conversation)."""
+    await session.execute(
+        delete(Item).where(
+            or_(Item.input_of == run.id, Item.run_id == run.id), Item.thread_id.is_(None)
+        )
+    )
+    await session.execute(delete(Run).where(Run.id == run.id))
