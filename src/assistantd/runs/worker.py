@@ -22,6 +22,7 @@ from assistantd.db.core import clone
 from assistantd.db.models import Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
+from assistantd.responses import service as responses
 from assistantd.runs import events, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
@@ -206,6 +207,7 @@ class Worker:
                 # Storage housekeeping rides on the same beat.
                 await files.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await uploads.sweep_expired(self.deps.sessions, self.deps.blobs)
+                await responses.sweep_unstored(self.deps.sessions)
             except Exception:
                 log.exception("reaping runs failed")
 
