@@ -141,7 +141,9 @@ async def rows(
     ours already (an output replayed as input) gets a new one. A reference becomes a copy of
     the item it names.
     """
-    await _check_files(session, project, _files_named(given, param))
+    named = _files_named(given, param)
+    if named:
+        await _check_files(session, project, named)
     for index, item in enumerate(given):
         if item.id is not None and not isinstance(item, ItemReference) and _kind_of(item) in PREFIX:
             if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem):

@@ -8,6 +8,7 @@ as the backend produces it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from assistantd.backends.chat import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
@@ -20,6 +21,14 @@ from assistantd.messages import service as messages
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.recorder import Recorder
 from assistantd.tools.base import ServerTool
+
+# Loop turns a streamer needs to write a frame it was woken for.
+_FIRST_TOKEN_TURNS = 3
+
+
+async def _turns_of_the_loop(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 @dataclass
@@ -56,7 +65,12 @@ class Turn:
         async for event in self.deps.backend.stream(route, request):
             if isinstance(event, TextDelta):
                 if event.text:
+                    first = self.result.message is None
                     self.text(event.text)
+                    if first:
+                        # Let the streams this woke send the first token before the rest of a
+                        # burst is handled (a fast backend sends many chunks in one read).
+                        await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
             elif isinstance(event, ToolCallDelta):
                 self._tool_delta(event)
             elif isinstance(event, Finish):
