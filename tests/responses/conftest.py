@@ -11,7 +11,9 @@ import pytest
 from openai import OpenAI
 from openai.types.responses import Response
 
-from tests.runs.conftest import wait_until
+from tests.runs.conftest import tuned_server, wait_until
+
+__all__ = ["tuned_server"]  # a fixture the PostgreSQL recovery tests use
 
 RESPONSE_KEYS = [
     "id",

@@ -343,4 +343,6 @@ async def create_response(
     # Plain INSERTs of rows the caller built: the ORM's unit of work costs more than them.
     if rows:
         await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])
-    return await queue(session, signals, run, [], worker)
+    # Its input is all the model will see first, unless it continues something.
+    first = rows if thread is None and not chain else None
+    return await queue(session, signals, run, [], worker, context=first)

@@ -62,15 +62,16 @@ async def create_response(
     run = await create.create_response(
         session, project, body, models=state.models, signals=state.signals, worker=state.worker
     )
+    # An unstored response is removed once its request has its answer.
+    forget = state.write_sessions if body.store is False else None
     if body.stream:
-        return _sse(
-            service.events_after(
-                state.query_sessions, state.signals, run.id, None, before_commit=True
-            )
+        frames = service.events_after(
+            state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget
         )
+        return _sse(frames)
     if body.background:
         return render.response(run)
-    outcome = service.outcome(state.query_sessions, state.signals, run.id)
+    outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)
     return AwaitedResponse(outcome)
 
 

@@ -260,13 +260,11 @@ class ResponseSurface:
     def recorder(self, deps: RunDeps, run: Run, writer: EventWriter) -> ResponseRecorder:
         return ResponseRecorder(deps, run, writer)
 
-    def created(self, run: Run, *, taken: Run | None) -> Events:
-        current = taken or run
-        events: Events = [lifecycle("response.created", render.response(current))]
-        if taken is None and (run.options or {}).get("background"):
-            events.append(lifecycle("response.queued", render.response(run)))
-        if taken is not None:
-            events.append(lifecycle("response.in_progress", render.response(taken)))
+    def created(self, run: Run) -> Events:
+        wire = render.response(run)
+        events: Events = [lifecycle("response.created", wire)]
+        if (run.options or {}).get("background"):
+            events.append(lifecycle("response.queued", wire))
         return events
 
     async def claimed(self, session: AsyncSession, run: Run) -> Events:

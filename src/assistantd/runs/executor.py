@@ -59,13 +59,23 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class RunExecutor:
-    def __init__(self, deps: RunDeps, run: Run, last_seq: int, worker_id: str) -> None:
+    def __init__(
+        self,
+        deps: RunDeps,
+        run: Run,
+        last_seq: int,
+        worker_id: str,
+        *,
+        context: Sequence[Item] | None = None,
+    ) -> None:
         """`run` as claimed (what an interrupted attempt left tidied, `in_progress` announced
-        in the claiming transaction) and its last event number."""
+        in the claiming transaction) and its last event number; `context`, when its creator
+        knew them, the items of its first turn."""
         self.deps = deps
         self.run_id = run.id
         self.worker_id = worker_id
         self._claimed = (run, last_seq)
+        self._preloaded = list(context) if context is not None else None
         self.cancel_requested = False
         self.hand_back = False
         self._turn: Turn | None = None
@@ -204,7 +214,10 @@ class RunExecutor:
         # other ready task before the model is called (the request should leave first).
         session = self.deps.reads()
         try:
-            items = await context.load(session, run)
+            if self._preloaded is not None:
+                items, self._preloaded = self._preloaded, None
+            else:
+                items = await context.load(session, run)
             self.rec.context_loaded(items)
             if server_tools and not self._server_calls_left(run, items):
                 tools = [t for t in tools if t["function"]["name"] not in server_tools]

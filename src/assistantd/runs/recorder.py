@@ -135,8 +135,8 @@ class Recorder(Protocol):
 class Surface(Protocol):
     def recorder(self, deps: RunDeps, run: Run, writer: EventWriter) -> Recorder: ...
 
-    def created(self, run: Run, *, taken: Run | None) -> Events:
-        """The events of a new run (or response), queued or `taken` by a worker at once."""
+    def created(self, run: Run) -> Events:
+        """The events of a new run (or response), queued."""
         ...
 
     async def claimed(self, session: AsyncSession, run: Run) -> Events:

@@ -290,12 +290,9 @@ class ThreadSurface:
     def recorder(self, deps: RunDeps, run: Run, writer: EventWriter) -> ThreadRecorder:
         return ThreadRecorder(deps, run, writer)
 
-    def created(self, run: Run, *, taken: Run | None) -> Events:
+    def created(self, run: Run) -> Events:
         wire = render.run(run)
-        events: Events = [("thread.run.created", wire), ("thread.run.queued", wire)]
-        if taken is not None:
-            events.append(("thread.run.in_progress", render.run(taken)))
-        return events
+        return [("thread.run.created", wire), ("thread.run.queued", wire)]
 
     async def claimed(self, session: AsyncSession, run: Run) -> Events:
         if run.attempts > 1:  # executed before: drop what an interrupted attempt left

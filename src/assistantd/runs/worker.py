@@ -14,12 +14,12 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.core import clone
-from assistantd.db.models import Run
+from assistantd.db.models import Item, Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
 from assistantd.responses import service as responses
@@ -131,25 +131,34 @@ class Worker:
         seqs = await events.append_many(session, self.deps.signals, batches)
         return [(run, seqs[run.id]) for run, _ in claimed]
 
-    async def take(self, session: AsyncSession, run: Run) -> Run | None:
-        """Claim `run`, which `session` is creating in this process, for this worker; start it
-        with `start_on_commit`. None when this worker has no free slot: the run then stays
-        queued for whichever worker claims it."""
+    async def take(self, session: AsyncSession, run: Run) -> bool:
+        """Claim `run`, which `session` is creating in this process, for this worker (`run` is
+        updated to the claimed row); start it with `start_on_commit`. False when this worker
+        has no free slot: the run then stays queued for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
-            return None
+            return False
         changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
         if changed is None:
-            return None
-        return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
+            return False
+        run.attempts += 1
+        for key, value in changed.items():
+            setattr(run, key, value)
+        return True
 
-    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
+    def start_on_commit(
+        self,
+        session: AsyncSession,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item] | None = None,
+    ) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
-        through the queue."""
-        launch_on_commit(session, lambda: self._launch(run, last_seq))
+        through the queue. `context`, when the creator knows it, is the first turn's items."""
+        launch_on_commit(session, lambda: self._launch(run, last_seq, context))
 
-    def _launch(self, run: Run, last_seq: int) -> None:
-        executor = RunExecutor(self.deps, run, last_seq, self.id)
+    def _launch(self, run: Run, last_seq: int, context: Sequence[Item] | None = None) -> None:
+        executor = RunExecutor(self.deps, run, last_seq, self.id, context=context)
         task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
         self._active[run.id] = (executor, task)
 
