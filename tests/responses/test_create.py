@@ -359,6 +359,8 @@ class TestValidation:
             ({"max_tool_calls": 0}, "max_tool_calls"),
             ({"truncation": "sometimes"}, "truncation"),
             ({"include": ["bogus"]}, "include[0]"),
+            ({"top_logprobs": 3}, "top_logprobs"),
+            ({"include": ["message.output_text.logprobs"]}, "include"),
             ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
             ({"bogus": 1}, "bogus"),
             ({"tools": [{"type": "function"}]}, "tools[0].name"),

@@ -256,6 +256,13 @@ async def create_response(
             "be provided.",
             code="missing_required_parameter",
         )
+    if body.top_logprobs or (body.include and "message.output_text.logprobs" in body.include):
+        raise InvalidRequestError(
+            "Log probabilities are not returned by this server: leave out 'top_logprobs' and "
+            "the 'message.output_text.logprobs' include.",
+            param="top_logprobs" if body.top_logprobs else "include",
+            code="unsupported_parameter",
+        )
     store = body.store is not False
     if body.background and not store:
         raise InvalidRequestError(
