@@ -137,7 +137,7 @@ class CodeInterpreterTool:
     async def annotate(
         self, ctx: ToolContext, text: str, results: list[ToolResult]
     ) -> list[dict[str, Any]]:
-        known = dict(self.manager.session(ctx.project, ctx.thread_id).outputs)
+        known = dict(self.manager.session(ctx.project, ctx.sandbox_key).outputs)
         for result in results:
             if isinstance(result, CodeInterpreterResult):
                 known.update(result.files)
@@ -159,7 +159,7 @@ class CodeInterpreterTool:
     ) -> tuple[Session, CellOutcome, list[str]]:
         attempts = 0
         while True:
-            session = self.manager.session(ctx.project, ctx.thread_id)
+            session = self.manager.session(ctx.project, ctx.sandbox_key)
             async with session.lock:
                 if session.retired:
                     continue
