@@ -366,10 +366,6 @@ class TestValidation:
             ({"tools": [{"type": "function"}]}, "tools[0].name"),
             ({"tools": [{"type": "web_search_preview"}]}, "tools[0].type"),
             (
-                {"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]},
-                "tools[0].type",
-            ),
-            (
                 {
                     "input": [
                         {

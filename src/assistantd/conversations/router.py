@@ -72,7 +72,7 @@ async def create_items(
 ) -> ListResponse[dict[str, Any]]:
     """Add up to 20 items to a conversation."""
     row = await service.require(session, project, conversation_id)
-    added = await service.add_items(session, row, body.items)
+    added = await service.append_items(session, row, body.items)
     files = await items.filenames(session, added)
     wanted = frozenset(include or ())
     return list_response(added, False, lambda item: items.item(item, wanted, files))

@@ -16,6 +16,7 @@ from assistantd.items import repository as items
 from assistantd.items.schemas import InputItem
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.pagination import Page
+from assistantd.runs import guard
 from assistantd.threads import repository as threads
 
 
@@ -54,6 +55,16 @@ async def add_items(
     session.add_all(added)
     await session.flush()
     return added
+
+
+async def append_items(
+    session: AsyncSession, row: Thread, given: Sequence[InputItem]
+) -> list[Item]:
+    """`POST /conversations/{id}/items`: refused while a run or response is active on the
+    conversation, as the Assistants API refuses messages (its items would land between a
+    tool call and its output)."""
+    await guard.ensure_no_active_run(session, row.id, for_run=False)
+    return await add_items(session, row, given)
 
 
 async def list_items(session: AsyncSession, row: Thread, page: Page) -> tuple[Sequence[Item], bool]:

@@ -83,9 +83,4 @@ def server_call_data(
     if details.get("type") == "code_interpreter":
         ci = details.get("code_interpreter") or {}
         return {"code": ci.get("input", ""), "outputs": ci.get("outputs") or [], **seen}
-    fs = details.get("file_search") or {}
-    return {
-        "queries": details.get("_queries") or [],
-        "results": fs.get("results") or [],
-        **seen,
-    }
+    return {"queries": details.get("_queries") or [], "results": details.get("_hits") or [], **seen}

@@ -20,89 +20,18 @@ from assistantd.items import convert
 from assistantd.items.kinds import CALL_TYPES
 from assistantd.items.schemas import FunctionCallItem, FunctionCallOutputItem, MessageItem
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
-from assistantd.responses import repository
+from assistantd.responses import repository, tools
 from assistantd.responses.schemas import (
     ConversationRef,
     CreateResponse,
-    FunctionToolParam,
     InputTokensRequest,
     TextFormatJsonObject,
     TextFormatJsonSchema,
-    Tool,
-    ToolChoiceAllowed,
-    ToolChoiceFunction,
-    ToolChoiceHosted,
 )
 from assistantd.runs import context, guard
 from assistantd.runs.create import RunTaker, queue
 from assistantd.runs.signals import Signals
 from assistantd.runs.state import TERMINAL, RunStatus
-
-# Tools of the Responses API this server does not run.
-_HOSTED_LATER = frozenset({"file_search", "code_interpreter"})
-
-
-def _tools(given: list[Tool] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The request's tools in the engine's shape, and as the response echoes them."""
-    engine: list[dict[str, Any]] = []
-    echoed: list[dict[str, Any]] = []
-    for index, tool in enumerate(given or []):
-        if isinstance(tool, FunctionToolParam):
-            fn = tool
-            spec = {
-                "name": fn.name,
-                "description": fn.description,
-                "parameters": fn.parameters,
-                "strict": bool(fn.strict),
-            }
-            engine.append({"type": "function", "function": spec})
-            echoed.append({"type": "function", **spec})
-            continue
-        if tool.type in _HOSTED_LATER:
-            raise InvalidRequestError(
-                f"The '{tool.type}' tool of the Responses API is not available on this server "
-                "yet; use it through the Assistants API, or function tools here.",
-                param=f"tools[{index}].type",
-                code="unsupported_value",
-            )
-        raise InvalidRequestError(
-            f"Invalid value: '{tool.type}'. Supported values are: 'function'.",
-            param=f"tools[{index}].type",
-            code="invalid_value",
-        )
-    return engine, echoed
-
-
-def _tool_choice(choice: Any, engine_tools: list[dict[str, Any]]) -> tuple[Any, Any]:
-    """`tool_choice` in the engine's shape and as echoed."""
-    names = {t["function"]["name"] for t in engine_tools if t["type"] == "function"}
-    if choice is None:
-        return "auto", "auto"
-    if isinstance(choice, str):
-        return choice, choice
-    if isinstance(choice, ToolChoiceFunction):
-        if choice.name not in names:
-            raise InvalidRequestError(
-                f"Invalid 'tool_choice': function '{choice.name}' is not one of the tools.",
-                param="tool_choice.name",
-            )
-        return {"type": "function", "function": {"name": choice.name}}, choice.model_dump()
-    if isinstance(choice, ToolChoiceHosted):
-        raise InvalidRequestError(
-            f"Invalid 'tool_choice': the request has no '{choice.type}' tool.",
-            param="tool_choice.type",
-        )
-    assert isinstance(choice, ToolChoiceAllowed)
-    allowed: list[str] = []
-    for index, tool in enumerate(choice.tools):
-        if tool.type != "function" or tool.name not in names:
-            raise InvalidRequestError(
-                f"Invalid 'tool_choice.tools[{index}]': not one of the request's function tools.",
-                param=f"tool_choice.tools[{index}]",
-            )
-        allowed.append(str(tool.name))
-    engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
-    return engine, choice.model_dump(exclude_none=True)
 
 
 def _response_format(body: CreateResponse | InputTokensRequest) -> tuple[Any, dict[str, Any]]:
@@ -269,8 +198,8 @@ async def create_response(
             "Background responses must be stored: 'background' requires 'store' to be true.",
             param="background",
         )
-    engine_tools, echoed_tools = _tools(body.tools)
-    engine_choice, echoed_choice = _tool_choice(body.tool_choice, engine_tools)
+    toolset = tools.convert(body.tools)
+    engine_choice, echoed_choice = tools.tool_choice(body.tool_choice, toolset)
     response_format, text = _response_format(body)
     if response_format != "auto" and response_format["type"] == "json_object":
         _check_json_word(body)
@@ -278,6 +207,13 @@ async def create_response(
         raise NotFoundError(f"Prompt with id '{body.prompt.id}' not found.")
     _check_exclusive(body)
 
+    await tools.check_vector_stores(session, project, body.tools or [])
+    if toolset.container is not None:
+        raise InvalidRequestError(
+            "The code_interpreter tool of the Responses API is not available on this server "
+            "yet; use it through the Assistants API.",
+            param=toolset.container_param,
+        )
     thread: Thread | None = None
     chain: list[str] = []
     conversation = conversation_id(body.conversation)
@@ -301,7 +237,7 @@ async def create_response(
         "background": bool(body.background),
         "stream": bool(body.stream),
         "text": text,
-        "tools": echoed_tools,
+        "tools": toolset.echoed,
         "tool_choice": echoed_choice,
         "reasoning": {
             "effort": reasoning.effort if reasoning else None,
@@ -328,7 +264,7 @@ async def create_response(
         status=RunStatus.QUEUED.value,
         model=body.model,
         instructions=body.instructions,
-        tools=engine_tools,
+        tools=toolset.engine,
         metadata_=body.metadata or {},
         temperature=body.temperature,
         top_p=body.top_p,

@@ -45,9 +45,11 @@ def response(
     run: Run,
     output: Sequence[Item] = (),
     *,
-    include: frozenset[str] = frozenset(),
+    include: frozenset[str] | None = None,
     files: dict[str, str] | None = None,
 ) -> ResponseObject:
+    """The response object; `include` (the optional fields shown) defaults to what its
+    creation asked for."""
     options: dict[str, Any] = run.options or {}
     shown = status(run)
     incomplete = run.incomplete_details
@@ -71,7 +73,7 @@ def response(
         max_output_tokens=run.max_completion_tokens,
         max_tool_calls=options.get("max_tool_calls"),
         model=run.model,
-        output=items.items(output, include or frozenset(run.include or ()), files),
+        output=items.items(output, _included(run, include), files),
         parallel_tool_calls=run.parallel_tool_calls,
         previous_response_id=run.previous_response_id,
         prompt_cache_key=options.get("prompt_cache_key"),
@@ -93,8 +95,12 @@ def response(
     )
 
 
+def _included(run: Run, include: frozenset[str] | None) -> frozenset[str]:
+    return include if include is not None else frozenset(run.include or ())
+
+
 async def full(
-    session: AsyncSession, run: Run, include: frozenset[str] = frozenset()
+    session: AsyncSession, run: Run, include: frozenset[str] | None = None
 ) -> ResponseObject:
     """The response with its output, read from `session`."""
     output = await output_of(session, run.id)

@@ -20,6 +20,7 @@ from pydantic import (
 from assistantd.items.schemas import InputItem
 from assistantd.kit.schemas import Metadata, RequestModel, WireModel
 from assistantd.tools.schemas import ReasoningEffort
+from assistantd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
 Include = Literal[
     "file_search_call.results",
@@ -41,6 +42,45 @@ class FunctionToolParam(RequestModel):
     strict: bool | None = None
 
 
+class HybridSearch(RequestModel):
+    embedding_weight: float = Field(ge=0)
+    text_weight: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> HybridSearch:
+        if self.embedding_weight + self.text_weight <= 0:
+            raise ValueError("at least one of embedding_weight and text_weight must be above 0.")
+        return self
+
+
+class FileSearchRanking(RequestModel):
+    ranker: Literal["auto", "default-2024-11-15"] = "auto"
+    score_threshold: float = Field(0.0, ge=0, le=1)
+    hybrid_search: HybridSearch | None = None
+
+
+class FileSearchToolParam(RequestModel):
+    type: Literal["file_search"]
+    vector_store_ids: list[str] = Field(max_length=16)
+    max_num_results: int | None = Field(None, ge=1, le=50)
+    ranking_options: FileSearchRanking | None = None
+    filters: ComparisonFilter | CompoundFilter | None = None
+
+
+ContainerMemoryLimit = Literal["1g", "4g", "16g", "64g"]
+
+
+class AutoContainerParam(RequestModel):
+    type: Literal["auto"]
+    file_ids: list[str] | None = Field(None, max_length=50)
+    memory_limit: ContainerMemoryLimit | None = None
+
+
+class CodeInterpreterToolParam(RequestModel):
+    type: Literal["code_interpreter"]
+    container: str | AutoContainerParam
+
+
 class ToolParam(BaseModel):
     """A tool of another type; `responses.create` tells which this server runs."""
 
@@ -48,13 +88,19 @@ class ToolParam(BaseModel):
     type: str
 
 
+_KNOWN_TOOLS = frozenset({"function", "file_search", "code_interpreter"})
+
+
 def _tool_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return "function" if kind == "function" else "other"
+    return kind if kind in _KNOWN_TOOLS else "other"
 
 
 Tool = Annotated[
-    Annotated[FunctionToolParam, Tag("function")] | Annotated[ToolParam, Tag("other")],
+    Annotated[FunctionToolParam, Tag("function")]
+    | Annotated[FileSearchToolParam, Tag("file_search")]
+    | Annotated[CodeInterpreterToolParam, Tag("code_interpreter")]
+    | Annotated[ToolParam, Tag("other")],
     Discriminator(_tool_kind),
 ]
 

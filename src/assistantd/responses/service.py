@@ -18,7 +18,7 @@ from assistantd.items import convert
 from assistantd.items.schemas import MessageItem
 from assistantd.kit.ids import Prefix, new_id
 from assistantd.kit.timeutil import now
-from assistantd.responses import create, render, repository
+from assistantd.responses import create, render, repository, tools
 from assistantd.responses.schemas import InputTokensRequest
 from assistantd.responses.surface import RESPONSES
 from assistantd.runs import context, events, state, stream
@@ -200,7 +200,7 @@ async def input_tokens(
     """The prompt tokens a response with this request would start with (instructions, the
     chain's or conversation's items, the input, and the tool definitions)."""
     create._check_exclusive(body)
-    engine_tools, _ = create._tools(body.tools)
+    engine_tools = tools.convert(body.tools).engine
     thread_id = None
     chain: list[str] = []
     conversation = create.conversation_id(body.conversation)
@@ -229,9 +229,10 @@ async def input_tokens(
         )
     except context.MissingToolOutput as exc:
         raise InvalidRequestError(str(exc), param="input") from exc
-    tools = [
+    definitions = [
         {"type": "function", "function": {k: v for k, v in t["function"].items() if v is not None}}
         for t in engine_tools
+        if t["type"] == "function"
     ]
     if body.model is not None:
         try:
@@ -242,4 +243,4 @@ async def input_tokens(
                 param="model",
                 code="model_not_found",
             ) from exc
-    return estimate_message_tokens(built.messages) + estimate_tools_tokens(tools)
+    return estimate_message_tokens(built.messages) + estimate_tools_tokens(definitions)

@@ -23,6 +23,8 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter, Payload
 from assistantd.runs.recorder import CallOutcome, Events
 from assistantd.runs.turn import PendingCall
+from assistantd.sandbox.code_stream import CodeStream
+from assistantd.sandbox.tool import parse_code
 from assistantd.tools.base import ToolResult
 
 # Statuses after which a response's items join its conversation.
@@ -51,6 +53,9 @@ class ResponseRecorder:
         self._obfuscate = options.get("include_obfuscation", True) is not False
         self._index: dict[str, int] = {}
         self._next = 0
+        self._include = frozenset(run.include or ())
+        self._container_id = options.get("container_id") or ""
+        self._code_streams: dict[str, CodeStream] = {}
 
     def context_loaded(self, loaded: Sequence[Item]) -> None:
         """Output a previous attempt left counts: new items take the next indexes."""
@@ -100,27 +105,63 @@ class ResponseRecorder:
         )
 
     def call_started(self, call: PendingCall, position: int) -> None:
-        index = self._start(call.item)
-        wire = items.item(call.item)
-        self._emit("response.output_item.added", rows=[call.item], output_index=index, item=wire)
+        item = call.item
+        index = self._start(item)
+        kind = item.type
+        if kind == "code_interpreter_call":
+            item.data = {"code": "", "container_id": self._container_id}
+        elif kind == "file_search_call":
+            item.data = {"queries": [], "results": None}
+        wire = items.item(item)
+        self._emit("response.output_item.added", rows=[item], output_index=index, item=wire)
+        if kind != "function_call":
+            self._emit(f"response.{kind}.in_progress", item_id=item.id, output_index=index)
 
     def call_arguments(self, call: PendingCall, position: int, fragment: str) -> None:
+        index = self._index[call.item.id]
         if call.tool is None:
             self._emit(
                 "response.function_call_arguments.delta",
                 item_id=call.item.id,
-                output_index=self._index[call.item.id],
+                output_index=index,
                 delta=fragment,
                 **self._delta_extras(),
             )
+        elif call.item.type == "code_interpreter_call":
+            code = self._code_streams.setdefault(call.id, CodeStream()).feed(fragment)
+            if code:
+                self._emit(
+                    "response.code_interpreter_call_code.delta",
+                    item_id=call.item.id,
+                    output_index=index,
+                    delta=code,
+                    **self._delta_extras(),
+                )
 
     # --- after the model's turn -----------------------------------------------------------------
 
     def calls_streamed(self, calls: Sequence[PendingCall]) -> None:
         for call in calls:
-            if call.tool is not None:
-                continue
             index = self._index[call.item.id]
+            if call.item.type == "code_interpreter_call":
+                code = parse_code(call.arguments) or ""
+                self._emit(
+                    "response.code_interpreter_call_code.done",
+                    item_id=call.item.id,
+                    output_index=index,
+                    code=code,
+                )
+                self._emit(
+                    "response.code_interpreter_call.interpreting",
+                    item_id=call.item.id,
+                    output_index=index,
+                )
+                continue
+            if call.item.type == "file_search_call":
+                self._emit(
+                    "response.file_search_call.searching", item_id=call.item.id, output_index=index
+                )
+                continue
             call.item.data = {"name": call.name, "arguments": call.arguments}
             call.item.status = "completed"
             self._emit(
@@ -136,9 +177,12 @@ class ResponseRecorder:
         pass
 
     def tool_done(self, call: PendingCall, position: int, result: ToolResult) -> None:
-        call.item.status = "completed"
-        index = self._index[call.item.id]
-        self._emit("response.output_item.done", output_index=index, item=items.item(call.item))
+        item = call.item
+        item.status = "completed"
+        index = self._index[item.id]
+        self._emit(f"response.{item.type}.completed", item_id=item.id, output_index=index)
+        wire = items.item(item, self._include)
+        self._emit("response.output_item.done", output_index=index, item=wire)
 
     def pending_parts(self) -> bool:
         return False

@@ -116,7 +116,7 @@ async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> 
 class RunTaker(Protocol):
     """A worker in this process that can start a run the moment its creation commits."""
 
-    async def take(self, session: AsyncSession, run: Run) -> bool: ...
+    async def take(self, session: AsyncSession, run: Run) -> Run | None: ...
 
     def start_on_commit(
         self,
@@ -137,18 +137,18 @@ async def queue(
     context: Sequence[Item] | None = None,
 ) -> Run:
     """Store a new run (or response) and its first events. It is answered as created (queued);
-    a worker of this process may take it at once, in this transaction (`run` is then the
-    claimed row), and start with `context` as its first turn's items."""
+    a worker of this process may take it at once, in this transaction, and start with
+    `context` as its first turn's items."""
     # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
     await session.execute(insert_into(table_of(Run)), [row_values(run)])
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
-    taken = worker is not None and await worker.take(session, run)
-    if taken:
-        announced += await surface.claimed(session, run)
+    taken = await worker.take(session, run) if worker is not None else None
+    if taken is not None:
+        announced += await surface.claimed(session, taken)
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
-    if worker is not None and taken:
-        worker.start_on_commit(session, run, last_seq, context)
+    if worker is not None and taken is not None:
+        worker.start_on_commit(session, taken, last_seq, context)
     else:
         run_queued_on_commit(session, signals)
     return run

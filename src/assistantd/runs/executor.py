@@ -373,9 +373,10 @@ class RunExecutor:
                 except ToolUnavailable as exc:
                     raise RunFailure("server_error", str(exc)) from exc
                 self._tool_results.append((call.tool, ctx, done))
-                call.item.data = server_call_data(
-                    done.details, call.name, call.arguments, done.output
-                )
+                call.item.data = {
+                    **(call.item.data or {}),
+                    **server_call_data(done.details, call.name, call.arguments, done.output),
+                }
                 self.rec.tool_done(call, position, done)
                 outcomes.append(CallOutcome(call, result=done))
                 continue
@@ -469,6 +470,7 @@ class RunExecutor:
             settings=self.deps.settings,
             include=list(run.include or []),
             emit_delta=lambda delta: self.rec.tool_delta(call, position, delta),
+            container_id=(run.options or {}).get("container_id"),
         )
 
     # --- ends -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter
 from assistantd.runs.recorder import CallOutcome, Events
 from assistantd.runs.turn import PendingCall
+from assistantd.sandbox.code_stream import CodeStream
 from assistantd.tools.base import ToolResult
 
 # How open steps end, by the run's end.
@@ -60,6 +61,7 @@ class ThreadRecorder:
         self._carry: list[dict[str, Any]] = []
         self._message_steps: dict[str, RunStep] = {}
         self._tool_step: RunStep | None = None
+        self._code_streams: dict[str, CodeStream] = {}
 
     def context_loaded(self, items: Sequence[Item]) -> None:
         pass
@@ -123,6 +125,17 @@ class ThreadRecorder:
             self._step_delta(
                 {"index": position, "type": "function", "function": {"arguments": fragment}}
             )
+        elif call.tool.type == "code_interpreter":
+            # The code, as the model writes it.
+            code = self._code_streams.setdefault(call.id, CodeStream()).feed(fragment)
+            if code:
+                self._step_delta(
+                    {
+                        "index": position,
+                        "type": "code_interpreter",
+                        "code_interpreter": {"input": code},
+                    }
+                )
 
     def _step_delta(self, tool_call: dict[str, Any], rows: Sequence[Any] = ()) -> None:
         assert self._tool_step is not None
@@ -142,6 +155,14 @@ class ThreadRecorder:
         pass
 
     def tool_delta(self, call: PendingCall, position: int, delta: dict[str, Any]) -> None:
+        streamed = self._code_streams.get(call.id)
+        inner = delta.get("code_interpreter")
+        if streamed is not None and inner is not None and "input" in inner:
+            if inner["input"] == streamed.code:  # the client has this code already
+                inner = {k: v for k, v in inner.items() if k != "input"}
+                if not inner:
+                    return
+                delta = {**delta, "code_interpreter": inner}
         self._step_delta({"index": position, **delta})
 
     def tool_done(self, call: PendingCall, position: int, result: ToolResult) -> None:
@@ -169,6 +190,32 @@ class ThreadRecorder:
         for key, value in values.items():
             setattr(step, key, value)
         self._carry = []
+        text = next(part for part in message.content or [] if part["type"] == "text")
+        if text["text"]["annotations"]:
+            # Streaming clients get the citations as a last delta of the text part.
+            leading = sum(1 for part in message.content or [] if part["type"] != "text")
+            self.writer.stage(
+                "thread.message.delta",
+                {
+                    "id": message.id,
+                    "object": "thread.message.delta",
+                    "delta": {
+                        "content": [
+                            {
+                                "index": leading,
+                                "type": "text",
+                                "text": {
+                                    "value": "",
+                                    "annotations": [
+                                        {"index": n, **annotation}
+                                        for n, annotation in enumerate(text["text"]["annotations"])
+                                    ],
+                                },
+                            }
+                        ]
+                    },
+                },
+            )
         event = "thread.message.incomplete" if cut_short else "thread.message.completed"
         self.writer.stage(event, messages.render(message))
         self.writer.stage("thread.run.step.completed", render.step(step))

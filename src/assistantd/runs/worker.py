@@ -15,10 +15,12 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.containers import expiry as containers
+from assistantd.db.core import clone
 from assistantd.db.models import Item, Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
@@ -131,20 +133,18 @@ class Worker:
         seqs = await events.append_many(session, self.deps.signals, batches)
         return [(run, seqs[run.id]) for run, _ in claimed]
 
-    async def take(self, session: AsyncSession, run: Run) -> bool:
-        """Claim `run`, which `session` is creating in this process, for this worker (`run` is
-        updated to the claimed row); start it with `start_on_commit`. False when this worker
-        has no free slot: the run then stays queued for whichever worker claims it."""
+    async def take(self, session: AsyncSession, run: Run) -> Run | None:
+        """Claim `run`, which `session` is creating in this process, for this worker: the run
+        as claimed (`run` itself stays as created); start it with `start_on_commit`. None when
+        this worker has no free slot: the run then stays queued for whichever worker claims
+        it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
-            return False
+            return None
         changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
         if changed is None:
-            return False
-        run.attempts += 1
-        for key, value in changed.items():
-            setattr(run, key, value)
-        return True
+            return None
+        return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
 
     def start_on_commit(
         self,
@@ -217,6 +217,7 @@ class Worker:
                 await files.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await uploads.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await responses.sweep_unstored(self.deps.sessions)
+                await containers.sweep_expired(self.deps.sessions, self.deps.blobs, self.deps.tools)
             except Exception:
                 log.exception("reaping runs failed")
 

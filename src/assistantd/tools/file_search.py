@@ -143,9 +143,23 @@ class FileSearchTool:
             "score_threshold": float(ranking.get("score_threshold") or 0.0),
         }
 
+    @staticmethod
+    def _weights(definition: dict[str, Any]) -> tuple[float, float] | None:
+        """A response's `ranking_options.hybrid_search`: (embedding_weight, text_weight)."""
+        ranking = (definition.get("file_search") or {}).get("ranking_options") or {}
+        hybrid = ranking.get("hybrid_search")
+        if not hybrid:
+            return None
+        return float(hybrid["embedding_weight"]), float(hybrid["text_weight"])
+
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str) -> ToolResult:
-        max_results, ranking = self._options(ctx.tool_definition)
-        store_ids = list((ctx.tool_resources.get("file_search") or {}).get("vector_store_ids", []))
+        definition = ctx.tool_definition
+        max_results, ranking = self._options(definition)
+        # A response's tool names its stores; a run searches its assistant's and thread's.
+        store_ids = list(
+            definition.get("vector_store_ids")
+            or (ctx.tool_resources.get("file_search") or {}).get("vector_store_ids", [])
+        )
         queries = _queries(arguments)
         hits: list[Hit] = []
         if store_ids and queries:
@@ -163,6 +177,8 @@ class FileSearchTool:
                     queries,
                     max_results=max_results,
                     score_threshold=ranking["score_threshold"],
+                    filters=definition.get("filters"),
+                    weights=self._weights(definition),
                 )
                 if stores and any(now() - s.last_active_at >= 60 for s in stores):
                     await repository.touch(session, [s.id for s in stores])
@@ -183,6 +199,18 @@ class FileSearchTool:
                     for hit in hits
                 ],
             },
+            # What the Responses API shows of the call (never in a run step: `_` keys are not).
+            "_queries": queries,
+            "_hits": [
+                {
+                    "file_id": hit.file_id,
+                    "filename": hit.filename,
+                    "text": hit.text,
+                    "attributes": hit.attributes or {},
+                    "score": hit.score,
+                }
+                for hit in hits
+            ],
         }
         return ToolResult(output=self._output(call_id, queries, store_ids, hits), details=details)
 

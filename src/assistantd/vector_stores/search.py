@@ -80,13 +80,31 @@ def rewrite(query: str) -> str:
     return " ".join(index.keywords(query)) or query.strip()
 
 
-def _fuse(lists: list[list[tuple[int, float]]]) -> dict[int, float]:
-    """Reciprocal-rank fusion, scaled so that first place in every list scores 1.0."""
-    best = len(lists) / (RRF_K + 1)
+def _fuse(
+    lists: list[tuple[float, list[tuple[int, float]]]], *, by_score: bool = False
+) -> dict[int, float]:
+    """Fuse (weight, ranking) lists into scores where first place in every list is 1.0.
+
+    By default reciprocal-rank fusion (ranks only: robust, whatever each search's scale). With
+    `by_score` (a request's explicit `hybrid_search` weights), each list's scores are scaled
+    to its best and combined with the weights, so the weights really choose between the
+    keyword and the vector search (with ranks, a chunk found by both would nearly always win).
+    """
+    total = sum(weight for weight, _ in lists)
+    if not total:
+        return {}
     fused: dict[int, float] = {}
-    for ranked in lists:
+    if by_score:
+        for weight, ranked in lists:
+            top = max((score for _, score in ranked), default=0.0)
+            for chunk_id, score in ranked:
+                share = score / top if top > 0 else 0.0
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * share
+        return {chunk_id: score / total for chunk_id, score in fused.items()}
+    best = total / (RRF_K + 1)
+    for weight, ranked in lists:
         for rank, (chunk_id, _) in enumerate(ranked):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (RRF_K + rank + 1)
     return {chunk_id: score / best for chunk_id, score in fused.items()}
 
 
@@ -138,7 +156,13 @@ class Retrieval:
         return vector, await asyncio.to_thread(index.nearest, matrix, scope, vector, depth)
 
     async def _ranked(
-        self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
+        self,
+        session: AsyncSession,
+        scope: index.Scope,
+        query: str,
+        depth: int,
+        mode: Mode,
+        weights: tuple[float, float] | None,
     ) -> dict[int, float]:
         # Embedding (and on SQLite the vector scan) runs in threads while the keyword search
         # runs in the database.
@@ -147,27 +171,35 @@ class Retrieval:
             if mode != "keyword"
             else None
         )
-        lists: list[list[tuple[int, float]]] = []
+        embedding_weight, text_weight = weights or (1.0, 1.0)
+        lists: list[tuple[float, list[tuple[int, float]]]] = []
         try:
             if mode != "vector":
                 terms = index.keywords(query)
-                lists.append(
-                    await index.keyword_candidates(session, scope, terms, depth, self.term_stats)
+                keyword = await index.keyword_candidates(
+                    session, scope, terms, depth, self.term_stats
                 )
+                lists.append((text_weight, keyword))
             if vector_part is not None:
                 vector, nearest = await vector_part
                 if nearest is None:
                     nearest = await index.vector_candidates(
                         session, self.matrices, scope, vector, depth
                     )
-                lists.append(nearest)
+                lists.append((embedding_weight, nearest))
         finally:
             if vector_part is not None and not vector_part.done():
                 vector_part.cancel()
-        return _fuse(lists)
+        return _fuse(lists, by_score=weights is not None)
 
     async def _ranked_postgres(
-        self, session: AsyncSession, scope: index.Scope, query: str, depth: int, mode: Mode
+        self,
+        session: AsyncSession,
+        scope: index.Scope,
+        query: str,
+        depth: int,
+        mode: Mode,
+        weights: tuple[float, float] | None,
     ) -> dict[int, float]:
         """PostgreSQL: the vector search runs on a second connection beside the keyword one."""
         vector_part = (
@@ -175,19 +207,21 @@ class Retrieval:
             if mode != "keyword"
             else None
         )
-        lists: list[list[tuple[int, float]]] = []
+        embedding_weight, text_weight = weights or (1.0, 1.0)
+        lists: list[tuple[float, list[tuple[int, float]]]] = []
         try:
             if mode != "vector":
                 terms = index.keywords(query)
-                lists.append(
-                    await index.keyword_candidates(session, scope, terms, depth, self.term_stats)
+                keyword = await index.keyword_candidates(
+                    session, scope, terms, depth, self.term_stats
                 )
+                lists.append((text_weight, keyword))
             if vector_part is not None:
-                lists.append(await vector_part)
+                lists.append((embedding_weight, await vector_part))
         finally:
             if vector_part is not None and not vector_part.done():
                 vector_part.cancel()
-        return _fuse(lists)
+        return _fuse(lists, by_score=weights is not None)
 
     async def _pg_vector(
         self, session: AsyncSession, scope: index.Scope, query: str, depth: int
@@ -206,8 +240,16 @@ class Retrieval:
         score_threshold: float = 0.0,
         filters: dict[str, Any] | None = None,
         mode: Mode = "hybrid",
+        weights: tuple[float, float] | None = None,
     ) -> list[Hit]:
+        """The best chunks for `queries`; `weights` (embedding, text) steer the hybrid fusion
+        (a zero weight leaves that search out)."""
         depth = max(40, 3 * max_results)
+        embedding_weight, text_weight = weights or (1.0, 1.0)
+        if mode == "hybrid" and embedding_weight == 0:
+            mode = "keyword"
+        elif mode == "hybrid" and text_weight == 0:
+            mode = "vector"
         scores: dict[int, float] = {}
         for store in stores:
             scope = await self._scope(session, store, filters)
@@ -217,9 +259,8 @@ class Retrieval:
                 if not query.strip():
                     continue
                 ranked_by = self._ranked_postgres if is_postgres(session) else self._ranked
-                for chunk_id, score in (
-                    await ranked_by(session, scope, query, depth, mode)
-                ).items():
+                ranked_here = await ranked_by(session, scope, query, depth, mode, weights)
+                for chunk_id, score in ranked_here.items():
                     scores[chunk_id] = max(score, scores.get(chunk_id, 0.0))
         ranked = sorted(
             ((chunk_id, score) for chunk_id, score in scores.items() if score >= score_threshold),

@@ -1,0 +1,150 @@
+"""A response's `tools` and `tool_choice`: checked, in the engine's (Assistants) shapes, and as
+the response echoes them.
+
+Function tools become chat-completions functions the client runs. `file_search` searches the
+vector stores the tool names, with its filters and ranking; `code_interpreter` runs in the
+container the tool names, or in one made for the conversation or chain (`{"type": "auto"}`).
+Both are the same server tools the Assistants API runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.errors import InvalidRequestError
+from assistantd.kit.ids import Prefix, check_prefix
+from assistantd.responses.schemas import (
+    AutoContainerParam,
+    CodeInterpreterToolParam,
+    FileSearchToolParam,
+    FunctionToolParam,
+    Tool,
+    ToolChoiceAllowed,
+    ToolChoiceFunction,
+    ToolChoiceHosted,
+)
+from assistantd.vector_stores import repository as vector_stores
+
+DEFAULT_MAX_RESULTS = 20
+
+
+@dataclass
+class ToolSet:
+    engine: list[dict[str, Any]] = field(default_factory=list)
+    echoed: list[dict[str, Any]] = field(default_factory=list)
+    # The code interpreter's container: an id, or the auto spec to resolve (`containers`).
+    container: str | AutoContainerParam | None = None
+    container_param: str = ""
+
+    @property
+    def function_names(self) -> set[str]:
+        return {t["function"]["name"] for t in self.engine if t["type"] == "function"}
+
+    @property
+    def types(self) -> set[str]:
+        return {t["type"] for t in self.engine}
+
+
+def convert(given: list[Tool] | None) -> ToolSet:
+    tools = ToolSet()
+    for index, tool in enumerate(given or []):
+        if isinstance(tool, FunctionToolParam):
+            spec = {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+                "strict": bool(tool.strict),
+            }
+            tools.engine.append({"type": "function", "function": spec})
+            tools.echoed.append({"type": "function", **spec})
+        elif isinstance(tool, FileSearchToolParam):
+            ranking = tool.ranking_options.model_dump() if tool.ranking_options else None
+            max_results = tool.max_num_results or DEFAULT_MAX_RESULTS
+            filters = tool.filters.model_dump() if tool.filters is not None else None
+            tools.engine.append(
+                {
+                    "type": "file_search",
+                    "file_search": {"max_num_results": max_results, "ranking_options": ranking},
+                    "vector_store_ids": list(tool.vector_store_ids),
+                    "filters": filters,
+                }
+            )
+            tools.echoed.append(
+                {
+                    "type": "file_search",
+                    "filters": filters,
+                    "max_num_results": max_results,
+                    "ranking_options": ranking
+                    or {"ranker": "auto", "score_threshold": 0.0, "hybrid_search": None},
+                    "vector_store_ids": list(tool.vector_store_ids),
+                }
+            )
+        elif isinstance(tool, CodeInterpreterToolParam):
+            if tools.container is not None:
+                raise InvalidRequestError(
+                    "Only one code_interpreter tool may be given.", param=f"tools[{index}]"
+                )
+            tools.container = tool.container
+            tools.container_param = f"tools[{index}].container"
+            # The container id is filled in once resolved (see `responses.create`).
+            tools.engine.append({"type": "code_interpreter", "container": None})
+            tools.echoed.append(tool.model_dump(exclude_none=True))
+        else:
+            raise InvalidRequestError(
+                f"Invalid value: '{tool.type}'. Supported values are: 'function', "
+                "'file_search', and 'code_interpreter'.",
+                param=f"tools[{index}].type",
+                code="invalid_value",
+            )
+    return tools
+
+
+async def check_vector_stores(session: AsyncSession, project: str, given: list[Tool]) -> None:
+    """Every vector store a file_search tool names is one of the project's."""
+    for index, tool in enumerate(given):
+        if not isinstance(tool, FileSearchToolParam):
+            continue
+        for at, store_id in enumerate(tool.vector_store_ids):
+            param = f"tools[{index}].vector_store_ids[{at}]"
+            check_prefix(store_id, Prefix.VECTOR_STORE, param)
+            store = await vector_stores.get(session, project, store_id)
+            if store is None:
+                raise InvalidRequestError(
+                    f"Vector store with id '{store_id}' not found.", param=param
+                )
+
+
+def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
+    """`tool_choice` in the engine's shape and as echoed."""
+    if choice is None:
+        return "auto", "auto"
+    if isinstance(choice, str):
+        return choice, choice
+    if isinstance(choice, ToolChoiceFunction):
+        if choice.name not in tools.function_names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': function '{choice.name}' is not one of the tools.",
+                param="tool_choice.name",
+            )
+        return {"type": "function", "function": {"name": choice.name}}, choice.model_dump()
+    if isinstance(choice, ToolChoiceHosted):
+        if choice.type not in tools.types:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': the request has no '{choice.type}' tool.",
+                param="tool_choice.type",
+            )
+        return {"type": choice.type}, choice.model_dump()
+    assert isinstance(choice, ToolChoiceAllowed)
+    allowed: list[str] = []
+    for index, tool in enumerate(choice.tools):
+        if tool.type != "function" or tool.name not in tools.function_names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice.tools[{index}]': not one of the request's function tools.",
+                param=f"tool_choice.tools[{index}]",
+            )
+        allowed.append(str(tool.name))
+    engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
+    return engine, choice.model_dump(exclude_none=True)
