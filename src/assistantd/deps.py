@@ -86,14 +86,18 @@ async def _session(request: Request) -> AsyncSession:
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
-def _presented_key(request: Request) -> str | None:
+def _presented_keys(request: Request) -> list[str]:
+    """The keys a request presents: a bearer token, then an `api-key` header (Azure's)."""
+    keys: list[str] = []
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+            keys.append(token.strip())
     key = request.headers.get("api-key")
-    return key.strip() if key and key.strip() else None
+    if key and key.strip():
+        keys.append(key.strip())
+    return keys
 
 
 def _redact(key: str) -> str:
@@ -102,8 +106,8 @@ def _redact(key: str) -> str:
 
 async def _project(request: Request) -> str:
     resolver: KeyResolver = request.app.state.keys
-    key = _presented_key(request)
-    if key is None:
+    keys = _presented_keys(request)
+    if not keys:
         if await resolver.is_open():
             return DEFAULT_PROJECT
         raise AuthenticationError(
@@ -111,14 +115,16 @@ async def _project(request: Request) -> str:
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
             "or in an api-key header."
         )
-    project = await resolver.project_for(key)
-    if project is None:
-        if await resolver.is_open():
-            return DEFAULT_PROJECT
-        raise AuthenticationError(
-            f"Incorrect API key provided: {_redact(key)}.", code="invalid_api_key"
-        )
-    return project
+    # A client may send both (a placeholder bearer beside the real `api-key`): either will do.
+    for key in keys:
+        project = await resolver.project_for(key)
+        if project is not None:
+            return project
+    if await resolver.is_open():
+        return DEFAULT_PROJECT
+    raise AuthenticationError(
+        f"Incorrect API key provided: {_redact(keys[0])}.", code="invalid_api_key"
+    )
 
 
 ProjectDep = Annotated[str, Depends(_project)]

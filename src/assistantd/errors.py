@@ -260,11 +260,64 @@ def _most_telling(errors: Sequence[Any], body: Any) -> Any:
     return first
 
 
-def validation_error(errors: Sequence[Any], body: Any = None) -> InvalidRequestError:
-    """Translate the first pydantic error into OpenAI's wording."""
+# The Responses family (responses, conversations, containers) names each kind of error with a
+# code, and says "Unknown parameter" where the Assistants API says "Unrecognized request
+# argument supplied".
+RESPONSES_FAMILY = re.compile(r"/(responses|conversations|containers)(/|$)")
+# A bound's pydantic error: the context key of the bound, and the code's end.
+_BOUND_CODES = {
+    "less_than_equal": ("le", "above_max_value"),
+    "less_than": ("lt", "above_max_value"),
+    "greater_than_equal": ("ge", "below_min_value"),
+    "greater_than": ("gt", "below_min_value"),
+}
+_LENGTH_CODES = {
+    "too_long": "array_above_max_length",
+    "too_short": "array_below_min_length",
+    "string_too_long": "string_above_max_length",
+    "string_too_short": "string_below_min_length",
+}
+
+
+def _coded(error: InvalidRequestError, kind: str, err: Any) -> InvalidRequestError:
+    """The Responses family's `code` for a validation error."""
+    if error.code is not None:
+        return error
+    if kind == "extra_forbidden":
+        error.message = f"Unknown parameter: '{error.param}'."
+        error.code = "unknown_parameter"
+    elif kind == "missing":
+        error.code = "missing_required_parameter"
+    elif kind in _EXPECTED_TYPE:
+        error.code = "invalid_type"
+    elif kind in ("literal_error", "enum", "union_tag_invalid"):
+        error.code = "invalid_value"
+    elif kind in _BOUND_CODES:
+        key, end = _BOUND_CODES[kind]
+        # a float bound is a number field's: OpenAI calls its values decimals
+        number = "decimal" if isinstance((err.get("ctx") or {}).get(key), float) else "integer"
+        error.code = f"{number}_{end}"
+        error.message = re.sub(r"\b(integer|decimal) (above|below)", rf"{number} \2", error.message)
+    elif kind in _LENGTH_CODES:
+        error.code = _LENGTH_CODES[kind]
+    else:
+        error.code = "invalid_value"
+    return error
+
+
+def validation_error(
+    errors: Sequence[Any], body: Any = None, *, responses_family: bool = False
+) -> InvalidRequestError:
+    """Translate the first pydantic error into OpenAI's wording (the Responses family's, with
+    its codes, for `responses_family`)."""
     if not errors:
         return InvalidRequestError("Invalid request.")
     err = _most_telling(errors, body)
+    error = _translated(err, body)
+    return _coded(error, err.get("type", ""), err) if responses_family else error
+
+
+def _translated(err: Any, body: Any) -> InvalidRequestError:
     kind = err.get("type", "")
     loc = tuple(err.get("loc", ()))
     param = param_path(loc, body, missing=kind == "missing")
@@ -311,8 +364,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _render(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _render(validation_error(exc.errors(), exc.body))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        family = RESPONSES_FAMILY.search(request.url.path) is not None
+        return _render(validation_error(exc.errors(), exc.body, responses_family=family))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -439,3 +439,29 @@ def test_input_tokens(client: OpenAI, marker: str) -> None:
     counted = client.responses.input_tokens.count(model="gpt-4o", input=f"count {marker}")
     assert response.usage is not None
     assert counted.input_tokens == response.usage.input_tokens
+
+
+class TestErrorCodes:
+    """The Responses family names each kind of error with a code (the Assistants API keeps its
+    own wording, see tests/test_errors.py)."""
+
+    @pytest.mark.parametrize(
+        ("extra", "message", "code"),
+        [
+            ({"bogus": 1}, "Unknown parameter: 'bogus'.", "unknown_parameter"),
+            ({"temperature": 5}, "decimal above maximum value", "decimal_above_max_value"),
+            ({"max_output_tokens": 15}, "integer below minimum value", "integer_below_min_value"),
+            ({"store": {"a": 1}}, "Invalid type for 'store'", "invalid_type"),
+            ({"truncation": "never"}, "Invalid value", "invalid_value"),
+        ],
+    )
+    def test_codes(self, client: OpenAI, extra: dict[str, object], message: str, code: str) -> None:
+        answer = httpx.post(
+            f"{client.base_url}responses",
+            json={"model": "gpt-4o", "input": "hi", **extra},
+            headers={"Authorization": f"Bearer {client.api_key}"},
+        )
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert message in error["message"]
+        assert error["code"] == code
