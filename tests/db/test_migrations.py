@@ -133,6 +133,8 @@ def test_items_after_the_upgrade(upgraded: str, model: ScriptedModel, tmp_path: 
         "ASSISTANTD_DATA_DIR": str(tmp_path / "data"),
         "ASSISTANTD_MODEL_BASE_URL": model.base_url,
         "ASSISTANTD_MODEL_API_KEY": "sk-scripted",
+        # the server runs the response itself (no standalone worker here, even on PostgreSQL)
+        "ASSISTANTD_EMBEDDED_WORKER": "true",
     }
     server = LiveServer(env, tmp_path / "server.log").start()
     try:
