@@ -57,6 +57,7 @@ class TestMaxCompletionTokens:
         assert run.usage is not None
         assert run.last_error is None
         assert run.expires_at is None
+        assert run.completed_at is None  # OpenAI leaves it null on an incomplete run
         [message] = client.beta.threads.messages.list(thread.id, run_id=run.id).data
         assert message.status == "incomplete"
         assert message.incomplete_details is not None

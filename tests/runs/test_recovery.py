@@ -87,6 +87,12 @@ def test_a_killed_workers_run_completes_on_another(
     thread_id, run_id, worker = start_mid_answer(
         crashy, model, marker, SLOW_ANSWER, Reply(text="Recovered answer.")
     )
+    wait_until(  # the text streamed so far is stored every second
+        lambda: assistant_messages(client, thread_id, run_id),
+        lambda texts: bool(texts) and "w2" in texts[0],
+        timeout=30,
+        what="a checkpoint of the text",
+    )
     worker.kill()  # SIGKILL: no goodbye, the lease just stops being renewed
     run = wait_run(client, thread_id, run_id, {"completed", "failed"}, timeout=20)
     assert run.status == "completed", run.last_error
@@ -95,9 +101,17 @@ def test_a_killed_workers_run_completes_on_another(
     assert names.count("thread.run.queued") == 2
     assert names.count("thread.run.in_progress") == 2
     assert names[-1] == "thread.run.completed"
-    assert assistant_messages(client, thread_id, run_id) == ["completed:Recovered answer."]
-    steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id).data
-    assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+    # what the first attempt had streamed was checkpointed: its message closes with that text
+    partial, final = assistant_messages(client, thread_id, run_id)
+    assert partial.startswith("incomplete:w0 w1")
+    assert SLOW_ANSWER.text.startswith(partial.removeprefix("incomplete:"))  # type: ignore[union-attr]
+    assert final == "completed:Recovered answer."
+    steps = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc").data
+    assert [(s.type, s.status) for s in steps] == [
+        ("message_creation", "failed"),
+        ("message_creation", "completed"),
+    ]
+    assert steps[0].last_error is not None
     [(attempts,)] = crashy.sql("SELECT attempts FROM runs WHERE id = :id", id=run_id)
     assert attempts == 2
     assert len(model.requests(marker)) == 2
@@ -128,7 +142,10 @@ def test_a_stopped_worker_hands_its_run_back(
     names = event_names(crashy, run_id)
     assert names.count("thread.run.queued") == 2
     assert names.count("thread.run.in_progress") == 2
-    assert assistant_messages(client, thread_id, run_id) == ["completed:Handed over."]
+    # the worker stored the text it had streamed as it let go
+    partial, final = assistant_messages(client, thread_id, run_id)
+    assert partial.startswith("incomplete:w0")
+    assert final == "completed:Handed over."
 
 
 @pytest.fixture(scope="module")

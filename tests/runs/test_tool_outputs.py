@@ -319,3 +319,24 @@ class TestBadSubmissions:
             )
         assert "completed" in caught.value.message
         assert client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id) == done
+
+
+def test_a_requeued_run_keeps_its_deadline(
+    client: OpenAI, assistant: Assistant, model: ScriptedModel, marker: str
+) -> None:
+    """After `submit_tool_outputs` the run is queued again with the `expires_at` it had."""
+    run = waiting_run(
+        client,
+        assistant,
+        model,
+        marker,
+        Reply(tool_calls=[ToolCall("lookup", "{}")]),
+        Reply(text="done", delay=0.5),
+    )
+    deadline = run.expires_at
+    assert deadline is not None
+    queued = client.beta.threads.runs.submit_tool_outputs(
+        run_id=run.id, thread_id=run.thread_id, tool_outputs=outputs(run, "x")
+    )
+    assert queued.status == "queued"
+    assert queued.expires_at == deadline

@@ -67,8 +67,14 @@ class ResponseRecorder:
         self._next += 1
         return index
 
-    def _emit(self, kind: str, rows: Sequence[Any] = (), **fields: Any) -> None:
-        self.writer.emit(kind, event(kind, **fields), rows=rows)
+    def _emit(
+        self,
+        kind: str,
+        rows: Sequence[Any] = (),
+        update: tuple[type[Item], str, dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> None:
+        self.writer.emit(kind, event(kind, **fields), rows=rows, update=update)
 
     def _delta_extras(self) -> dict[str, Any]:
         if not self._obfuscate:
@@ -93,9 +99,10 @@ class ResponseRecorder:
             part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
         )
 
-    def text(self, message: Item, fragment: str) -> None:
+    def text(self, message: Item, fragment: str, *, save: dict[str, Any] | None = None) -> None:
         self._emit(
             "response.output_text.delta",
+            update=(Item, message.id, save) if save else None,
             item_id=message.id,
             output_index=self._index[message.id],
             content_index=0,
@@ -314,8 +321,9 @@ class ResponseSurface:
     async def claimed(self, session: AsyncSession, run: Run) -> Events:
         events: Events = []
         if run.attempts > 1:
-            # What an interrupted attempt was streaming stays, closed: its clients saw it start.
-            closed = await finish.close_open_items(session, run, "incomplete")
+            # What an interrupted attempt was streaming stays, closed and empty: its clients saw
+            # it start, and the answer this attempt gives is the response's text.
+            closed = await finish.close_open_items(session, run, "incomplete", keep_text=False)
             events = _closed_events(closed, await _indexes(session, run))
         return [*events, lifecycle("response.in_progress", render.response(run))]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, text
+from sqlalchemy import Table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.db.core import insert_into, row_values, table_of
+from assistantd.db.core import column_values, insert_into, row_values, table_of
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, RunEvent
 from assistantd.runs import repository
@@ -168,17 +168,32 @@ class EventWriter:
         self._staged: list[tuple[str, Payload]] = []
         self._encoded = _Encoder()
 
-    def emit(self, name: str, data: Payload, *, rows: Sequence[Base] = ()) -> None:
+    def emit(
+        self,
+        name: str,
+        data: Payload,
+        *,
+        rows: Sequence[Base] = (),
+        update: tuple[type[Base], str, dict[str, Any]] | None = None,
+    ) -> None:
         """Publish an event now and store it in the background. `rows` (new ORM objects) are
         inserted in the same transaction, before it: a message the event announces is stored
-        with the announcement, off the path of the model's stream."""
+        with the announcement, off the path of the model's stream. `update` (a model, a row id
+        and column values by attribute) is applied in that transaction too: a checkpoint of
+        what a row streamed so far."""
         if self._error is not None:
             raise self._error
         self.seq += 1
         row = _row(self.run_id, self.seq, name, self._encoded(data, self.seq))
         self._unstored += 1
         self._idle.clear()
-        self._store.add(self, row, [(table_of(type(new)), row_values(new)) for new in rows])
+        changes: list[_Change] = []
+        if update is not None:
+            model, row_id, values = update
+            changes.append((table_of(model), row_id, column_values(model, values)))
+        self._store.add(
+            self, row, [(table_of(type(new)), row_values(new)) for new in rows], changes
+        )
         self._signals.publish(self.run_id, self.seq, name, row["data"])
 
     async def flush(self) -> None:
@@ -251,8 +266,14 @@ class _Store:
             store = cls._instances[sessions] = cls(sessions, signals)
         return store
 
-    def add(self, writer: EventWriter, event: dict[str, Any], rows: list[_NewRow]) -> None:
-        self._queue.append(_Pending(writer, event, rows))
+    def add(
+        self,
+        writer: EventWriter,
+        event: dict[str, Any],
+        rows: list[_NewRow],
+        changes: list[_Change],
+    ) -> None:
+        self._queue.append(_Pending(writer, event, rows, changes))
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="run-events-store")
 
@@ -299,6 +320,7 @@ class _Store:
     async def _insert(self, by_writer: dict[EventWriter, list[_Pending]], attempts: int) -> None:
         pendings = [pending for batch in by_writer.values() for pending in batch]
         new_rows = [new for pending in pendings for new in pending.rows]
+        changes = [change for pending in pendings for change in pending.changes]
         events = [pending.event for pending in pendings]
         last_seqs = {writer.run_id: batch[-1].event["seq"] for writer, batch in by_writer.items()}
         for attempt in range(attempts):
@@ -307,6 +329,10 @@ class _Store:
                     for table, values in new_rows:
                         await session.execute(insert_into(table), [values])
                     await _insert_rows(session, events)
+                    for table, row_id, values in changes:
+                        await session.execute(
+                            update(table).where(table.c.id == row_id).values(values)
+                        )
                     events_stored(session, self._signals, last_seqs)
                     await session.commit()
                 return
@@ -317,6 +343,7 @@ class _Store:
 
 
 _NewRow = tuple[Table, dict[str, Any]]
+_Change = tuple[Table, str, dict[str, Any]]  # a table, a row id, column values
 
 
 @dataclass(frozen=True)
@@ -326,3 +353,4 @@ class _Pending:
     writer: EventWriter
     event: dict[str, Any]
     rows: list[_NewRow]
+    changes: list[_Change]

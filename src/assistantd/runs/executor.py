@@ -10,15 +10,18 @@ anything twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.chat import BackendError, ChatRequest
 from assistantd.backends.routing import ModelRoute, UnknownModelError
 from assistantd.db.models import Assistant, Item, Run, Thread
+from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.kit.timeutil import now
 from assistantd.runs import context, finish, repository, state
@@ -50,6 +53,14 @@ class LeaseLost(Exception):
     """Another actor (reaper, cancel) moved the run; this executor must stop quietly."""
 
 
+_SERVER_ERROR = ("server_error", "The server had an error while processing this run.")
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """A database error that says nothing about the run: the connection or the server."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
 def _usage(prompt: int, completion: int) -> dict[str, int]:
     return {
         "prompt_tokens": prompt,
@@ -78,6 +89,7 @@ class RunExecutor:
         self._preloaded = list(context) if context is not None else None
         self.cancel_requested = False
         self.hand_back = False
+        self.lease_lost = False
         self._turn: Turn | None = None
         self._tool_called = False
         # Every server-tool result of this execution, for annotating the assistant's text.
@@ -95,6 +107,8 @@ class RunExecutor:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
+            if self.lease_lost:
+                return  # another worker owns the run now
             if self.cancel_requested:
                 await self._finish(run, writer, RunStatus.CANCELLED)
             elif self.hand_back:
@@ -109,14 +123,21 @@ class RunExecutor:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
         except BackendError as exc:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
+        except DBAPIError as exc:
+            if not _transient(exc):
+                log.exception("run %s failed on a database error", run.id)
+                await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR)
+                return
+            # The database, not the run, is at fault: give the run back for another try
+            # (if even that fails, the lease lapses and the reaper requeues it).
+            log.warning("run %s: database unavailable (%s); handing the run back", run.id, exc)
+            try:
+                await self._hand_back(run, writer)
+            except Exception:
+                log.warning("run %s: could not hand the run back; its lease will lapse", run.id)
         except Exception:
             log.exception("run %s failed unexpectedly", run.id)
-            await self._finish(
-                run,
-                writer,
-                RunStatus.FAILED,
-                error=("server_error", "The server had an error while processing this run."),
-            )
+            await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR)
         finally:
             await writer.close()
 
@@ -553,9 +574,21 @@ class RunExecutor:
         raise LeaseLost()
 
     async def _hand_back(self, run: Run, writer: EventWriter) -> None:
-        """Shutdown: give the run back to the queue, and wake a worker to take it."""
-        await writer.flush()
+        """Shutdown, or the database failing: give the run back to the queue, and wake a
+        worker to take it."""
+        with contextlib.suppress(Exception):  # events that could not be stored stay unstored
+            await writer.flush()
+        partial = self._turn.result if self._turn is not None else None
         async with self.deps.sessions() as session:
+            if (
+                partial is not None
+                and partial.message is not None
+                and partial.message.status == "in_progress"
+            ):
+                # The text streamed so far stays: the next attempt closes the message with it.
+                leading = [p for p in partial.message.content or [] if p["type"] != "text"]
+                content = [*leading, stored_text(partial.text)]
+                await repository.update_item(session, partial.message.id, {"content": content})
             queued = await state.transition(
                 session, run.id, RunStatus.IN_PROGRESS, RunStatus.QUEUED, held_by=self.worker_id
             )

@@ -37,18 +37,23 @@ async def close_open_items(
     run_status: str,
     *,
     partial_text: dict[str, str] | None = None,
+    keep_text: bool = True,
 ) -> Sequence[Item]:
-    """Mark the run's in-progress items incomplete (a message keeps `partial_text`, the text
-    streamed so far), and, when it did not complete, the function calls it left unanswered (a
-    run that expired or was cancelled waiting for outputs): the model never sees either again.
-    Returns the items closed, updated."""
+    """Mark the run's in-progress items incomplete (a message keeps the text streamed so far:
+    `partial_text`'s, else its last checkpoint), and, when it did not complete, the function
+    calls it left unanswered (a run that expired or was cancelled waiting for outputs): the
+    model never sees those again. Without `keep_text`, messages close empty. Returns the items
+    closed, updated."""
     stamp = now()
     closed = list((await session.scalars(_OPEN_ITEMS, {"run_id": run.id})).all())
     for item in closed:
         item.status = "incomplete"
         if item.type != "message":
             continue
-        text = (partial_text or {}).get(item.id, "")
+        # The text streamed so far: this process's, else the last checkpoint stored.
+        texts = [p["text"]["value"] for p in item.content or [] if p["type"] == "text"]
+        stored = texts[0] if texts and keep_text else ""
+        text = (partial_text or {}).get(item.id, stored)
         item.content = [
             *[p for p in item.content or [] if p["type"] != "text"],
             {"type": "text", "text": {"value": text, "annotations": []}},

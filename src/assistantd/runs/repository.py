@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import column_values, get_row, table_of
@@ -115,15 +115,6 @@ async def _update_by_key(
     await session.execute(
         update(table).where(table.c.id == row_id).values(column_values(model, values))
     )
-
-
-async def discard_unfinished(session: AsyncSession, run_id: str) -> None:
-    """Drop what an interrupted attempt of a run left half done (steps, and the items it was
-    streaming), so a retry never duplicates it."""
-    await session.execute(
-        delete(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress")
-    )
-    await session.execute(delete(Item).where(Item.run_id == run_id, Item.status == "in_progress"))
 
 
 _LOCK_THREAD = select(Thread.id).where(Thread.id == bindparam("thread_id")).with_for_update()

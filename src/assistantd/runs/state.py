@@ -65,10 +65,10 @@ ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.CANCELLING: frozenset({RunStatus.CANCELLED, RunStatus.FAILED}),
 }
 
-# The timestamp each status stamps when entered.
+# The timestamp each status stamps when entered (an incomplete run has none: OpenAI leaves
+# `completed_at` null for it).
 _STAMPS = {
     RunStatus.COMPLETED: "completed_at",
-    RunStatus.INCOMPLETE: "completed_at",
     RunStatus.FAILED: "failed_at",
     RunStatus.CANCELLED: "cancelled_at",
 }

@@ -52,9 +52,8 @@ async def submit_tool_outputs(
             f'Runs in status "{run.status}" do not accept tool outputs.', param=None
         )
     outputs = _outputs_by_call(run, body)
-    moved = await state.transition(
-        session, run.id, RunStatus.REQUIRES_ACTION, RunStatus.QUEUED, expires_at=None
-    )
+    # Queued again, it keeps its deadline: it expires if no worker takes it in time.
+    moved = await state.transition(session, run.id, RunStatus.REQUIRES_ACTION, RunStatus.QUEUED)
     if not moved:  # expired or cancelled a moment ago
         await session.refresh(run)
         raise InvalidRequestError(

@@ -25,6 +25,10 @@ from assistantd.runs.turn import PendingCall
 from assistantd.sandbox.code_stream import CodeStream
 from assistantd.tools.base import ToolResult
 
+_TAKEN_OVER = (
+    "server_error",
+    "The worker executing this step stopped; another worker took the run over.",
+)
 # How open steps end, by the run's end.
 STEP_STATUS = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}
 
@@ -87,17 +91,21 @@ class ThreadRecorder:
         for index, part in enumerate(leading):
             self._message_delta(message, {"index": index, **part})
 
-    def text(self, message: Item, fragment: str) -> None:
+    def text(self, message: Item, fragment: str, *, save: dict[str, Any] | None = None) -> None:
         leading = sum(1 for part in message.content or [] if part["type"] != "text")
         self._message_delta(
             message,
             {"index": leading, "type": "text", "text": {"value": fragment, "annotations": []}},
+            save=save,
         )
 
-    def _message_delta(self, message: Item, part: dict[str, Any]) -> None:
+    def _message_delta(
+        self, message: Item, part: dict[str, Any], *, save: dict[str, Any] | None = None
+    ) -> None:
         self.writer.emit(
             "thread.message.delta",
             {"id": message.id, "object": "thread.message.delta", "delta": {"content": [part]}},
+            update=(Item, message.id, save) if save else None,
         )
 
     def call_started(self, call: PendingCall, position: int) -> None:
@@ -342,9 +350,13 @@ class ThreadSurface:
         return [("thread.run.created", wire), ("thread.run.queued", wire)]
 
     async def claimed(self, session: AsyncSession, run: Run) -> Events:
-        if run.attempts > 1:  # executed before: drop what an interrupted attempt left
-            await repository.discard_unfinished(session, run.id)
-        return [("thread.run.in_progress", render.run(run))]
+        events: Events = []
+        if run.attempts > 1:
+            # Executed before: what the interrupted attempt was streaming ends here (a message
+            # with the text it had stored), and this attempt starts afresh.
+            closed = await finish.close_open_items(session, run, "failed")
+            events = await _closed_events(session, run, "failed", closed, error=_TAKEN_OVER)
+        return [*events, ("thread.run.in_progress", render.run(run))]
 
     def requeued(self, run: Run) -> Events:
         return [("thread.run.queued", render.run(run))]

@@ -9,12 +9,14 @@ as the backend produces it.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from assistantd.backends.chat import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_tokens
 from assistantd.db.models import Item, Run
+from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPE, new_item
 from assistantd.kit.ids import Prefix, new_id
 from assistantd.messages import service as messages
@@ -22,6 +24,8 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.recorder import Recorder
 from assistantd.tools.base import ServerTool
 
+# How often the text of a message being streamed is stored.
+CHECKPOINT_SECONDS = 1.0
 # Loop turns a streamer needs to write a frame it was woken for.
 _FIRST_TOKEN_TURNS = 3
 
@@ -60,6 +64,7 @@ class Turn:
         self.recorder = recorder
         self.result = TurnResult()
         self._by_index: dict[int, PendingCall] = {}
+        self._saved_at = time.monotonic()
 
     async def stream(self, route: ModelRoute, request: ChatRequest) -> TurnResult:
         async for event in self.deps.backend.stream(route, request):
@@ -100,7 +105,15 @@ class Turn:
             )
             self.recorder.message_started(result.message)
         result.text += fragment
-        self.recorder.text(result.message, fragment)
+        save = None
+        now = time.monotonic()
+        if now - self._saved_at >= CHECKPOINT_SECONDS:
+            # What a crash would otherwise lose: the message's text so far, stored with this
+            # delta (a worker that takes the run over closes the message with it).
+            self._saved_at = now
+            leading = [part for part in result.message.content or [] if part["type"] != "text"]
+            save = {"content": [*leading, stored_text(result.text)]}
+        self.recorder.text(result.message, fragment, save=save)
 
     def _tool_delta(self, delta: ToolCallDelta) -> None:
         result = self.result

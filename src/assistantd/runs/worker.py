@@ -187,19 +187,29 @@ class Worker:
             ids = list(self._active)
             if not ids:
                 continue
+            lost: set[str] = set()
             try:
                 async with self.deps.reads() as session:
                     cancelling = await state.cancelling_among(session, ids)
                 if time.monotonic() - last_renew > settings.worker_lease_seconds / 3:
                     async with self.deps.sessions() as session:
-                        await state.renew_leases(
+                        held = await state.renew_leases(
                             session, self.id, ids, settings.worker_lease_seconds
                         )
                         await session.commit()
                     last_renew = time.monotonic()
+                    lost = set(ids) - held
             except Exception:
                 log.exception("checking runs for cancellation failed")
                 continue
+            for run_id in lost:
+                # The lease lapsed and the reaper gave the run to another worker (this one
+                # stalled): stop at once, writing nothing, rather than race the new owner.
+                entry = self._active.get(run_id)
+                if entry is not None and not entry[1].done():
+                    log.warning("run %s: lease lost to another worker; stopping", run_id)
+                    entry[0].lease_lost = True
+                    entry[1].cancel()
             for run_id in cancelling:
                 entry = self._active.get(run_id)
                 if entry is not None and not entry[0].cancel_requested:
