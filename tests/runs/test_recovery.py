@@ -8,6 +8,7 @@ never sees these runs. Which worker holds a run is read from the run's `lease_ow
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import pytest
@@ -176,3 +177,41 @@ def test_a_run_out_of_attempts_fails(fragile: Tuned, model: ScriptedModel, marke
     assert step.status == "failed"
     assert len(model.requests(marker)) == 1
     client.beta.threads.messages.create(thread_id, role="user", content="still usable")
+
+
+def test_a_stalled_worker_stops_when_it_finds_its_run_taken(
+    crashy: Tuned, model: ScriptedModel, marker: str
+) -> None:
+    """A worker frozen past its lease (SIGSTOP) comes back to find the run given to another
+    worker: it stops its stale executor at once, so the run completes once, by the new owner,
+    with one answer."""
+    client = crashy.client
+    if len([w for w in crashy.workers if w.proc is not None and w.proc.poll() is None]) < 2:
+        crashy.add_worker()
+    thread_id, run_id, worker = start_mid_answer(
+        crashy, model, marker, SLOW_ANSWER, Reply(text="Taken over.")
+    )
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(  # the reaper gives the run to the other worker once the lease lapses
+            lambda: event_names(crashy, run_id).count("thread.run.in_progress"),
+            lambda count: count == 2,
+            timeout=30,
+            what="another worker to take the run",
+        )
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    run = wait_run(client, thread_id, run_id, {"completed", "failed"}, timeout=30)
+    assert run.status == "completed", run.last_error
+    wait_until(  # the stale worker, running again, finds the run gone and stops its executor
+        lambda: worker.log_path.read_text(errors="replace"),
+        lambda log: f"run {run_id}: lease lost to another worker; stopping" in log,
+        timeout=30,
+        what="the stale worker to stop its executor",
+    )
+    names = event_names(crashy, run_id)
+    assert names.count("thread.run.completed") == 1
+    assert names[-1] == "thread.run.completed"
+    finals = [m for m in assistant_messages(client, thread_id, run_id) if m.startswith("completed")]
+    assert finals == ["completed:Taken over."]

@@ -19,18 +19,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.db.core import column_values, insert_into, row_values, table_of
 from assistantd.db.engine import is_postgres
-from assistantd.db.models import Base, RunEvent
+from assistantd.db.models import Base, Run, RunEvent
 from assistantd.runs import repository
 from assistantd.runs.signals import Signals, events_stored, publish_after_commit
 
 log = logging.getLogger(__name__)
 
 Payload = BaseModel | dict[str, Any]
+
+
+class LeaseLost(Exception):
+    """The run is no longer this executor's (another worker or a cancel took it over): it
+    must stop, writing nothing more."""
+
+
+_HOLDERS = select(Run.id, Run.lease_owner).where(Run.id.in_(bindparam("ids", expanding=True)))
+
+
+async def _holders(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, str | None]:
+    """Who holds each run's lease; on PostgreSQL the rows stay share-locked to the end of the
+    transaction, so no one takes the runs over before what it writes is committed."""
+    query = _HOLDERS.with_for_update(read=True) if is_postgres(session) else _HOLDERS
+    rows = await session.execute(query, {"ids": list(run_ids)})
+    # not dict(rows): a result has keys() (its columns), so dict() would take it for a mapping
+    return {run_id: owner for run_id, owner in rows.tuples()}  # noqa: C416
 
 
 def _model(value: Any) -> Any:
@@ -156,10 +173,15 @@ class EventWriter:
         signals: Signals,
         run_id: str,
         last_seq: int,
+        *,
+        owner: str | None = None,
     ) -> None:
+        """`owner`, the worker holding the run's lease: what it writes is fenced by the lease
+        (a writer whose run was taken over writes nothing and fails with `LeaseLost`)."""
         self._signals = signals
         self._store = _Store.of(sessions, signals)
         self.run_id = run_id
+        self.owner = owner
         self.seq = last_seq
         self._unstored = 0
         self._idle = asyncio.Event()
@@ -210,15 +232,23 @@ class EventWriter:
         """The transaction was rolled back: its staged events never happened."""
         self._staged.clear()
 
-    async def commit(self, session: AsyncSession) -> None:
+    async def commit(self, session: AsyncSession, *, fence: bool = True) -> None:
         """Store the staged events in `session` (one insert, one notification) and commit it:
-        state changes and their events commit together.
+        state changes and their events commit together. With `fence` (unless a guarded status
+        change in the transaction is the fence already), only while this writer's owner still
+        holds the run: else it rolls back and raises `LeaseLost`.
 
         Call `flush()` before the session begins: on SQLite the background write needs the
         write lock that session would hold, so flushing inside it would wait on itself.
         """
         if not self._idle.is_set():
             raise RuntimeError("flush() the writer before committing staged events")
+        if fence and self.owner is not None:
+            holders = await _holders(session, [self.run_id])
+            if holders.get(self.run_id) != self.owner:
+                self._staged = []
+                await session.rollback()
+                raise LeaseLost()
         staged, self._staged = self._staged, []
         last = self.seq
         if staged:
@@ -297,19 +327,23 @@ class _Store:
         by_writer: dict[EventWriter, list[_Pending]] = {}
         for pending in batch:
             by_writer.setdefault(pending.writer, []).append(pending)
+        fenced: set[EventWriter] = set()
         try:
-            await self._insert(by_writer, attempts=5)
+            fenced = await self._insert(by_writer, attempts=5)
         except Exception as exc:
             if len(by_writer) == 1:
                 self._give_up(by_writer, exc)
                 return
             for writer, rows in list(by_writer.items()):
                 try:
-                    await self._insert({writer: rows}, attempts=2)
+                    fenced |= await self._insert({writer: rows}, attempts=2)
                 except Exception as alone:
                     self._give_up({writer: by_writer.pop(writer)}, alone)
         for writer, rows in by_writer.items():
-            writer._stored(len(rows))
+            if writer in fenced:
+                writer._failed(LeaseLost())
+            else:
+                writer._stored(len(rows))
 
     @staticmethod
     def _give_up(by_writer: dict[EventWriter, list[_Pending]], error: Exception) -> None:
@@ -317,29 +351,41 @@ class _Store:
             log.error("could not store events of run %s", writer.run_id, exc_info=error)
             writer._failed(error)
 
-    async def _insert(self, by_writer: dict[EventWriter, list[_Pending]], attempts: int) -> None:
-        pendings = [pending for batch in by_writer.values() for pending in batch]
-        new_rows = [new for pending in pendings for new in pending.rows]
-        changes = [change for pending in pendings for change in pending.changes]
-        events = [pending.event for pending in pendings]
-        last_seqs = {writer.run_id: batch[-1].event["seq"] for writer, batch in by_writer.items()}
+    async def _insert(
+        self, by_writer: dict[EventWriter, list[_Pending]], attempts: int
+    ) -> set[EventWriter]:
+        """Store the writers' rows, events and changes in one transaction, but for writers
+        whose run another worker holds now: those are returned, having written nothing."""
         for attempt in range(attempts):
             try:
                 async with self._sessions() as session:
-                    for table, values in new_rows:
-                        await session.execute(insert_into(table), [values])
-                    await _insert_rows(session, events)
-                    for table, row_id, values in changes:
-                        await session.execute(
-                            update(table).where(table.c.id == row_id).values(values)
-                        )
+                    owned = [w.run_id for w in by_writer if w.owner is not None]
+                    holders = await _holders(session, owned) if owned else {}
+                    fenced = {
+                        w
+                        for w in by_writer
+                        if w.owner is not None and holders.get(w.run_id) != w.owner
+                    }
+                    kept = [(w, batch) for w, batch in by_writer.items() if w not in fenced]
+                    pendings = [pending for _, batch in kept for pending in batch]
+                    for pending in pendings:
+                        for table, values in pending.rows:
+                            await session.execute(insert_into(table), [values])
+                    await _insert_rows(session, [pending.event for pending in pendings])
+                    for pending in pendings:
+                        for table, row_id, values in pending.changes:
+                            await session.execute(
+                                update(table).where(table.c.id == row_id).values(values)
+                            )
+                    last_seqs = {w.run_id: batch[-1].event["seq"] for w, batch in kept}
                     events_stored(session, self._signals, last_seqs)
                     await session.commit()
-                return
+                return fenced
             except Exception:
                 if attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
+        return set()
 
 
 _NewRow = tuple[Table, dict[str, Any]]

@@ -26,7 +26,7 @@ from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.kit.timeutil import now
 from assistantd.runs import context, finish, repository, state
 from assistantd.runs.deps import RunDeps
-from assistantd.runs.events import EventWriter
+from assistantd.runs.events import EventWriter, LeaseLost
 from assistantd.runs.recorder import CallOutcome, surface_of
 from assistantd.runs.signals import run_queued_on_commit
 from assistantd.runs.state import RunStatus
@@ -47,10 +47,6 @@ class RunIncomplete(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class LeaseLost(Exception):
-    """Another actor (reaper, cancel) moved the run; this executor must stop quietly."""
 
 
 _SERVER_ERROR = ("server_error", "The server had an error while processing this run.")
@@ -99,7 +95,9 @@ class RunExecutor:
 
     async def execute(self) -> None:
         run, last = self._claimed
-        writer = EventWriter(self.deps.sessions, self.deps.signals, run.id, last)
+        writer = EventWriter(
+            self.deps.sessions, self.deps.signals, run.id, last, owner=self.worker_id
+        )
         self.rec = surface_of(run.id).recorder(self.deps, run, writer)
         try:
             await self._loop(run, writer)
@@ -445,7 +443,7 @@ class RunExecutor:
                     await self._lost_race(run, writer)
                     return True
                 self.rec.requires_action(moved)
-                await writer.commit(session)
+                await writer.commit(session, fence=False)  # the transition guards
                 return True
             await self._save_counters(session, run)
             await writer.commit(session)
@@ -558,7 +556,7 @@ class RunExecutor:
                 await self._lost_race(run, writer)
                 return
             await self.rec.ended(session, moved)
-            await writer.commit(session)
+            await writer.commit(session, fence=False)  # the transition guards
 
     async def _lost_race(self, run: Run, writer: EventWriter) -> None:
         """A guarded update found the run moved: honour a cancel, else let it go."""
@@ -596,7 +594,7 @@ class RunExecutor:
                 for name, payload in surface_of(run.id).requeued(queued):
                     writer.stage(name, payload)
                 run_queued_on_commit(session, self.deps.signals)
-            await writer.commit(session)
+            await writer.commit(session, fence=False)  # the transition guards
 
 
 def _required_action(outcomes: list[CallOutcome]) -> dict[str, Any]:
