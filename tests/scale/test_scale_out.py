@@ -332,7 +332,8 @@ def test_500_runs_complete_exactly_once_through_crashes(
     assert len(set(threads)) == RUNS
     rows = cluster.sql(
         "SELECT r.thread_id, r.status, r.attempts,"
-        " (SELECT count(*) FROM items m WHERE m.run_id = r.id AND m.role = 'assistant')"
+        " (SELECT count(*) FROM items m WHERE m.run_id = r.id AND m.role = 'assistant'"
+        "  AND m.status = 'completed')"
         " FROM runs r WHERE r.thread_id = ANY(:threads)",
         threads=threads,
     )
@@ -342,7 +343,8 @@ def test_500_runs_complete_exactly_once_through_crashes(
     assert len(by_thread) == RUNS, "every thread has its run"
     assert all(len(runs) == 1 for runs in by_thread.values()), "one run per thread"
     assert {row[1] for row in rows} == {"completed"}
-    assert {row[3] for row in rows} == {1}, "one assistant message per run"
+    # (a worker killed mid-answer leaves the text it had stored, as an incomplete message)
+    assert {row[3] for row in rows} == {1}, "one completed assistant message per run"
     reaped = sum(
         worker.log_path.read_text(errors="replace").count("died; requeued")
         for worker in cluster.workers
