@@ -72,7 +72,7 @@ def start_mid_answer(
 
 def assistant_messages(client: OpenAI, thread_id: str, run_id: str) -> list[str]:
     return [
-        f"{m.status}:{m.content[0].text.value}"  # type: ignore[union-attr]
+        f"{m.status}:{m.content[0].text.value if m.content else ''}"  # type: ignore[union-attr]
         for m in client.beta.threads.messages.list(thread_id, order="asc")
         if m.role == "assistant" and m.run_id == run_id
     ]
