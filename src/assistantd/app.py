@@ -16,6 +16,7 @@ from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
 from assistantd.blobs.store import LocalBlobStore
+from assistantd.containers.router import router as containers_router
 from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.deps import TransactionRoute
@@ -32,6 +33,7 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
 from assistantd.runs.worker import Worker
+from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
 from assistantd.tools.file_search import FileSearchTool
@@ -67,6 +69,7 @@ def api_routes() -> list[APIRoute]:
         vector_stores_router,
         responses_router,
         conversations_router,
+        containers_router,
     )
 
 
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.models = deps.models
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
+        app.state.sandboxes = CodeInterpreterTool.sandboxes_of(deps.tools)
         background: list[asyncio.Task[None]] = []
         if not settings.is_sqlite:
             background.append(

@@ -165,7 +165,17 @@ class Settings(BaseSettings):
     sandbox_exec_timeout_seconds: float = Field(
         60.0, gt=0, description="Wall-clock limit of one code execution."
     )
-    sandbox_memory_mb: int = Field(1024, ge=64, description="Memory limit of one sandbox.")
+    sandbox_memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory limit of one sandbox; also a container's with `memory_limit` 1g.",
+    )
+    sandbox_max_memory_mb: int = Field(
+        4096,
+        ge=64,
+        description="Cap on a container's `memory_limit` (4g, 16g and 64g ask for 4096, 16384 "
+        "and 65536 MiB); never below ASSISTANTD_SANDBOX_MEMORY_MB.",
+    )
     sandbox_cpus: float = Field(1.0, gt=0, description="CPU limit of one sandbox.")
     sandbox_pids_limit: int = Field(128, ge=16, description="Process limit of one sandbox.")
     sandbox_data_mb: int = Field(

@@ -102,6 +102,8 @@ class Prefix:
     PART = "part_"
     VECTOR_STORE = "vs_"
     FILE_BATCH = "vsfb_"
+    CONTAINER = "cntr_"
+    CONTAINER_FILE = "cfile_"
     API_KEY = "key_"
 
 

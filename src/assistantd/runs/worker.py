@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.containers import expiry as containers
 from assistantd.db.core import clone
 from assistantd.db.models import Item, Run
 from assistantd.files import service as files
@@ -226,6 +227,7 @@ class Worker:
                 await files.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await uploads.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await responses.sweep_unstored(self.deps.sessions)
+                await containers.sweep_expired(self.deps.sessions, self.deps.blobs, self.deps.tools)
             except Exception:
                 log.exception("reaping runs failed")
 

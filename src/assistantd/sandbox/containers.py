@@ -51,6 +51,7 @@ class Sandbox:
     container_id: str
     name: str
     connection: KernelConnection
+    memory_mb: int  # its memory limit
 
     @property
     def alive(self) -> bool:
@@ -65,14 +66,15 @@ class Containers:
         self.docker = docker
         self._kernel = kernel_source()
 
-    def config(self, *, preload: bool, pool: bool) -> dict[str, Any]:
+    def config(self, *, preload: bool, pool: bool, memory_mb: int | None = None) -> dict[str, Any]:
+        """A container's configuration; `memory_mb` defaults to ASSISTANTD_SANDBOX_MEMORY_MB."""
         s = self.settings
         kernel_config = {
             "idle_timeout": s.sandbox_idle_timeout_seconds + KERNEL_IDLE_MARGIN,
             "max_output_chars": s.sandbox_max_output_chars,
             "preload": PRELOAD if preload else [],
         }
-        memory = s.sandbox_memory_mb * 1024 * 1024
+        memory = (memory_mb or s.sandbox_memory_mb) * 1024 * 1024
         return {
             "Image": s.sandbox_image,
             "Cmd": ["python3", "-c", self._kernel, json.dumps(kernel_config)],
@@ -117,9 +119,13 @@ class Containers:
             },
         }
 
-    async def start(self, name: str, *, preload: bool, pool: bool) -> Sandbox:
+    async def start(
+        self, name: str, *, preload: bool, pool: bool, memory_mb: int | None = None
+    ) -> Sandbox:
         """Create and start a container; returns once its kernel is ready."""
-        container_id = await self._create(name, self.config(preload=preload, pool=pool))
+        memory_mb = memory_mb or self.settings.sandbox_memory_mb
+        config = self.config(preload=preload, pool=pool, memory_mb=memory_mb)
+        container_id = await self._create(name, config)
         try:
             attachment = await self.docker.attach(container_id)
             connection = KernelConnection(attachment, name)
@@ -129,7 +135,14 @@ class Containers:
             with contextlib.suppress(Exception):
                 await self.docker.remove(container_id)
             raise
-        return Sandbox(container_id, name, connection)
+        return Sandbox(container_id, name, connection, memory_mb)
+
+    async def resize(self, sandbox: Sandbox, memory_mb: int) -> None:
+        """Change a running sandbox's memory limit (a pooled one taken for a container of
+        another size): Docker updates the cgroup in place, the kernel keeps running."""
+        memory = memory_mb * 1024 * 1024
+        await self.docker.update(sandbox.container_id, {"Memory": memory, "MemorySwap": memory})
+        sandbox.memory_mb = memory_mb
 
     async def _create(self, name: str, config: dict[str, Any]) -> str:
         try:
@@ -149,7 +162,13 @@ class Containers:
             await self.docker.remove(info["Id"])
             return None
         attachment = await self.docker.attach(info["Id"])
-        return Sandbox(info["Id"], name, KernelConnection(attachment, name))
+        memory = int(info.get("HostConfig", {}).get("Memory") or 0) // (1024 * 1024)
+        return Sandbox(
+            info["Id"],
+            name,
+            KernelConnection(attachment, name),
+            memory or self.settings.sandbox_memory_mb,
+        )
 
     async def rename(self, sandbox: Sandbox, name: str) -> None:
         try:
@@ -168,9 +187,7 @@ class Containers:
             info = await self.docker.inspect(sandbox.container_id)
             state = (info or {}).get("State", {})
             if state.get("OOMKilled") or state.get("ExitCode") == 137:
-                reason = (
-                    f"it ran out of memory (the limit is {self.settings.sandbox_memory_mb} MiB)"
-                )
+                reason = f"it ran out of memory (the limit is {sandbox.memory_mb} MiB)"
         await self.remove(sandbox)
         return reason
 

@@ -143,6 +143,10 @@ class DockerClient:
     async def rename(self, container: str, name: str) -> None:
         await self._call("POST", f"/containers/{container}/rename", params={"name": name})
 
+    async def update(self, container: str, resources: dict[str, Any]) -> None:
+        """Change a running container's resource limits (`Memory`, `MemorySwap`...)."""
+        await self._call("POST", f"/containers/{container}/update", body=resources)
+
     async def kill(self, container: str, signal: str = "SIGKILL") -> None:
         await self._call(
             "POST",

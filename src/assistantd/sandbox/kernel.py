@@ -12,6 +12,7 @@ Requests (`id` is echoed back in the reply):
   {"op": "exec", "code": str, "timeout": float}   -> output, error, images (PNG), changed files
   {"op": "put", "name", "file_id", "data" (base64), "append": bool, "last": bool}
   {"op": "read", "path", "offset", "length"}      -> a chunk of a file under /mnt/data
+  {"op": "remove", "name", "file_id"}             -> the file under /mnt/data is deleted
 The kernel says {"event": "ready"} once it has started (and imported the preload modules), and
 exits by itself after `idle_timeout` seconds without a request.
 """
@@ -205,6 +206,8 @@ class Kernel:
             return self.put(request)
         if op == "read":
             return self.read(request)
+        if op == "remove":
+            return self.remove(request)
         raise ValueError(f"unknown op {op!r}")
 
     # --- files ----------------------------------------------------------------------------------
@@ -228,6 +231,17 @@ class Kernel:
         finally:
             os.close(fd)
         return {"ok": True, "data": base64.b64encode(data).decode()}
+
+    def remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        path = os.path.normpath(os.path.join(DATA, str(request["name"])))
+        if not path.startswith(DATA + "/"):
+            raise ValueError("path outside /mnt/data")
+        try:
+            os.unlink(path)  # a symbolic link goes itself; what it points at stays
+        except FileNotFoundError:
+            pass
+        self.inputs.pop(str(request.get("file_id")), None)
+        return {"ok": True}
 
     def _snapshot(self) -> dict[str, tuple[int, int, int]]:
         found: dict[str, tuple[int, int, int]] = {}

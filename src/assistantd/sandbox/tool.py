@@ -4,6 +4,11 @@ The step's tool call shows the code as `code_interpreter.input` and what it prod
 `image` outputs (OpenAI's shape). Figures become PNG files (purpose `assistants_output`) that lead
 the next assistant message as `image_file` parts; new or changed files in /mnt/data become files
 too, and `sandbox:/mnt/data/...` links to them in the final text get `file_path` annotations.
+
+In a container (Responses API, `ToolContext.container_id`) the session is the container's: its
+sandbox has the container's memory limit, its user files are copied in (and deleted ones taken
+out) before each execution, and figures and written files become its container files (source
+`assistant`), reported by path in `CodeInterpreterResult.container_files`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,20 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from assistantd.containers import runtime as containers
+from assistantd.containers.runtime import ContainerInputs
+from assistantd.containers.service import DATA_DIR
 from assistantd.db.models import File, Item, RunStep
+from assistantd.errors import APIError
 from assistantd.files import service as files
+from assistantd.kit.ids import Prefix
 from assistantd.kit.timeutil import now
 from assistantd.sandbox.connection import KernelGone
 from assistantd.sandbox.docker import DockerError, DockerUnavailable
 from assistantd.sandbox.manager import CellOutcome, SandboxError, SandboxManager, Session
 from assistantd.sandbox.names import find_links, safe_name, unique_name
 from assistantd.settings import Settings
-from assistantd.tools.base import ToolContext, ToolResult, ToolUnavailable
+from assistantd.tools.base import ToolContext, ToolRegistry, ToolResult, ToolUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,12 @@ LIBRARIES = (
 
 @dataclass
 class CodeInterpreterResult(ToolResult):
-    files: dict[str, str] = field(default_factory=dict)  # /mnt/data path -> file id
+    files: dict[str, str] = field(default_factory=dict)  # path under /mnt/data -> file id
+    # In a container: "/mnt/data/<path>" -> container file id, for written files and figures
+    # (a figure's path is "/mnt/data/<call id>-figure-<n>.png"), and the figures' container
+    # file ids in the order of the `image` outputs.
+    container_files: dict[str, str] = field(default_factory=dict)
+    container_images: list[str] = field(default_factory=list)
 
 
 def parse_code(arguments: str) -> str | None:
@@ -62,6 +77,12 @@ class CodeInterpreterTool:
     def __init__(self, settings: Settings, manager: SandboxManager | None = None) -> None:
         self.settings = settings
         self.manager = manager or SandboxManager(settings)
+
+    @staticmethod
+    def sandboxes_of(tools: ToolRegistry) -> SandboxManager | None:
+        """The process's sandbox manager (the code interpreter's), if it has the tool."""
+        tool = tools.get(CodeInterpreterTool.type)
+        return tool.manager if isinstance(tool, CodeInterpreterTool) else None
 
     # --- ServerTool ------------------------------------------------------------------------------
 
@@ -117,9 +138,9 @@ class CodeInterpreterTool:
             )
             return self._result(call_id, arguments, message, [{"type": "logs", "logs": message}])
         ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
-        inputs = await self._input_files(ctx)
+        inputs, container = await self._input_files(ctx)
         try:
-            session, outcome, added = await self._run(ctx, code, inputs)
+            session, outcome, added = await self._run(ctx, code, inputs, container)
         except DockerUnavailable as exc:
             raise ToolUnavailable(f"The code interpreter is unavailable: {exc}") from exc
         except DockerError as exc:
@@ -155,7 +176,7 @@ class CodeInterpreterTool:
     # --- running -------------------------------------------------------------------------------
 
     async def _run(
-        self, ctx: ToolContext, code: str, inputs: list[File]
+        self, ctx: ToolContext, code: str, inputs: list[File], container: ContainerInputs | None
     ) -> tuple[Session, CellOutcome, list[str]]:
         attempts = 0
         while True:
@@ -163,9 +184,11 @@ class CodeInterpreterTool:
             async with session.lock:
                 if session.retired:
                     continue
+                if container is not None:
+                    session.memory_mb = container.memory_mb
                 try:
                     await self.manager.ensure(session)
-                    added = await self._copy_inputs(ctx, session, inputs)
+                    added = await self._copy_inputs(ctx, session, inputs, container)
                     return session, await self.manager.run(session, code), added
                 except (KernelGone, TimeoutError, SandboxError):
                     # The kernel went away while files were copied in: start over, once.
@@ -177,9 +200,21 @@ class CodeInterpreterTool:
                     session.sandbox = None
 
     async def _copy_inputs(
-        self, ctx: ToolContext, session: Session, inputs: list[File]
+        self,
+        ctx: ToolContext,
+        session: Session,
+        inputs: list[File],
+        container: ContainerInputs | None,
     ) -> list[str]:
         added = []
+        if container is not None:
+            for file_id, name in list(session.inputs.items()):
+                if file_id.startswith(Prefix.CONTAINER_FILE) and file_id not in container.present:
+                    await self.manager.remove(session, file_id, name)  # deleted through the API
+            for file_id, name, row in container.files:
+                if file_id not in session.inputs:
+                    await self.manager.put(session, file_id, name, ctx.blobs.read(row.blob_key))
+                    added.append(name)
         for row in inputs:
             if row.id in session.inputs:
                 continue
@@ -189,11 +224,21 @@ class CodeInterpreterTool:
             added.append(name)
         return added
 
-    async def _input_files(self, ctx: ToolContext) -> list[File]:
+    async def _input_files(self, ctx: ToolContext) -> tuple[list[File], ContainerInputs | None]:
         """Files of the assistant's and thread's code_interpreter resources, and those attached
-        to the thread's messages for code_interpreter, in that order."""
+        to the thread's messages for code_interpreter, in that order; and the container's."""
         wanted = list(ctx.tool_resources.get("code_interpreter", {}).get("file_ids") or [])
+        container = None
         async with ctx.sessions() as db:
+            if ctx.container_id is not None:
+                try:
+                    container = await containers.inputs(
+                        db, self.settings, ctx.project, ctx.container_id
+                    )
+                except APIError as exc:  # deleted or expired since the response began
+                    raise ToolUnavailable(
+                        f"The code interpreter's container is unavailable: {exc.message}"
+                    ) from exc
             attachments = await db.scalars(
                 select(Item.attachments).where(
                     Item.thread_id == ctx.thread_id, Item.project == ctx.project
@@ -205,7 +250,7 @@ class CodeInterpreterTool:
                         wanted.append(entry["file_id"])
             wanted = list(dict.fromkeys(wanted))
             if not wanted:
-                return []
+                return [], container
             rows = await db.scalars(
                 select(File).where(
                     File.project == ctx.project,
@@ -214,7 +259,7 @@ class CodeInterpreterTool:
                 )
             )
             by_id = {row.id: row for row in rows}
-        return [by_id[file_id] for file_id in wanted if file_id in by_id]
+        return [by_id[file_id] for file_id in wanted if file_id in by_id], container
 
     async def _ran_before(self, ctx: ToolContext) -> bool:
         """Whether code ran earlier in this thread (then a fresh kernel means lost state)."""
@@ -247,6 +292,8 @@ class CodeInterpreterTool:
         image_ids: list[str] = []
         saved: dict[str, str] = {}
         sizes: dict[str, int] = {}
+        made: list[tuple[str, File]] = []  # (path under /mnt/data, row), figures first
+        recorded = containers.RecordedOutputs()
         async with ctx.sessions() as db:
             for number, image in enumerate(outcome.images, start=1):
                 row = await files.create_from_bytes(
@@ -258,6 +305,7 @@ class CodeInterpreterTool:
                     purpose=OUTPUT_PURPOSE,
                 )
                 image_ids.append(row.id)
+                made.append((row.filename, row))
             for output in outcome.files:
                 row = await files.create_from_bytes(
                     db,
@@ -269,8 +317,17 @@ class CodeInterpreterTool:
                 )
                 saved[output.path] = row.id
                 sizes[output.path] = len(output.data)
+                made.append((output.path, row))
+            if ctx.container_id is not None:
+                recorded = await containers.record_outputs(db, ctx.project, ctx.container_id, made)
             await db.commit()
         session.outputs.update(saved)
+        for key in recorded.blob_keys:  # the bytes a rewritten container file had
+            await ctx.blobs.delete(key)
+        # Written files are in the sandbox already: deleting one through the API takes it out.
+        for path in saved:
+            if DATA_DIR + path in recorded.by_path:
+                session.inputs[recorded.by_path[DATA_DIR + path]] = path
 
         logs = _logs(outcome)
         outputs: list[dict[str, Any]] = []
@@ -301,6 +358,12 @@ class CodeInterpreterTool:
             {"type": "image_file", "image_file": {"file_id": i}} for i in image_ids
         ]
         result.files = saved
+        result.container_files = recorded.by_path
+        result.container_images = [
+            recorded.by_path[DATA_DIR + name]
+            for name, _ in made[: len(image_ids)]
+            if DATA_DIR + name in recorded.by_path
+        ]
         if outputs:
             ctx.emit_delta(
                 {

@@ -3,6 +3,7 @@
 from assistantd.db.base import Base
 from assistantd.db.models.api_key import ApiKey
 from assistantd.db.models.assistant import Assistant
+from assistantd.db.models.container import Container, ContainerFile
 from assistantd.db.models.file import File, Upload, UploadPart
 from assistantd.db.models.run import Run, RunEvent, RunStep
 from assistantd.db.models.thread import Item, Thread
@@ -17,6 +18,8 @@ __all__ = [
     "ApiKey",
     "Assistant",
     "Base",
+    "Container",
+    "ContainerFile",
     "File",
     "Item",
     "Run",

@@ -1,0 +1,1 @@
+"""The Containers API: named code interpreter sandboxes and their files."""
