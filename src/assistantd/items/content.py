@@ -116,6 +116,16 @@ def wire_annotation(annotation: dict[str, Any], files: dict[str, str]) -> dict[s
             "index": annotation["end_index"],
         }
     if kind == "file_path":
+        cited = annotation.get("container_file")
+        if cited is not None:
+            return {
+                "type": "container_file_citation",
+                "container_id": cited["container_id"],
+                "file_id": cited["file_id"],
+                "filename": cited["filename"],
+                "start_index": annotation["start_index"],
+                "end_index": annotation["end_index"],
+            }
         file_id = annotation["file_path"]["file_id"]
         return {"type": "file_path", "file_id": file_id, "index": annotation["start_index"]}
     if kind == "url_citation":

@@ -75,12 +75,9 @@ def output_text(output: Any) -> str:
 
 
 def server_call_data(
-    details: dict[str, Any], function_name: str, arguments: str, model_output: str
+    result_item_data: dict[str, Any], function_name: str, arguments: str, model_output: str
 ) -> dict[str, Any]:
-    """A server tool call item's data, from the tool's result (`details`, the Assistants run
-    step's tool call) and what the model saw (kept private, for its later turns)."""
+    """A server tool call item's data: the fields the tool gave for it, and what the model saw
+    (kept private, for its later turns)."""
     seen = {"_function_name": function_name, "_arguments": arguments, "_model_output": model_output}
-    if details.get("type") == "code_interpreter":
-        ci = details.get("code_interpreter") or {}
-        return {"code": ci.get("input", ""), "outputs": ci.get("outputs") or [], **seen}
-    return {"queries": details.get("_queries") or [], "results": details.get("_hits") or [], **seen}
+    return {**result_item_data, **seen}

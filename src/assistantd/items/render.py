@@ -105,6 +105,7 @@ def _code_outputs(outputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             rendered.append({"type": "logs", "logs": output.get("logs", "")})
         elif output.get("type") == "image":
             image = output.get("image") or {}
+            # a replayed or migrated call may name the file instead of carrying the data
             url = output.get("url") or f"/v1/files/{image.get('file_id', '')}/content"
             rendered.append({"type": "image", "url": url})
     return rendered

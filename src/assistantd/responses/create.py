@@ -208,12 +208,6 @@ async def create_response(
     _check_exclusive(body)
 
     await tools.check_vector_stores(session, project, body.tools or [])
-    if toolset.container is not None:
-        raise InvalidRequestError(
-            "The code_interpreter tool of the Responses API is not available on this server "
-            "yet; use it through the Assistants API.",
-            param=toolset.container_param,
-        )
     thread: Thread | None = None
     chain: list[str] = []
     conversation = conversation_id(body.conversation)
@@ -226,6 +220,12 @@ async def create_response(
     await _check_call_outputs(
         session, project, given_input, thread_id=thread.id if thread else None, chain=chain
     )
+    container_id = await tools.container_for(
+        session, project, toolset, chain=chain, thread_id=thread.id if thread else None
+    )
+    for tool in toolset.engine:
+        if tool["type"] == "code_interpreter":
+            tool["container"] = container_id
 
     response_id = new_id(Prefix.RESPONSE)
     if isinstance(body.input, str):
@@ -251,6 +251,7 @@ async def create_response(
         "prompt_cache_retention": body.prompt_cache_retention,
         "service_tier": body.service_tier or "auto",
         "conversation": thread.id if thread else None,
+        "container_id": container_id,
     }
     if body.stream_options is not None and body.stream_options.include_obfuscation is not None:
         options["include_obfuscation"] = body.stream_options.include_obfuscation

@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.containers import service as containers
+from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix
 from assistantd.responses.schemas import (
@@ -148,3 +151,64 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
         allowed.append(str(tool.name))
     engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
     return engine, choice.model_dump(exclude_none=True)
+
+
+_RECENT_RESPONSES = 20
+
+
+async def container_for(
+    session: AsyncSession,
+    project: str,
+    tools: ToolSet,
+    *,
+    chain: list[str],
+    thread_id: str | None,
+) -> str | None:
+    """The container the code interpreter of this response runs in: the one the tool names,
+    or for `{"type": "auto"}` the one its chain (or conversation) used last, while it lives,
+    else a new one. `file_ids` of an auto container are copied into it either way."""
+    spec = tools.container
+    if spec is None:
+        return None
+    param = tools.container_param
+    if isinstance(spec, str):
+        row = await containers.use(session, project, spec, param=param)
+        return row.id
+    earlier = await _earlier_container(session, project, chain=chain, thread_id=thread_id)
+    if earlier is not None:
+        row = await containers.require(session, project, earlier)
+        if not containers.is_expired(row):
+            await containers.touch(session, row)
+            if spec.file_ids:
+                await containers.add_by_ids(session, row, spec.file_ids, param=f"{param}.file_ids")
+            return row.id
+    created = await containers.create_auto(
+        session,
+        project,
+        file_ids=spec.file_ids,
+        memory_limit=spec.memory_limit,
+        param=f"{param}.file_ids",
+    )
+    return created.id
+
+
+async def _earlier_container(
+    session: AsyncSession, project: str, *, chain: list[str], thread_id: str | None
+) -> str | None:
+    """The container of the newest response before this one in its chain, or in its
+    conversation, that had one."""
+    query = select(Run.options).where(Run.project == project)
+    if chain:
+        query = query.where(Run.id.in_(chain))
+    elif thread_id is not None:
+        query = query.where(
+            Run.thread_id == thread_id, Run.id.startswith(Prefix.RESPONSE, autoescape=True)
+        )
+    else:
+        return None
+    rows = await session.scalars(query.order_by(Run.id.desc()).limit(_RECENT_RESPONSES))
+    for options in rows:
+        container = (options or {}).get("container_id")
+        if container:
+            return str(container)
+    return None

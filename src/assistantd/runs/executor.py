@@ -394,7 +394,7 @@ class RunExecutor:
                 self._tool_results.append((call.tool, ctx, done))
                 call.item.data = {
                     **(call.item.data or {}),
-                    **server_call_data(done.details, call.name, call.arguments, done.output),
+                    **server_call_data(done.item_data, call.name, call.arguments, done.output),
                 }
                 self.rec.tool_done(call, position, done)
                 outcomes.append(CallOutcome(call, result=done))

@@ -13,6 +13,7 @@ out) before each execution, and figures and written files become its container f
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from dataclasses import dataclass, field
@@ -159,19 +160,33 @@ class CodeInterpreterTool:
         self, ctx: ToolContext, text: str, results: list[ToolResult]
     ) -> list[dict[str, Any]]:
         known = dict(self.manager.session(ctx.project, ctx.sandbox_key).outputs)
+        in_container: dict[str, tuple[str, str]] = {}  # file id -> (container file id, name)
         for result in results:
             if isinstance(result, CodeInterpreterResult):
                 known.update(result.files)
-        return [
-            {
+                for path, file_id in result.files.items():
+                    cited = result.container_files.get(DATA_DIR + path)
+                    if cited is not None:
+                        in_container[file_id] = (cited, path.rsplit("/", 1)[-1])
+        annotations = []
+        for start, end, link, file_id in find_links(text, known):
+            annotation: dict[str, Any] = {
                 "type": "file_path",
                 "text": link,
                 "start_index": start,
                 "end_index": end,
                 "file_path": {"file_id": file_id},
             }
-            for start, end, link, file_id in find_links(text, known)
-        ]
+            if ctx.container_id is not None and file_id in in_container:
+                # The Responses API cites the container's file (`container_file_citation`).
+                cited, name = in_container[file_id]
+                annotation["container_file"] = {
+                    "container_id": ctx.container_id,
+                    "file_id": cited,
+                    "filename": name,
+                }
+            annotations.append(annotation)
+        return annotations
 
     # --- running -------------------------------------------------------------------------------
 
@@ -354,6 +369,14 @@ class CodeInterpreterTool:
         )
         model_output = "\n".join(lines) if lines else "(the code ran and printed nothing)"
         result = self._result(call_id, code, model_output, outputs)
+        # The Responses API shows a figure by URL: a data URL, which any client can open.
+        figures = iter(outcome.images)
+        result.item_data["outputs"] = [
+            {"type": "image", "url": _data_url(next(figures))}
+            if output["type"] == "image"
+            else output
+            for output in outputs
+        ]
         result.message_parts = [
             {"type": "image_file", "image_file": {"file_id": i}} for i in image_ids
         ]
@@ -385,7 +408,12 @@ class CodeInterpreterTool:
                 "type": "code_interpreter",
                 "code_interpreter": {"input": code, "outputs": outputs},
             },
+            item_data={"code": code, "outputs": outputs},
         )
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _logs(outcome: CellOutcome) -> str:

@@ -46,6 +46,8 @@ class ToolResult:
     output: str  # what the model reads
     details: dict[str, Any]  # the step's tool call object, in OpenAI's shape
     message_parts: list[dict[str, Any]] = field(default_factory=list)  # e.g. image_file parts
+    # The Responses API's call item fields (`code` and `outputs`, `queries` and `results`).
+    item_data: dict[str, Any] = field(default_factory=dict)
 
 
 class ToolUnavailable(Exception):

@@ -199,9 +199,10 @@ class FileSearchTool:
                     for hit in hits
                 ],
             },
-            # What the Responses API shows of the call (never in a run step: `_` keys are not).
-            "_queries": queries,
-            "_hits": [
+        }
+        item_data = {
+            "queries": queries,
+            "results": [
                 {
                     "file_id": hit.file_id,
                     "filename": hit.filename,
@@ -212,7 +213,8 @@ class FileSearchTool:
                 for hit in hits
             ],
         }
-        return ToolResult(output=self._output(call_id, queries, store_ids, hits), details=details)
+        output = self._output(call_id, queries, store_ids, hits)
+        return ToolResult(output=output, details=details, item_data=item_data)
 
     def _output(
         self, call_id: str, queries: list[str], store_ids: list[str], hits: list[Hit]
