@@ -151,20 +151,24 @@ class Faults:
 
 
 class User:
-    """One client: calls go to a live API process, retried on another while the one it used is
-    gone or the database is down (a 500 during the restart)."""
+    """One client: calls go to a live API process, retried (on another one, when there is
+    another) while the one it used is gone or the database is down (a 500 during a restart)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.index, self.api = cluster.client()
+
+    def failover(self, attempt: int) -> None:
+        live = len(self.cluster.apis) - len(self.cluster.dead)
+        self.index, self.api = self.cluster.client(avoid=self.index if live > 1 else None)
+        time.sleep(min(0.1 * attempt, 2))
 
     def call(self, action: Callable[[OpenAI], Any]) -> Any:
         for attempt in range(60):
             try:
                 return action(self.api)
             except GONE:
-                self.index, self.api = self.cluster.client(avoid=self.index)
-                time.sleep(min(0.1 * attempt, 2))
+                self.failover(attempt)
         raise AssertionError("no API process answered")
 
     def http(self) -> tuple[str, dict[str, str]]:
@@ -207,8 +211,7 @@ def stream_events(user: User, thread_id: str, body: dict[str, Any]) -> tuple[str
             runs = user.call(lambda api: api.beta.threads.runs.list(thread_id).data)
             if runs:
                 run_id = runs[0].id
-        user.index, user.api = user.cluster.client(avoid=user.index)
-        time.sleep(min(0.1 * attempt, 2))
+        user.failover(attempt)
     raise AssertionError(f"could not stream the run of {thread_id}")
 
 
@@ -268,11 +271,10 @@ def create_once(user: User, thread_id: str, assistant_id: str) -> str:
                 user.api.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id).id
             )
         except GONE:
-            user.index, user.api = user.cluster.client(avoid=user.index)
+            user.failover(3)
             runs = user.call(lambda api: api.beta.threads.runs.list(thread_id).data)
             if runs:
                 return str(runs[0].id)
-            time.sleep(0.5)
     raise AssertionError("could not create the run")
 
 
@@ -286,11 +288,10 @@ def submit_once(user: User, thread_id: str, run_id: str, outputs: list[dict[str,
             )
             return
         except GONE:
-            user.index, user.api = user.cluster.client(avoid=user.index)
+            user.failover(3)
             run = user.call(lambda api: api.beta.threads.runs.retrieve(run_id, thread_id=thread_id))
             if run.status != "requires_action":
                 return
-            time.sleep(0.5)
     raise AssertionError("could not submit the tool outputs")
 
 
