@@ -159,6 +159,14 @@ class TestForcedCalls:
         assert forced["tools"] == [WEATHER, PYTHON]
         assert forced["messages"][-1]["content"] == "<tool_call>\n"
 
+    def test_string_arguments_fit_the_output_cap(self) -> None:
+        body = {**self.body({"type": "function", "function": {"name": "get_weather"}})}
+        body["max_tokens"] = 2048
+        [tool] = ForcedCalls("<tool_call>\n", "</tool_call>").payload(body)["tools"]
+        city = tool["function"]["parameters"]["properties"]["city"]
+        assert city == {"type": "string", "maxLength": 1024}
+        assert WEATHER["function"]["parameters"]["properties"]["city"] == {"type": "string"}
+
     def test_an_unknown_call_syntax_gets_no_prefill(self) -> None:
         body = self.body({"type": "function", "function": {"name": "get_weather"}})
         forced = ForcedCalls().payload(body)

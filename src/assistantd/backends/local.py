@@ -19,7 +19,9 @@ calls). `ForcedCalls` rewrites such a request: a named choice becomes `required`
 tool, and, where the template writes calls Hermes-style (`<tool_call>...</tool_call>`, as ours and
 Qwen's do), the assistant turn is prefilled with the call's opening tag, so the tool-call grammar
 is already past the optional text and decoding is constrained to the call itself; generation
-stops at the closing tag (one call per forced turn).
+stops at the closing tag (one call per forced turn). llama.cpp's call grammar follows the tool's
+parameter schema, so string arguments get a `maxLength` that fits the output cap: a small model
+that rambles inside `code` then ends with a call that parses, not with an unparseable one.
 
 Nothing here runs at import time: `LocalModel.start()` loads the model (a few seconds), in a
 thread so the event loop keeps serving.
@@ -80,9 +82,12 @@ class ForcedCalls:
         if choice is None or isinstance(choice, str) and choice != "required":
             return body
         forced = dict(body, tool_choice="required")
+        tools = body["tools"]
         if isinstance(choice, dict):
-            name = choice["function"]["name"]
-            forced["tools"] = [t for t in body["tools"] if t["function"]["name"] == name]
+            tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+        cap = body.get("max_tokens")
+        # A string of n characters takes at most n tokens: half the cap leaves room for the rest.
+        forced["tools"] = [_bounded(t, cap // 2) for t in tools] if cap else tools
         if self.opening is not None and self.closing is not None:
             forced["messages"] = [
                 *body["messages"],
@@ -90,6 +95,22 @@ class ForcedCalls:
             ]
             forced["stop"] = [self.closing]
         return forced
+
+
+def _bounded(tool: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`tool` with its top-level string parameters at most `limit` characters long."""
+    parameters = tool["function"].get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    bounded = {
+        name: {"maxLength": limit, **spec}
+        if isinstance(spec, dict) and spec.get("type") == "string"
+        else spec
+        for name, spec in properties.items()
+    }
+    if bounded == properties:
+        return tool
+    function = {**tool["function"], "parameters": {**parameters, "properties": bounded}}
+    return {**tool, "function": function}
 
 
 class LocalModelError(RuntimeError):
