@@ -31,6 +31,7 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
 from assistantd.runs.worker import Worker
+from assistantd.sandbox.readiness import ReadinessProbe
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
 from assistantd.tools.file_search import FileSearchTool
@@ -138,12 +139,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         worker: Worker | None = None
         local_model: LocalModel | None = None
+        # Where this process executes runs, /readyz and the start-up log say whether code can run.
+        sandbox: ReadinessProbe | None = None
         embedded = settings.embedded_worker
         if embedded if embedded is not None else settings.is_sqlite:
             local_model = await start_local_model(settings, deps.models)
             worker = Worker(deps)
             worker.start()
+            sandbox = ReadinessProbe(settings)
+            await sandbox.log()
         app.state.worker = worker
+        app.state.sandbox_readiness = sandbox
         freeze_startup_heap()
         try:
             yield
@@ -152,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop()
             if local_model is not None:
                 await local_model.stop()
+            if sandbox is not None:
+                await sandbox.aclose()
             for task in background:
                 task.cancel()
             await http.aclose()
