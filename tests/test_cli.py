@@ -20,7 +20,7 @@ from tests.sandbox.conftest import docker_problem
 from tests.support.server import LiveServer
 
 # Tables every deployment needs from the first migration.
-CORE_TABLES = {"api_keys", "assistants", "threads", "messages", "files", "alembic_version"}
+CORE_TABLES = {"api_keys", "assistants", "threads", "items", "files", "alembic_version"}
 
 
 def fresh_database_url(tmp: Path) -> str:

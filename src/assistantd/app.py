@@ -17,6 +17,7 @@ from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
 from assistantd.blobs.store import LocalBlobStore
+from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.deps import TransactionRoute
 from assistantd.errors import NotFoundError, install_error_handlers
@@ -27,6 +28,7 @@ from assistantd.messages.router import router as messages_router
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
+from assistantd.responses.router import router as responses_router
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
@@ -80,6 +82,8 @@ def api_routes() -> list[APIRoute]:
         files_router,
         uploads_router,
         vector_stores_router,
+        responses_router,
+        conversations_router,
     )
 
 

@@ -15,7 +15,7 @@ from assistantd.blobs.store import BlobStore
 from assistantd.db.models import (
     Assistant,
     File,
-    Message,
+    Item,
     Run,
     RunStep,
     Thread,
@@ -26,7 +26,7 @@ from assistantd.db.models import (
 )
 from assistantd.errors import AuthenticationError, not_found
 from assistantd.files import service as files
-from assistantd.kit.ids import Prefix, check_prefix
+from assistantd.kit.ids import THREAD_IDS, Prefix, check_prefix
 from assistantd.kit.pagination import Page
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
@@ -161,7 +161,7 @@ AssistantDep = Annotated[Assistant, Depends(_assistant)]
 
 
 async def _thread(thread_id: str, session: SessionDep, project: ProjectDep) -> Thread:
-    check_prefix(thread_id, Prefix.THREAD, "thread_id")
+    check_prefix(thread_id, THREAD_IDS, "thread_id")
     return await threads.require(session, project, thread_id)
 
 
@@ -170,19 +170,19 @@ ThreadDep = Annotated[Thread, Depends(_thread)]
 
 async def _message(
     thread_id: str, message_id: str, session: SessionDep, project: ProjectDep
-) -> Message:
+) -> Item:
     """The path's message, which must belong to the path's thread.
 
     One query on the hot path: the message is read by key and its thread and project compared;
     the thread is read only to tell "no such thread" from "no such message" on a miss.
     """
-    check_prefix(thread_id, Prefix.THREAD, "thread_id")
+    check_prefix(thread_id, THREAD_IDS, "thread_id")
     check_prefix(message_id, Prefix.MESSAGE, "message_id")
     row = await messages_repository.get(session, project, message_id)
     return await _of_thread(session, project, thread_id, row, "message", message_id)
 
 
-_InThread = TypeVar("_InThread", Message, Run)
+_InThread = TypeVar("_InThread", Item, Run)
 
 
 async def _of_thread(
@@ -201,7 +201,7 @@ async def _of_thread(
     raise not_found(kind, object_id)
 
 
-MessageDep = Annotated[Message, Depends(_message)]
+MessageDep = Annotated[Item, Depends(_message)]
 
 
 async def _file(file_id: str, session: SessionDep, project: ProjectDep) -> File:
@@ -230,7 +230,7 @@ UploadDep = Annotated[Upload, Depends(_upload)]
 async def _run(thread_id: str, run_id: str, session: SessionDep, project: ProjectDep) -> Run:
     """The path's run, which must belong to the path's thread: one query on the hot path (a
     polled run), the thread read only on a miss, as for messages."""
-    check_prefix(thread_id, Prefix.THREAD, "thread_id")
+    check_prefix(thread_id, THREAD_IDS, "thread_id")
     check_prefix(run_id, Prefix.RUN, "run_id")
     row = await runs.get(session, project, run_id)
     return await _of_thread(session, project, thread_id, row, "run", run_id)

@@ -92,7 +92,7 @@ def not_found(kind: str, object_id: str) -> NotFoundError:
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def param_path(loc: Sequence[int | str], body: Any = None) -> str | None:
+def param_path(loc: Sequence[int | str], body: Any = None, *, missing: bool = True) -> str | None:
     """`("body", "tools", 0, "function", "name")` -> `tools[0].function.name`.
 
     pydantic puts union members in `loc` (a discriminated union's tag, or a member's name such
@@ -113,7 +113,7 @@ def param_path(loc: Sequence[int | str], body: Any = None) -> str | None:
             if part in current:
                 current = current[part]
                 kept.append(part)
-            elif index == len(parts) - 1 and _FIELD_NAME.match(part):
+            elif missing and index == len(parts) - 1 and _FIELD_NAME.match(part):
                 kept.append(part)
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
@@ -267,7 +267,7 @@ def validation_error(errors: Sequence[Any], body: Any = None) -> InvalidRequestE
     err = _most_telling(errors, body)
     kind = err.get("type", "")
     loc = tuple(err.get("loc", ()))
-    param = param_path(loc, body)
+    param = param_path(loc, body, missing=kind == "missing")
     if kind == "json_invalid":
         return InvalidRequestError(_BAD_JSON)
     if kind == "extra_forbidden":
@@ -283,7 +283,8 @@ def validation_error(errors: Sequence[Any], body: Any = None) -> InvalidRequestE
     if kind == "union_tag_invalid":
         ctx = err.get("ctx") or {}
         discriminator = str(ctx.get("discriminator", "type")).strip("'")
-        param = f"{param}.{discriminator}" if param else discriminator
+        if _FIELD_NAME.match(discriminator):  # not a function that tells the kind
+            param = f"{param}.{discriminator}" if param else discriminator
         return _bad_value(param, ctx.get("tag"), _choices(str(ctx.get("expected_tags", ""))))
     wording = _openai_wording(kind, err)
     if wording is not None and kind in _EXPECTED_TYPE:

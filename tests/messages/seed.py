@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from assistantd.auth.keys import hash_key
 from assistantd.db.engine import sync_url
-from assistantd.db.models import ApiKey, File, Message
-from assistantd.kit.ids import Prefix, created_at_of, new_id
+from assistantd.db.models import ApiKey, File, Item
+from assistantd.kit.ids import Prefix, created_at_of, new_id, position_of
 from assistantd.settings import Settings
 
 
@@ -26,7 +26,7 @@ class Seed:
         self._url = sync_url(settings)
         self._api_key = api_key
 
-    def _write(self, row: File | Message) -> str:
+    def _write(self, row: File | Item) -> str:
         engine = create_engine(self._url)
         try:
             with Session(engine) as session:
@@ -61,10 +61,12 @@ class Seed:
         message_id = new_id(Prefix.MESSAGE)
         created_at = created_at_of(message_id)
         return self._write(
-            Message(
+            Item(
                 id=message_id,
                 created_at=created_at,
                 thread_id=thread_id,
+                position=position_of(message_id),
+                type="message",
                 role="assistant",
                 content=[{"type": "text", "text": {"value": text, "annotations": []}}],
                 status="completed",

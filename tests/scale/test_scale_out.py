@@ -332,7 +332,7 @@ def test_500_runs_complete_exactly_once_through_crashes(
     assert len(set(threads)) == RUNS
     rows = cluster.sql(
         "SELECT r.thread_id, r.status, r.attempts,"
-        " (SELECT count(*) FROM messages m WHERE m.run_id = r.id AND m.role = 'assistant')"
+        " (SELECT count(*) FROM items m WHERE m.run_id = r.id AND m.role = 'assistant')"
         " FROM runs r WHERE r.thread_id = ANY(:threads)",
         threads=threads,
     )

@@ -64,12 +64,19 @@ def created_at_ms_of(object_id: str) -> int:
     return ms
 
 
-def check_prefix(value: str | None, prefix: str, param: str) -> None:
-    """400 for an id of the wrong kind, in OpenAI's words."""
+def position_of(object_id: str) -> str:
+    """The creation-ordered body of an id made by `new_id` (ids of kinds whose prefixes differ
+    in length sort by it, not by the whole id)."""
+    return object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
+
+
+def check_prefix(value: str | None, prefix: str | tuple[str, ...], param: str) -> None:
+    """400 for an id of the wrong kind, in OpenAI's words (naming the first prefix allowed)."""
     if value is not None and not value.startswith(prefix):
+        first = prefix if isinstance(prefix, str) else prefix[0]
         raise InvalidRequestError(
             f"Invalid '{param}': '{value}'. Expected an ID that begins with "
-            f"'{prefix.rstrip('_-')}'.",
+            f"'{first.rstrip('_-')}'.",
             param=param,
         )
 
@@ -79,8 +86,15 @@ class Prefix:
 
     ASSISTANT = "asst_"
     THREAD = "thread_"
+    CONVERSATION = "conv_"
     MESSAGE = "msg_"
     RUN = "run_"
+    RESPONSE = "resp_"
+    FUNCTION_CALL = "fc_"
+    FUNCTION_CALL_OUTPUT = "fco_"
+    CODE_INTERPRETER_CALL = "ci_"
+    FILE_SEARCH_CALL = "fs_"
+    REASONING = "rs_"
     STEP = "step_"
     CALL = "call_"
     FILE = "file-"
@@ -89,3 +103,7 @@ class Prefix:
     VECTOR_STORE = "vs_"
     FILE_BATCH = "vsfb_"
     API_KEY = "key_"
+
+
+# A thread made by either API: the Assistants API's threads are conversations and back.
+THREAD_IDS = (Prefix.THREAD, Prefix.CONVERSATION)

@@ -58,7 +58,7 @@ def list_response(
     rows: Sequence[Row], has_more: bool, render: Callable[[Row], Item]
 ) -> ListResponse[Any]:
     data = [render(row) for row in rows]
-    ids = [getattr(item, "id", None) for item in data]
+    ids = [item.get("id") if isinstance(item, dict) else getattr(item, "id", None) for item in data]
     return ListResponse[Any](
         data=data,
         first_id=ids[0] if ids else None,

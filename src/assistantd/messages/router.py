@@ -32,7 +32,7 @@ async def list_messages(
     run_id: Annotated[str | None, Query()] = None,
 ) -> ListResponse[MessageObject]:
     """List the messages of a thread, optionally only those a run created."""
-    check_prefix(run_id, Prefix.RUN, "run_id")
+    check_prefix(run_id, (Prefix.RUN, Prefix.RESPONSE), "run_id")
     rows, has_more = await service.list_page(session, thread, page, run_id=run_id)
     return list_response(rows, has_more, service.render)
 

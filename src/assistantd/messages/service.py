@@ -1,4 +1,4 @@
-"""Message use cases, and the entry points the run engine uses to write messages."""
+"""Item use cases, and the entry points the run engine uses to write messages."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any, Literal, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.models import Message, Thread
+from assistantd.db.models import Item, Thread
 from assistantd.errors import InvalidRequestError, not_found
 from assistantd.files import repository as files
-from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
+from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id, position_of
 from assistantd.kit.pagination import Page
 from assistantd.messages import repository
 from assistantd.messages.schemas import (
@@ -26,25 +26,36 @@ MessageStatus = Literal["in_progress", "incomplete", "completed"]
 Role = Literal["user", "assistant"]
 
 
-def render(row: Message) -> MessageObject:
+def render(row: Item) -> MessageObject:
+    """A message item as the Assistants API shows it. Content the Assistants API has no part for
+    (a Responses `input_file`) is listed among the attachments instead."""
+    content = row.content or []
+    attachments = row.attachments
+    files = [part["input_file"] for part in content if part["type"] == "input_file"]
+    if files:
+        content = [part for part in content if part["type"] != "input_file"]
+        attachments = [
+            *(attachments or []),
+            *({"file_id": f["file_id"], "tools": []} for f in files if f.get("file_id")),
+        ]
     return MessageObject(
         id=row.id,
         created_at=row.created_at,
-        thread_id=row.thread_id,
+        thread_id=cast(str, row.thread_id),
         status=cast(MessageStatus, row.status),
         incomplete_details=row.incomplete_details,
         completed_at=row.completed_at,
         incomplete_at=row.incomplete_at,
         role=cast(Role, row.role),
-        content=row.content,
+        content=content,
         assistant_id=row.assistant_id,
         run_id=row.run_id,
-        attachments=row.attachments,
+        attachments=attachments,
         metadata=row.metadata_,
     )
 
 
-async def require(session: AsyncSession, thread: Thread, message_id: str) -> Message:
+async def require(session: AsyncSession, thread: Thread, message_id: str) -> Item:
     """The message `message_id` of `thread`, or 404 (also for a message of another thread)."""
     row = await repository.get(session, thread.project, message_id)
     if row is None or row.thread_id != thread.id:
@@ -59,16 +70,17 @@ async def ensure_no_active_run(session: AsyncSession, thread: Thread) -> None:
 
 def new_message(
     project: str,
-    thread_id: str,
+    thread_id: str | None,
     *,
-    role: Role,
+    role: str,
     content_parts: list[dict[str, Any]],
     attachments: list[dict[str, Any]] | None = None,
     metadata: dict[str, str] | None = None,
     assistant_id: str | None = None,
     run_id: str | None = None,
+    input_of: str | None = None,
     status: MessageStatus = "completed",
-) -> Message:
+) -> Item:
     """A new message row (not yet added to a session), its content already in wire shape;
     nothing is validated here.
 
@@ -77,11 +89,13 @@ def new_message(
     """
     message_id = new_id(Prefix.MESSAGE)
     created_at = created_at_of(message_id)
-    return Message(
+    return Item(
         id=message_id,
         project=project,
         created_at=created_at,
         thread_id=thread_id,
+        position=position_of(message_id),
+        type="message",
         role=role,
         content=content_parts,
         status=status,
@@ -90,6 +104,9 @@ def new_message(
         incomplete_at=created_at if status == "incomplete" else None,
         assistant_id=assistant_id,
         run_id=run_id,
+        input_of=input_of,
+        call_id=None,
+        data=None,
         attachments=attachments if attachments is not None else [],
         metadata_=metadata or {},
     )
@@ -138,7 +155,7 @@ def _named_files(body: MessageCreate, param: str) -> list[tuple[str, str]]:
 
 async def create_from_request(
     session: AsyncSession, thread: Thread, body: MessageCreate, *, param: str = ""
-) -> Message:
+) -> Item:
     """Create a message from a request body, without the active-run check.
 
     `param` prefixes the names in errors, e.g. `messages[0].` or `additional_messages[1].`.
@@ -162,12 +179,12 @@ async def create_from_request(
     return message
 
 
-async def create(session: AsyncSession, thread: Thread, body: MessageCreate) -> Message:
+async def create(session: AsyncSession, thread: Thread, body: MessageCreate) -> Item:
     await ensure_no_active_run(session, thread)
     return await create_from_request(session, thread, body)
 
 
-async def modify(session: AsyncSession, row: Message, body: MessageModify) -> Message:
+async def modify(session: AsyncSession, row: Item, body: MessageModify) -> Item:
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}
     await session.flush()
@@ -176,9 +193,9 @@ async def modify(session: AsyncSession, row: Message, body: MessageModify) -> Me
 
 async def list_page(
     session: AsyncSession, thread: Thread, page: Page, *, run_id: str | None = None
-) -> tuple[Sequence[Message], bool]:
+) -> tuple[Sequence[Item], bool]:
     return await repository.list_page(session, thread.id, page, run_id=run_id)
 
 
-async def delete(session: AsyncSession, row: Message) -> None:
+async def delete(session: AsyncSession, row: Item) -> None:
     await repository.delete_one(session, row)

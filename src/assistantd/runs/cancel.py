@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.models import Run, RunStep
+from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
-from assistantd.kit.timeutil import now
-from assistantd.runs import events, render, repository, state
+from assistantd.runs import events, render, state
+from assistantd.runs.recorder import surface_of
 from assistantd.runs.signals import Signals, notify_run_changed
 from assistantd.runs.state import RunStatus
 
@@ -29,23 +28,13 @@ async def cancel(session: AsyncSession, run: Run, *, signals: Signals) -> Run:
     if not await state.transition(session, run.id, status, RunStatus.CANCELLED):
         await session.refresh(run)
         return await cancel(session, run, signals=signals)
-    await session.execute(
-        update(RunStep)
-        .where(RunStep.run_id == run.id, RunStep.status == "in_progress")
-        .values(status="cancelled", cancelled_at=now())
-        .execution_options(synchronize_session=False)
-    )
     await session.refresh(run)
     wire = render.run(run)
-    steps = [s for s in await repository.steps_of(session, run.id) if s.status == "cancelled"]
+    ended = await surface_of(run.id).ended_outside(session, run, None)
     await events.append(
         session,
         signals,
         run.id,
-        [
-            ("thread.run.cancelling", {**wire.model_dump(), "status": "cancelling"}),
-            *[("thread.run.step.cancelled", render.step(s)) for s in steps],
-            ("thread.run.cancelled", wire),
-        ],
+        [("thread.run.cancelling", {**wire.model_dump(), "status": "cancelling"}), *ended],
     )
     return run

@@ -1,25 +1,39 @@
-"""Build the model's chat-completions context for one turn of a run, and fit it to the budget."""
+"""Build the model's chat-completions context for one turn of a run or response, and fit it to
+the budget.
+
+The context is items (see `db.models.Item`), for both API surfaces: the thread's or
+conversation's items, or a response chain's (`previous_response_id`), then the items this run
+was given and has produced so far. Messages become chat messages; a group of tool calls becomes
+one assistant message with `tool_calls`, followed by one `tool` message per call.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import File, Message, Run, RunStep
+from assistantd.db.models import File, Item, Run
+from assistantd.items.kinds import CALL_TYPES, output_text
+from assistantd.vector_stores import parsing
 
 # When the model's own output limit is unknown, keep this share of its window for the answer.
 _OUTPUT_SHARE = 4
+# Characters of an `input_file`'s text the model is given.
+FILE_TEXT_LIMIT = 200_000
 
 
 class PromptTooLong(Exception):
-    """Even the newest message does not fit; `reason` is the budget that was hit."""
+    """The context does not fit even after truncation; `reason` is the budget that was hit."""
 
     def __init__(self, reason: str, tokens: int, budget: int) -> None:
         super().__init__(f"{tokens} prompt tokens exceed the {reason} budget of {budget}")
@@ -28,10 +42,20 @@ class PromptTooLong(Exception):
         self.budget = budget
 
 
+class MissingToolOutput(Exception):
+    """A completed function call in the context has no output (OpenAI answers 400)."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(f"No tool output found for function call {call_id}.")
+        self.call_id = call_id
+
+
 @dataclass
 class Context:
     messages: list[dict[str, Any]]
     prompt_tokens: int
+    # This run has called a tool already (a forced tool choice is then satisfied).
+    tool_called: bool = False
 
 
 def prompt_budget(run: Run, context_window: int, max_output_tokens: int | None) -> tuple[int, str]:
@@ -45,6 +69,57 @@ def prompt_budget(run: Run, context_window: int, max_output_tokens: int | None) 
     return window, "context_window"
 
 
+# --- which items ---------------------------------------------------------------------------
+
+_CHAIN = text(
+    "WITH RECURSIVE chain(id, previous_response_id, depth) AS ("
+    " SELECT id, previous_response_id, 0 FROM runs WHERE id = :start AND project = :project"
+    " UNION ALL"
+    " SELECT r.id, r.previous_response_id, c.depth + 1 FROM runs r"
+    " JOIN chain c ON r.id = c.previous_response_id WHERE r.project = :project AND c.depth < 10000"
+    ") SELECT id FROM chain"
+)
+
+
+async def response_chain(session: AsyncSession, project: str, start: str | None) -> list[str]:
+    """`start` and the responses it continues (`previous_response_id`), newest first."""
+    if start is None:
+        return []
+    rows = await session.execute(_CHAIN, {"start": start, "project": project})
+    return [row[0] for row in rows]
+
+
+_THREAD_ITEMS = select(Item).where(Item.thread_id == bindparam("thread_id")).order_by(Item.position)
+
+
+async def items_of(
+    session: AsyncSession, *, thread_id: str | None, responses: Sequence[str]
+) -> list[Item]:
+    """The items of a thread (conversation) and of the given responses (their input and
+    output), in order."""
+    if not responses:
+        if thread_id is None:
+            return []
+        return list((await session.scalars(_THREAD_ITEMS, {"thread_id": thread_id})).all())
+    ids = list(responses)
+    condition = or_(Item.run_id.in_(ids), Item.input_of.in_(ids))
+    if thread_id is not None:
+        condition = or_(Item.thread_id == thread_id, condition)
+    rows = (await session.scalars(select(Item).where(condition))).all()
+    return sorted(rows, key=lambda item: item.position)
+
+
+async def load(session: AsyncSession, run: Run) -> list[Item]:
+    """Every item the model sees for `run`, in order."""
+    if run.id.startswith("run_"):  # an Assistants run: its own items are in its thread
+        return await items_of(session, thread_id=run.thread_id, responses=())
+    chain = await response_chain(session, run.project, run.previous_response_id)
+    return await items_of(session, thread_id=run.thread_id, responses=[*reversed(chain), run.id])
+
+
+# --- items to chat messages ----------------------------------------------------------------
+
+
 async def _image_url(session: AsyncSession, blobs: BlobStore, project: str, file_id: str) -> str:
     row = await session.get(File, file_id)
     if row is None or row.project != project:
@@ -53,27 +128,69 @@ async def _image_url(session: AsyncSession, blobs: BlobStore, project: str, file
     return f"data:{row.content_type};base64,{base64.b64encode(data).decode()}"
 
 
-async def _user_content(
-    session: AsyncSession, blobs: BlobStore, message: Message
+def _text_of(data: bytes, filename: str, content_type: str | None) -> str:
+    pieces: list[str] = []
+    size = 0
+    for segment in parsing.segments(io.BytesIO(data), filename, content_type):
+        pieces.append(segment)
+        size += len(segment)
+        if size >= FILE_TEXT_LIMIT:
+            break
+    return "".join(pieces)[:FILE_TEXT_LIMIT]
+
+
+async def _file_text(
+    session: AsyncSession, blobs: BlobStore, project: str, part: dict[str, Any]
+) -> str:
+    """An `input_file` part as text the model can read: the file's extracted text."""
+    spec = part["input_file"]
+    filename = spec.get("filename") or "file"
+    content_type: str | None = None
+    if spec.get("file_id"):
+        row = await session.get(File, spec["file_id"])
+        if row is None or row.project != project:
+            return f"[File {spec['file_id']} is no longer available.]"
+        data = await blobs.read_all(row.blob_key)
+        filename, content_type = row.filename, row.content_type
+    else:
+        encoded = str(spec.get("file_data") or "")
+        header, _, payload = (
+            encoded.partition(",") if encoded.startswith("data:") else ("", "", encoded)
+        )
+        if header:
+            content_type = header[5:].split(";", 1)[0] or None
+        data = base64.b64decode(payload)
+    try:
+        extracted = await asyncio.to_thread(_text_of, data, filename, content_type)
+    except parsing.ParseError as exc:
+        return f"[File {filename} could not be read: {exc.message}]"
+    return f"[File: {filename}]\n{extracted}"
+
+
+async def _message_content(
+    session: AsyncSession, blobs: BlobStore, item: Item
 ) -> str | list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
-    for part in message.content:
+    for part in item.content or []:
         kind = part["type"]
         if kind == "text":
             parts.append({"type": "text", "text": part["text"]["value"]})
         elif kind == "image_url":
             parts.append({"type": "image_url", "image_url": part["image_url"]})
         elif kind == "image_file":
-            url = await _image_url(session, blobs, message.project, part["image_file"]["file_id"])
+            url = await _image_url(session, blobs, item.project, part["image_file"]["file_id"])
             if url:
                 detail = part["image_file"].get("detail") or "auto"
                 parts.append({"type": "image_url", "image_url": {"url": url, "detail": detail}})
-    if message.attachments:
-        names = await _file_names(session, [a["file_id"] for a in message.attachments])
+        elif kind == "input_file":
+            file_text = await _file_text(session, blobs, item.project, part)
+            parts.append({"type": "text", "text": file_text})
+    if item.attachments:
+        names = await _file_names(session, [a["file_id"] for a in item.attachments])
         listed = ", ".join(
             f"{names.get(a['file_id'], a['file_id'])} ({a['file_id']}; tools: "
             f"{', '.join(t['type'] for t in a.get('tools', []))})"
-            for a in message.attachments
+            for a in item.attachments
         )
         parts.append({"type": "text", "text": f"[Attached files: {listed}]"})
     if all(p["type"] == "text" for p in parts):
@@ -86,136 +203,162 @@ async def _file_names(session: AsyncSession, file_ids: list[str]) -> dict[str, s
     return dict(rows.tuples().all())
 
 
-def _assistant_text(message: Message) -> str:
+def _assistant_text(item: Item) -> str:
     pieces = []
-    for part in message.content:
+    for part in item.content or []:
         if part["type"] == "text":
             pieces.append(part["text"]["value"])
         elif part["type"] == "image_file":
             pieces.append(f"[image {part['image_file']['file_id']}]")
+        elif part["type"] == "refusal":
+            pieces.append(part["refusal"])
     return "\n\n".join(pieces)
 
 
-def _run_history(steps: Sequence[RunStep], own: dict[str, Message]) -> list[dict[str, Any]]:
-    """This run's finished steps so far: its messages, tool calls and tool outputs."""
-    history: list[dict[str, Any]] = []
-    for step in steps:
-        if step.type == "message_creation":
-            message = own.get(step.step_details["message_creation"]["message_id"])
-            if message is not None and message.status != "in_progress":
-                history.append({"role": "assistant", "content": _assistant_text(message)})
+_CHAT_ROLE = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+
+
+def _call(item: Item, function_names: dict[str, str]) -> dict[str, Any]:
+    """The chat-completions tool call an item records."""
+    data = item.data or {}
+    if item.type == "function_call":
+        name, arguments = data.get("name", ""), data.get("arguments", "")
+    else:
+        name = data.get("_function_name") or function_names.get(item.type, item.type)
+        arguments = data.get("_arguments") or _replayed_arguments(item)
+    return {
+        "id": item.call_id or item.id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _replayed_arguments(item: Item) -> str:
+    """A server tool call a client replayed (without what the model saw), as arguments."""
+    data = item.data or {}
+    if item.type == "code_interpreter_call":
+        return json.dumps({"code": data.get("code") or ""})
+    return json.dumps({"queries": data.get("queries") or []})
+
+
+def _server_output(item: Item) -> str:
+    data = item.data or {}
+    if data.get("_model_output") is not None:
+        return str(data["_model_output"])
+    if item.type == "code_interpreter_call":
+        logs = [o.get("logs", "") for o in data.get("outputs") or [] if o.get("type") == "logs"]
+        return "\n".join(logs) or "(no output)"
+    results = data.get("results") or []
+    return "\n\n".join(str(r.get("text", "")) for r in results) or "(no results)"
+
+
+async def _turns(
+    session: AsyncSession,
+    blobs: BlobStore,
+    items: Sequence[Item],
+    function_names: dict[str, str],
+    outputs: dict[str, Item],
+) -> list[list[dict[str, Any]]]:
+    """The items as turns of chat messages: a message, or a group of tool calls with their
+    outputs (`outputs`, by call id; kept together, as the backend requires)."""
+    turns: list[list[dict[str, Any]]] = []
+    group: list[Item] = []
+
+    def close_group() -> None:
+        if not group:
+            return
+        calls = [_call(item, function_names) for item in group]
+        turn: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": calls}]
+        for item, call in zip(group, calls, strict=True):
+            if item.type == "function_call":
+                given = outputs.get(item.call_id or "")
+                if given is None:
+                    raise MissingToolOutput(call["id"])
+                content = output_text((given.data or {}).get("output"))
+            else:
+                content = _server_output(item)
+            turn.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+        turns.append(turn)
+        group.clear()
+
+    for item in items:
+        if item.type in CALL_TYPES:
+            # A call still streaming (an interrupted attempt) or abandoned (its run expired
+            # waiting for outputs) is not part of the conversation.
+            if item.status == "completed":
+                group.append(item)
             continue
-        calls = step.step_details.get("tool_calls", [])
-        if not calls or any(_output(c) is None for c in calls):
-            continue
-        history.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["_function_name"], "arguments": c["_arguments"]},
-                    }
-                    if c["type"] != "function"
-                    else {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {
-                            "name": c["function"]["name"],
-                            "arguments": c["function"]["arguments"],
-                        },
-                    }
-                    for c in calls
-                ],
-            }
-        )
-        for c in calls:
-            history.append({"role": "tool", "tool_call_id": c["id"], "content": _output(c)})
-    return history
-
-
-def _output(call: dict[str, Any]) -> str | None:
-    if call["type"] == "function":
-        output = call["function"].get("output")
-        return None if output is None else str(output)
-    return call.get("_model_output")
-
-
-_THREAD_MESSAGES = (
-    select(Message).where(Message.thread_id == bindparam("thread_id")).order_by(Message.id)
-)
-_EARLIER_TOOL_STEPS = (
-    select(RunStep)
-    .where(
-        RunStep.thread_id == bindparam("thread_id"),
-        RunStep.run_id != bindparam("run_id"),
-        RunStep.type == "tool_calls",
-        RunStep.status == "completed",
-    )
-    .order_by(RunStep.id)
-)
+        if item.type == "function_call_output":
+            close_group()  # answered: the calls before it are one group
+            continue  # an output travels with its call
+        if item.type != "message" or item.status == "in_progress":
+            continue  # reasoning is not replayed
+        close_group()
+        role = _CHAT_ROLE.get(item.role or "user", "user")
+        if role == "assistant":
+            turns.append([{"role": "assistant", "content": _assistant_text(item)}])
+        else:
+            content = await _message_content(session, blobs, item)
+            turns.append([{"role": role, "content": content}])
+    close_group()
+    return turns
 
 
 async def build(
     session: AsyncSession,
     blobs: BlobStore,
     run: Run,
-    steps: Sequence[RunStep],
+    items: Sequence[Item],
     *,
     budget: int,
     budget_reason: str,
     tools: Sequence[dict[str, Any]] = (),
+    function_names: dict[str, str] | None = None,
 ) -> Context:
-    """The turn's messages, oldest thread messages dropped until the prompt fits `budget`.
+    """The turn's messages: instructions, then `items` (see `load`), truncated to `budget`.
 
+    What this run has produced is never dropped. The rest is dropped from the middle (the
+    oldest turn stays while the newest ones still fit), as OpenAI's `auto` truncation does;
+    `truncation: disabled` (a response's) and `last_messages` (a run's) decide what may go.
     The prompt is everything the backend counts: the messages and the tool definitions.
     """
-    rows = (await session.scalars(_THREAD_MESSAGES, {"thread_id": run.thread_id})).all()
-    own = {m.id: m for m in rows if m.run_id == run.id}
-    thread_messages = [m for m in rows if m.run_id != run.id]
-    if run.truncation_strategy.get("type") == "last_messages":
-        keep = int(run.truncation_strategy.get("last_messages") or 1)
-        thread_messages = thread_messages[-keep:]
+    names = function_names or {}
+    own = [item for item in items if item.run_id == run.id]
+    earlier = [item for item in items if item.run_id != run.id]
+    strategy = run.truncation_strategy or {}
+    if strategy.get("type") == "last_messages":
+        keep = int(strategy.get("last_messages") or 1)
+        messages = [i for i, item in enumerate(earlier) if item.type == "message"]
+        if len(messages) > keep:
+            earlier = earlier[messages[-keep] :]
 
+    outputs = {
+        item.call_id: item
+        for item in items
+        if item.type == "function_call_output" and item.call_id is not None
+    }
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
-    # Turns in thread order: each message, and each finished tool step of an earlier run (so
-    # the model sees the code it ran before). A step's call and outputs stay together.
-    turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for message in thread_messages:
-        if message.role == "user":
-            content = await _user_content(session, blobs, message)
-            turns.append((_order(message.id), [{"role": "user", "content": content}]))
-        else:
-            text = _assistant_text(message)
-            turns.append((_order(message.id), [{"role": "assistant", "content": text}]))
-    oldest = turns[0][0] if turns else ""
-    for step in await _earlier_tool_steps(session, run):
-        if _order(step.id) > oldest:
-            turns.append((_order(step.id), _run_history([step], {})))
-    turns.sort(key=lambda turn: turn[0])
-    history = _run_history(steps, own)
+    turns = await _turns(session, blobs, earlier, names, outputs)
+    history = [
+        message for turn in await _turns(session, blobs, own, names, outputs) for message in turn
+    ]
 
     fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)
-    sizes = [estimate_message_tokens(messages) for _, messages in turns]
+    sizes = [estimate_message_tokens(turn) for turn in turns]
     total = fixed + sum(sizes)
-    start = 0
-    # truncation `auto`: drop the oldest turns until the prompt fits.
-    while total > budget and start < len(turns) - 1:
-        total -= sizes[start]
-        start += 1
+    kept: list[int] = list(range(len(turns)))
+    if strategy.get("type") != "disabled":
+        # Drop from the middle: the second oldest first, then the next, while the newest turn
+        # and the oldest stay; the oldest goes last.
+        middle = 1
+        while total > budget and len(kept) > 1:
+            index = kept.pop(middle if len(kept) > 2 else 0)
+            total -= sizes[index]
     if total > budget:
         raise PromptTooLong(budget_reason, total, budget)
-    kept = [message for _, messages in turns[start:] for message in messages]
-    return Context(messages=system + kept + history, prompt_tokens=total)
-
-
-def _order(object_id: str) -> str:
-    """Ids of every kind sort by creation time once their prefix is cut (see kit.ids)."""
-    return object_id.split("_", 1)[-1]
-
-
-async def _earlier_tool_steps(session: AsyncSession, run: Run) -> Sequence[RunStep]:
-    params = {"thread_id": run.thread_id, "run_id": run.id}
-    return (await session.scalars(_EARLIER_TOOL_STEPS, params)).all()
+    chosen = [message for index in kept for message in turns[index]]
+    return Context(
+        messages=system + chosen + history,
+        prompt_tokens=total,
+        tool_called=any(item.type in CALL_TYPES for item in own),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.assistants import service as assistants
 from assistantd.backends.routing import ModelRouter
 from assistantd.db.core import insert_into, row_values, table_of
-from assistantd.db.models import Assistant, Run, Thread
+from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
 from assistantd.messages import service as messages
-from assistantd.runs import events, render
+from assistantd.runs import events
 from assistantd.runs.guard import ensure_no_active_run
+from assistantd.runs.recorder import surface_of
 from assistantd.runs.schemas import RunCreate, ThreadAndRunCreate, ToolChoiceFunction, _RunOptions
 from assistantd.runs.signals import Signals, run_queued_on_commit
 from assistantd.runs.state import RunStatus
@@ -114,30 +116,39 @@ async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> 
 class RunTaker(Protocol):
     """A worker in this process that can start a run the moment its creation commits."""
 
-    async def take(self, session: AsyncSession, run: Run) -> Run | None: ...
+    async def take(self, session: AsyncSession, run: Run) -> bool: ...
 
-    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None: ...
+    def start_on_commit(
+        self,
+        session: AsyncSession,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item] | None = None,
+    ) -> None: ...
 
 
-async def _queue(
+async def queue(
     session: AsyncSession,
     signals: Signals,
     run: Run,
     first_events: list[tuple[str, events.Payload]],
     worker: RunTaker | None,
+    *,
+    context: Sequence[Item] | None = None,
 ) -> Run:
-    """Store the new run and its first events. The run is answered as created (queued); a
-    worker of this process may take it at once, in this transaction."""
+    """Store a new run (or response) and its first events. It is answered as created (queued);
+    a worker of this process may take it at once, in this transaction (`run` is then the
+    claimed row), and start with `context` as its first turn's items."""
     # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
     await session.execute(insert_into(table_of(Run)), [row_values(run)])
-    wire = render.run(run)
-    announced = [*first_events, ("thread.run.created", wire), ("thread.run.queued", wire)]
-    taken = await worker.take(session, run) if worker is not None else None
-    if taken is not None:
-        announced.append(("thread.run.in_progress", render.run(taken)))
+    surface = surface_of(run.id)
+    announced = [*first_events, *surface.created(run)]
+    taken = worker is not None and await worker.take(session, run)
+    if taken:
+        announced += await surface.claimed(session, run)
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
-    if worker is not None and taken is not None:
-        worker.start_on_commit(session, taken, last_seq)
+    if worker is not None and taken:
+        worker.start_on_commit(session, run, last_seq, context)
     else:
         run_queued_on_commit(session, signals)
     return run
@@ -167,7 +178,7 @@ async def create_run(
     run.include = include
     for message in body.additional_messages or []:
         await messages.create_from_request(session, thread, message)
-    return await _queue(session, signals, run, [], worker)
+    return await queue(session, signals, run, [], worker)
 
 
 async def create_thread_and_run(
@@ -187,5 +198,5 @@ async def create_thread_and_run(
         thread.tool_resources = {**(run_resources or {}), **(thread.tool_resources or {})}
         await session.flush()
     run = _new_run(body, assistant, thread, models, settings)
-    await _queue(session, signals, run, [("thread.created", threads.render(thread))], worker)
+    await queue(session, signals, run, [("thread.created", threads.render(thread))], worker)
     return thread, run

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +33,33 @@ log = logging.getLogger(__name__)
 Payload = BaseModel | dict[str, Any]
 
 
+def _model(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def encode(data: Payload) -> str:
     if isinstance(data, BaseModel):
         return data.model_dump_json()
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_model)
 
 
 class _Encoder:
-    """`encode`, reusing the text when the same payload object comes again in a row: an object
-    is announced twice (`created` then `queued` or `in_progress`) and encoded once."""
+    """`encode` for the event numbered `seq`, reusing the text when the same payload object
+    comes again in a row: an object is announced twice (`created` then `queued` or
+    `in_progress`) and encoded once.
+
+    A payload with a `sequence_number` slot (None; the Responses API's events) gets the
+    event's position in it, counted from 0.
+    """
 
     def __init__(self) -> None:
         self._last: tuple[Payload | None, str] = (None, "")
 
-    def __call__(self, data: Payload) -> str:
+    def __call__(self, data: Payload, seq: int) -> str:
+        if isinstance(data, dict) and "sequence_number" in data and data["sequence_number"] is None:
+            return encode({**data, "sequence_number": seq - 1})
         last, text = self._last
         if data is not last:
             text = encode(data)
@@ -72,7 +85,7 @@ async def append(
 async def append_many(
     session: AsyncSession,
     signals: Signals,
-    batches: dict[str, tuple[int, Sequence[tuple[str, Payload]]]],
+    batches: Mapping[str, tuple[int, Sequence[tuple[str, Payload]]]],
 ) -> dict[str, int]:
     """`append` for several runs at once (one insert, one notification): each run id maps to
     its last event number and the events that follow it. Returns the new last numbers."""
@@ -81,7 +94,7 @@ async def append_many(
     encoded = _Encoder()
     for run_id, (seq, events) in batches.items():
         for offset, (name, data) in enumerate(events, 1):
-            rows.append(_row(run_id, seq + offset, name, encoded(data)))
+            rows.append(_row(run_id, seq + offset, name, encoded(data, seq + offset)))
         last[run_id] = seq + len(events)
     await _insert_events(session, signals, rows)
     events_stored(session, signals, last)
@@ -162,7 +175,7 @@ class EventWriter:
         if self._error is not None:
             raise self._error
         self.seq += 1
-        row = _row(self.run_id, self.seq, name, self._encoded(data))
+        row = _row(self.run_id, self.seq, name, self._encoded(data, self.seq))
         self._unstored += 1
         self._idle.clear()
         self._store.add(self, row, [(table_of(type(new)), row_values(new)) for new in rows])

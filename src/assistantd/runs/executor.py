@@ -1,27 +1,30 @@
-"""Execute one claimed run: model turns, tools, and the run's end (every path to a status).
+"""Execute one claimed run or response: model turns, tools, and the end (every path to a status).
 
-The executor is re-entrant: it rebuilds the model's context from the thread and from the run's
-finished steps, so a run resumed after `submit_tool_outputs`, or retried after a worker crash
-(unfinished steps discarded first), carries on where it stopped without writing anything twice.
+One executor serves both API surfaces; what differs (events, Assistants run steps) is the
+recorder's (see `recorder`). The executor is re-entrant: it rebuilds the model's context from
+items, so a run resumed after `submit_tool_outputs`, or retried after a worker crash (what the
+interrupted attempt left open tidied first), carries on where it stopped without writing
+anything twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.chat import BackendError, ChatRequest
 from assistantd.backends.routing import ModelRoute, UnknownModelError
-from assistantd.db.models import Assistant, Run, Thread
+from assistantd.db.models import Assistant, Item, Run, Thread
+from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.kit.timeutil import now
-from assistantd.messages import service as messages
-from assistantd.runs import context, finish, render, repository, state
+from assistantd.runs import context, finish, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter
+from assistantd.runs.recorder import CallOutcome, surface_of
 from assistantd.runs.signals import run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
@@ -56,22 +59,30 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class RunExecutor:
-    def __init__(self, deps: RunDeps, run: Run, last_seq: int, worker_id: str) -> None:
-        """`run` as claimed (unfinished steps discarded, `in_progress` announced in the claiming
-        transaction) and its last event number."""
+    def __init__(
+        self,
+        deps: RunDeps,
+        run: Run,
+        last_seq: int,
+        worker_id: str,
+        *,
+        context: Sequence[Item] | None = None,
+    ) -> None:
+        """`run` as claimed (what an interrupted attempt left tidied, `in_progress` announced
+        in the claiming transaction) and its last event number; `context`, when its creator
+        knew them, the items of its first turn."""
         self.deps = deps
         self.run_id = run.id
         self.worker_id = worker_id
         self._claimed = (run, last_seq)
+        self._preloaded = list(context) if context is not None else None
         self.cancel_requested = False
         self.hand_back = False
         self._turn: Turn | None = None
-        self._forced_done = False
+        self._tool_called = False
         # The last request's output limit was the run's own max_completion_tokens (not only the
         # model's cap): a turn cut short then makes the run incomplete.
         self._budget_binds = False
-        # Server-tool output waiting to appear in the next assistant message (e.g. images).
-        self._carry_parts: list[dict[str, Any]] = []
         # Every server-tool result of this execution, for annotating the assistant's text.
         self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
 
@@ -80,6 +91,7 @@ class RunExecutor:
     async def execute(self) -> None:
         run, last = self._claimed
         writer = EventWriter(self.deps.sessions, self.deps.signals, run.id, last)
+        self.rec = surface_of(run.id).recorder(self.deps, run, writer)
         try:
             await self._loop(run, writer)
         except asyncio.CancelledError:
@@ -132,8 +144,8 @@ class RunExecutor:
                     f"The run stopped after {settings.max_model_turns} model calls without a "
                     "final answer (ASSISTANTD_MAX_MODEL_TURNS).",
                 )
-            request, prompt_estimate = await self._request(run, route, tools)
-            self._turn = Turn(self.deps, run, writer, leading_parts=self._carry_parts)
+            request, prompt_estimate = await self._request(run, route, tools, server_tools)
+            self._turn = Turn(self.deps, run, self.rec)
             result = await self._turn.stream(route, request)
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
@@ -142,7 +154,7 @@ class RunExecutor:
                 result.prompt_tokens if result.usage_reported else prompt_estimate,
                 result.completion_tokens,
             )
-            if await self._settle(run, writer, result, turn_usage, server_tools):
+            if await self._settle(run, writer, result, turn_usage):
                 return
 
     def _tools(self, run: Run) -> tuple[list[dict[str, Any]], dict[str, ServerTool]]:
@@ -173,42 +185,71 @@ class RunExecutor:
 
     def _tool_choice(self, run: Run) -> Any:
         choice = run.tool_choice
-        if self._forced_done or choice in (None, "auto"):
+        if self._tool_called or choice in (None, "auto"):
             return "auto"
         if choice in ("none", "required"):
             return choice
+        if choice["type"] == "allowed_tools":
+            return choice["mode"]
         if choice["type"] == "function":
             return {"type": "function", "function": {"name": choice["function"]["name"]}}
         tool = self.deps.tools.get(choice["type"])
         assert tool is not None
         return {"type": "function", "function": {"name": tool.function_name}}
 
+    def _server_calls_left(self, run: Run, items: list[Item]) -> bool:
+        """Whether a response's `max_tool_calls` (built-in tool calls) allows another."""
+        limit = (run.options or {}).get("max_tool_calls")
+        if limit is None:
+            return True
+        made = sum(1 for i in items if i.run_id == run.id and i.type in SERVER_CALL_TYPES)
+        return made < int(limit)
+
     async def _request(
-        self, run: Run, route: ModelRoute, tools: list[dict[str, Any]]
+        self,
+        run: Run,
+        route: ModelRoute,
+        tools: list[dict[str, Any]],
+        server_tools: dict[str, ServerTool],
     ) -> tuple[ChatRequest, int]:
         budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
         # Closed directly rather than by `async with`, whose shielded close yields to every
         # other ready task before the model is called (the request should leave first).
         session = self.deps.reads()
         try:
-            # A run on its first claim has no steps before this executor's first turn (only an
-            # executor of the run writes them).
-            fresh = run.attempts <= 1 and self._turn is None
-            steps = [] if fresh else await repository.steps_of(session, run.id)
-            self._forced_done = any(s.type == "tool_calls" for s in steps)
+            if self._preloaded is not None:
+                items, self._preloaded = self._preloaded, None
+            else:
+                items = await context.load(session, run)
+            self.rec.context_loaded(items)
+            if server_tools and not self._server_calls_left(run, items):
+                tools = [t for t in tools if t["function"]["name"] not in server_tools]
+            choice = run.tool_choice
+            if isinstance(choice, dict) and choice["type"] == "allowed_tools":
+                tools = [t for t in tools if t["function"]["name"] in choice["functions"]]
+            names = {f"{tool.type}_call": tool.function_name for tool in self.deps.tools.all()}
             try:
                 built = await context.build(
                     session,
                     self.deps.blobs,
                     run,
-                    steps,
+                    items,
                     budget=budget,
                     budget_reason=reason,
                     tools=tools,
+                    function_names=names,
                 )
+            except context.MissingToolOutput as exc:
+                raise RunFailure("invalid_prompt", str(exc)) from exc
             except context.PromptTooLong as exc:
                 if exc.reason == "max_prompt_tokens":
                     raise RunIncomplete("max_prompt_tokens") from exc
+                if (run.truncation_strategy or {}).get("type") == "disabled":
+                    raise RunFailure(
+                        "context_length_exceeded",
+                        "Your input exceeds the context window of this model. Please adjust "
+                        "your input and try again.",
+                    ) from exc
                 raise RunFailure(
                     "invalid_prompt",
                     f"The conversation does not fit the context window of model '{run.model}' "
@@ -217,6 +258,7 @@ class RunExecutor:
                 ) from exc
         finally:
             await session.close()
+        self._tool_called = built.tool_called
         max_tokens = None
         if run.max_completion_tokens is not None:
             max_tokens = run.max_completion_tokens - run.completion_tokens
@@ -244,20 +286,14 @@ class RunExecutor:
     # --- after a turn -------------------------------------------------------------------------
 
     async def _settle(
-        self,
-        run: Run,
-        writer: EventWriter,
-        result: TurnResult,
-        turn_usage: dict[str, int],
-        server_tools: dict[str, ServerTool],
+        self, run: Run, writer: EventWriter, result: TurnResult, turn_usage: dict[str, int]
     ) -> bool:
         """Record the turn; True when the run stops here (finished or waiting)."""
         cut_short = result.finish_reason == "length"
         if result.calls:
             if result.message is not None:
                 await self._close_message(result, writer, cut_short, turn_usage, False)
-            waiting = await self._tool_calls(run, writer, result, turn_usage, server_tools)
-            return waiting
+            return await self._tool_calls(run, writer, result, turn_usage)
         # The run ends with this turn: its message closes in the run's final transaction.
         closing = (result, cut_short, turn_usage) if result.message is not None else None
         # Cut short by the run's budget: the run is incomplete. By the model's own output cap:
@@ -271,8 +307,11 @@ class RunExecutor:
                 closing=closing,
             )
             return True
-        if self._carry_parts and result.message is None:
-            await self._message_of_parts(run, writer)
+        if self.rec.pending_parts() and result.message is None:
+            # The model ended without text after a tool made images: they still get a message.
+            self._turn = Turn(self.deps, run, self.rec)
+            self._turn.text("")
+            await self._close_message(self._turn.result, writer, False, _usage(0, 0), True)
         await self._finish(run, writer, RunStatus.COMPLETED, closing=closing)
         return True
 
@@ -287,133 +326,103 @@ class RunExecutor:
         annotations = await self._annotations(result.text)
         await writer.flush()
         async with self.deps.sessions() as session:
-            await self._close_message_in(
-                session, result, writer, cut_short, usage, owns_usage, annotations
-            )
+            await self._close_message_in(session, result, cut_short, usage, owns_usage, annotations)
             await writer.commit(session)
 
     async def _close_message_in(
         self,
         session: AsyncSession,
         result: TurnResult,
-        writer: EventWriter,
         cut_short: bool,
         usage: dict[str, int],
         owns_usage: bool,
         annotations: list[dict[str, Any]],
     ) -> None:
-        """Complete (or cut short) the turn's message and its step in `session`."""
-        message, step = result.message, result.message_step
+        """Complete (or cut short) the turn's message in `session`."""
+        message = result.message
         assert message is not None
-        assert step is not None
         stamp = now()
-        # Server-tool parts (images) placed before the text stay; the text gets annotated.
-        leading = [part for part in message.content if part["type"] != "text"]
-        message_values: dict[str, Any] = {
+        # Parts placed before the text (a tool's images) stay; the text gets annotated.
+        leading = [part for part in message.content or [] if part["type"] != "text"]
+        values: dict[str, Any] = {
             "content": [
                 *leading,
                 {"type": "text", "text": {"value": result.text, "annotations": annotations}},
             ]
         }
         if cut_short:
-            message_values.update(
+            values.update(
                 status="incomplete",
                 incomplete_at=stamp,
                 incomplete_details={"reason": "max_tokens"},
             )
         else:
-            message_values.update(status="completed", completed_at=stamp)
-        step_values: dict[str, Any] = {
-            "status": "completed",
-            "completed_at": stamp,
-            "usage": usage if owns_usage else _usage(0, 0),
-        }
-        # The turn created both rows, and only the run writes their content and status: update
-        # them by key and render the turn's copies rather than read them back first.
-        await repository.update_message(session, message.id, message_values)
-        await repository.update_step(session, step.id, step_values)
-        for key, value in message_values.items():
+            values.update(status="completed", completed_at=stamp)
+        # The turn created the row, and only the run writes its content and status: update it
+        # by key and keep the turn's copy rather than read it back.
+        await repository.update_item(session, message.id, values)
+        for key, value in values.items():
             setattr(message, key, value)
-        for key, value in step_values.items():
-            setattr(step, key, value)
-        self._carry_parts = []
-        event = "thread.message.incomplete" if cut_short else "thread.message.completed"
-        writer.stage(event, messages.render(message))
-        writer.stage("thread.run.step.completed", render.step(step))
-
-    async def _message_of_parts(self, run: Run, writer: EventWriter) -> None:
-        """The model ended without text after a tool made images: they still get a message."""
-        turn = Turn(self.deps, run, writer, leading_parts=self._carry_parts)
-        await turn._text("")
-        await self._close_message(turn.result, writer, False, _usage(0, 0), True)
+        await self.rec.message_closed(
+            session, message, cut_short=cut_short, usage=usage, owns_usage=owns_usage
+        )
 
     async def _tool_calls(
-        self,
-        run: Run,
-        writer: EventWriter,
-        result: TurnResult,
-        usage: dict[str, int],
-        server_tools: dict[str, ServerTool],
+        self, run: Run, writer: EventWriter, result: TurnResult, usage: dict[str, int]
     ) -> bool:
-        step = result.tool_step
-        assert step is not None
         functions = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
-        details: list[dict[str, Any]] = []
-        waiting: list[dict[str, Any]] = []
+        self.rec.calls_streamed(result.calls)
+        outcomes: list[CallOutcome] = []
         for position, call in enumerate(result.calls):
-            tool = server_tools.get(call.name)
-            if tool is not None:
-                ctx = await self._tool_context(run, tool, writer, step.id, position)
+            if call.tool is not None:
+                ctx = await self._tool_context(run, call, position)
                 try:
-                    outcome = await tool.execute(ctx, call.id, call.arguments)
+                    done = await call.tool.execute(ctx, call.id, call.arguments)
                 except ToolUnavailable as exc:
                     raise RunFailure("server_error", str(exc)) from exc
-                self._carry_parts.extend(outcome.message_parts)
-                self._tool_results.append((tool, ctx, outcome))
-                details.append(
-                    {
-                        **outcome.details,
-                        "_function_name": call.name,
-                        "_arguments": call.arguments,
-                        "_model_output": outcome.output,
-                    }
+                self._tool_results.append((call.tool, ctx, done))
+                call.item.data = server_call_data(
+                    done.details, call.name, call.arguments, done.output
                 )
+                self.rec.tool_done(call, position, done)
+                outcomes.append(CallOutcome(call, result=done))
                 continue
+            call.item.data = {"name": call.name, "arguments": call.arguments}
             output = None
             if call.name not in functions:
                 output = f"Error: there is no tool named '{call.name}'."
-            entry = {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments, "output": output},
-            }
-            details.append(entry)
-            if output is None:
-                waiting.append(
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    }
-                )
+            outcomes.append(CallOutcome(call, output=output))
+        waiting = any(o.result is None and o.output is None for o in outcomes)
+        stamp = now()
         await writer.flush()
         async with self.deps.sessions() as session:
-            step = await session.merge(step)
-            step.step_details = {"type": "tool_calls", "tool_calls": details}
-            step.usage = usage
-            if waiting:
-                required = {
-                    "type": "submit_tool_outputs",
-                    "submit_tool_outputs": {"tool_calls": waiting},
-                }
+            for outcome in outcomes:
+                item = outcome.call.item
+                item.status = "completed"
+                await repository.update_item(
+                    session, item.id, {"status": "completed", "data": item.data}
+                )
+                if outcome.output is not None:
+                    session.add(
+                        new_item(
+                            run.project,
+                            "function_call_output",
+                            thread_id=self.rec.items_thread_id,
+                            run_id=run.id,
+                            call_id=outcome.call.id,
+                            data={"output": outcome.output},
+                        )
+                    )
+            await self.rec.calls_closed(session, run, outcomes, usage, waiting=waiting)
+            if waiting and self.rec.waits_for_outputs:
                 moved = await state.transition(
                     session,
                     run.id,
                     RunStatus.IN_PROGRESS,
                     RunStatus.REQUIRES_ACTION,
                     held_by=self.worker_id,
-                    required_action=required,
-                    expires_at=now() + self.deps.settings.run_expiry_seconds,
+                    required_action=_required_action(outcomes),
+                    expires_at=stamp + self.deps.settings.run_expiry_seconds,
                     **self._counters(run),
                 )
                 if moved is None:
@@ -421,14 +430,14 @@ class RunExecutor:
                     await session.rollback()
                     await self._lost_race(run, writer)
                     return True
-                writer.stage("thread.run.requires_action", render.run(moved))
+                self.rec.requires_action(moved)
                 await writer.commit(session)
                 return True
-            step.status = "completed"
-            step.completed_at = now()
             await self._save_counters(session, run)
-            writer.stage("thread.run.step.completed", render.step(step))
             await writer.commit(session)
+        if waiting:  # a response ends with the calls its client must answer
+            await self._finish(run, writer, RunStatus.COMPLETED)
+            return True
         return False
 
     async def _annotations(self, text: str) -> list[dict[str, Any]]:
@@ -441,12 +450,11 @@ class RunExecutor:
             found.extend(await tool.annotate(ctx, text, outcomes))
         return sorted(found, key=lambda a: (a["start_index"], a["end_index"]))
 
-    async def _tool_context(
-        self, run: Run, tool: ServerTool, writer: EventWriter, step_id: str, position: int
-    ) -> ToolContext:
+    async def _tool_context(self, run: Run, call: Any, position: int) -> ToolContext:
+        tool = call.tool
         async with self.deps.reads() as session:
-            assistant = await session.get(Assistant, run.assistant_id)
-            thread = await session.get(Thread, run.thread_id)
+            assistant = await session.get(Assistant, run.assistant_id) if run.assistant_id else None
+            thread = await session.get(Thread, run.thread_id) if run.thread_id else None
         merged: dict[str, Any] = {}
         for source in (
             assistant.tool_resources if assistant else None,
@@ -459,28 +467,16 @@ class RunExecutor:
         definition = next((t for t in run.tools if t["type"] == tool.type), {"type": tool.type})
         return ToolContext(
             project=run.project,
-            thread_id=run.thread_id,
+            thread_id=run.thread_id or run.id,
             run_id=run.id,
-            assistant_id=run.assistant_id,
+            assistant_id=run.assistant_id or "",
             tool_definition=definition,
             tool_resources=merged,
             sessions=self.deps.sessions,
             blobs=self.deps.blobs,
             settings=self.deps.settings,
             include=list(run.include or []),
-            emit_delta=lambda delta: writer.emit(
-                "thread.run.step.delta",
-                {
-                    "id": step_id,
-                    "object": "thread.run.step.delta",
-                    "delta": {
-                        "step_details": {
-                            "type": "tool_calls",
-                            "tool_calls": [{"index": position, **delta}],
-                        }
-                    },
-                },
-            ),
+            emit_delta=lambda delta: self.rec.tool_delta(call, position, delta),
         )
 
     # --- ends -----------------------------------------------------------------------------------
@@ -493,17 +489,7 @@ class RunExecutor:
         }
 
     async def _save_counters(self, session: AsyncSession, run: Run) -> None:
-        row = await session.get(Run, run.id)
-        if row is not None:
-            for key, value in self._counters(run).items():
-                setattr(row, key, value)
-
-    async def _reload(self, session: AsyncSession, run_id: str) -> Run:
-        row = await session.scalar(
-            select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
-        )
-        assert row is not None
-        return row
+        await repository.update_run(session, run.id, self._counters(run))
 
     async def _finish(
         self,
@@ -516,7 +502,7 @@ class RunExecutor:
         closing: tuple[TurnResult, bool, dict[str, int]] | None = None,
         cause: BaseException | None = None,
     ) -> None:
-        """Close open steps and messages, then move the run to its terminal `status`.
+        """Close open items, then move the run to its terminal `status`.
 
         `closing` is the last turn, whose message (if cut short, `True`) and usage are closed
         in the same transaction. `cause` is the unexpected exception that failed the run (its
@@ -539,22 +525,17 @@ class RunExecutor:
         partial = self._turn.result if self._turn is not None else None
         partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
         async with self.deps.sessions() as session:
-            if status is RunStatus.CANCELLED:
-                current = await self._reload(session, run.id)
-                wire = render.run(current).model_dump()
-                writer.stage("thread.run.cancelling", {**wire, "status": "cancelling"})
             if closing is not None:
                 result, cut_short, usage = closing
-                await self._close_message_in(
-                    session, result, writer, cut_short, usage, True, annotations
-                )
-            # A first execution that completes has closed every step and message it opened
-            # (the last turn's just above); otherwise look for what was left open.
+                await self._close_message_in(session, result, cut_short, usage, True, annotations)
+            # A first execution that completes has closed every item it opened (the last
+            # turn's just above); otherwise look for what was left open.
+            closed: Sequence[Item] = ()
             if status is not RunStatus.COMPLETED or run.attempts > 1:
-                for name, payload in await finish.close_open_work(
-                    session, run, status.value, error=error, partial_text=partial_text
-                ):
-                    writer.stage(name, payload)
+                closed = await finish.close_open_items(
+                    session, run, status.value, partial_text=partial_text
+                )
+            await self.rec.closing(session, run, status.value, closed, error)
             moved = await state.transition(
                 session, run.id, sources, status, held_by=self.worker_id, cause=cause, **fields
             )
@@ -565,7 +546,7 @@ class RunExecutor:
                 await session.rollback()
                 await self._lost_race(run, writer)
                 return
-            writer.stage(f"thread.run.{status.value}", render.run(moved))
+            await self.rec.ended(session, moved)
             await writer.commit(session)
 
     async def _lost_race(self, run: Run, writer: EventWriter) -> None:
@@ -589,6 +570,20 @@ class RunExecutor:
                 session, run.id, RunStatus.IN_PROGRESS, RunStatus.QUEUED, held_by=self.worker_id
             )
             if queued is not None:
-                writer.stage("thread.run.queued", render.run(queued))
+                for name, payload in surface_of(run.id).requeued(queued):
+                    writer.stage(name, payload)
                 run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session)
+
+
+def _required_action(outcomes: list[CallOutcome]) -> dict[str, Any]:
+    waiting = [
+        {
+            "id": o.call.id,
+            "type": "function",
+            "function": {"name": o.call.name, "arguments": o.call.arguments},
+        }
+        for o in outcomes
+        if o.result is None and o.output is None
+    ]
+    return {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": waiting}}

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import column_values, get_row, table_of
 from assistantd.db.engine import is_postgres
-from assistantd.db.models import Message, Run, RunEvent, RunStep, Thread
+from assistantd.db.models import Item, Run, RunEvent, RunStep, Thread
 from assistantd.kit.pagination import Page, paginate
 from assistantd.runs.state import ACTIVE
 
@@ -93,8 +93,13 @@ async def last_event_name(session: AsyncSession, run_id: str) -> str | None:
     )
 
 
-async def update_message(session: AsyncSession, message_id: str, values: dict[str, Any]) -> None:
-    await _update_by_key(session, Message, message_id, values)
+async def update_item(session: AsyncSession, item_id: str, values: dict[str, Any]) -> None:
+    await _update_by_key(session, Item, item_id, values)
+
+
+async def update_run(session: AsyncSession, run_id: str, values: dict[str, Any]) -> None:
+    """Columns of a run other than its status (see `state` for that)."""
+    await _update_by_key(session, Run, run_id, values)
 
 
 async def update_step(session: AsyncSession, step_id: str, values: dict[str, Any]) -> None:
@@ -102,7 +107,7 @@ async def update_step(session: AsyncSession, step_id: str, values: dict[str, Any
 
 
 async def _update_by_key(
-    session: AsyncSession, model: type[Message | RunStep], row_id: str, values: dict[str, Any]
+    session: AsyncSession, model: type[Item | Run | RunStep], row_id: str, values: dict[str, Any]
 ) -> None:
     """UPDATE one row by id as a plain statement (`values` by attribute name): the ORM's
     bulk-update layer costs more than the statement, and the caller keeps its own copy."""
@@ -112,21 +117,13 @@ async def _update_by_key(
     )
 
 
-async def discard_unfinished_steps(session: AsyncSession, run_id: str) -> None:
-    """Drop what an interrupted attempt left half done, so a retry never duplicates it."""
-    steps = (
-        await session.scalars(
-            select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress")
-        )
-    ).all()
-    for step in steps:
-        if step.type == "message_creation":
-            message_id = step.step_details["message_creation"]["message_id"]
-            await session.execute(
-                delete(Message).where(Message.id == message_id, Message.status == "in_progress")
-            )
-        await session.delete(step)
-    await session.flush()
+async def discard_unfinished(session: AsyncSession, run_id: str) -> None:
+    """Drop what an interrupted attempt of a run left half done (steps, and the items it was
+    streaming), so a retry never duplicates it."""
+    await session.execute(
+        delete(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress")
+    )
+    await session.execute(delete(Item).where(Item.run_id == run_id, Item.status == "in_progress"))
 
 
 _LOCK_THREAD = select(Thread.id).where(Thread.id == bindparam("thread_id")).with_for_update()

@@ -18,13 +18,14 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.errors import ServerError
 from assistantd.kit.sse import DONE, encode_event
 from assistantd.runs import repository
-from assistantd.runs.signals import Feed, Signals
+from assistantd.runs.signals import Feed, FeedEvent, Signals
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,17 @@ PAGE = 100
 POLL_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a surface's stream ends: after one of `events`, then `done` (if any)."""
+
+    events: frozenset[str]
+    done: str | None
+
+
+THREAD_RUN = Ending(END_EVENTS, DONE)
+
+
 def open_stream(
     sessions: async_sessionmaker[AsyncSession],
     signals: Signals,
@@ -51,37 +63,82 @@ def open_stream(
     after_seq: int = 0,
     *,
     before_commit: bool = False,
+    ending: Ending = THREAD_RUN,
 ) -> AsyncIterator[str]:
-    """The SSE frames of `run_id` after sequence number `after_seq`, through `done`.
+    """The SSE frames of `run_id` after sequence number `after_seq`, through its end.
 
     Its feed opens now: call it with `before_commit=True` inside the transaction that writes the
     first events to send (create run, submit tool outputs), and the stream sends what this
     process writes without reading the table first.
     """
+    return _frames(
+        open_events(
+            sessions, signals, run_id, after_seq, before_commit=before_commit, ending=ending
+        ),
+        ending,
+    )
+
+
+def open_events(
+    sessions: async_sessionmaker[AsyncSession],
+    signals: Signals,
+    run_id: str,
+    after_seq: int = 0,
+    *,
+    before_commit: bool = False,
+    ending: Ending = THREAD_RUN,
+) -> AsyncIterator[list[FeedEvent]]:
+    """`open_stream`'s events, in batches (what arrived together), through the end event."""
     feed = signals.open_feed(run_id, after_seq)
     feed.stale = not before_commit
-    return _frames(sessions, feed, run_id, attached=not before_commit)
+    return _events(sessions, feed, run_id, attached=not before_commit, ends=ending.events)
 
 
-async def _frames(
-    sessions: async_sessionmaker[AsyncSession], feed: Feed, run_id: str, *, attached: bool
-) -> AsyncIterator[str]:
+async def _frames(batches: AsyncIterator[list[FeedEvent]], ending: Ending) -> AsyncIterator[str]:
+    try:
+        async for batch in batches:
+            if not batch:  # attached after the end
+                if ending.done:
+                    yield ending.done
+                return
+            # A burst of events (say the four that open a message before its first delta) goes
+            # out in one write, not four.
+            frames = "".join(encode_event(e.name, e.data, e.seq) for e in batch)
+            if batch[-1].name in ending.events and ending.done:
+                frames += ending.done
+            yield frames
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("stream of a run failed")
+        yield error_frame()
+        if ending.done:
+            yield ending.done
+
+
+async def _events(
+    sessions: async_sessionmaker[AsyncSession],
+    feed: Feed,
+    run_id: str,
+    *,
+    attached: bool,
+    ends: frozenset[str],
+) -> AsyncIterator[list[FeedEvent]]:
+    """Batches of events in sequence order, each once, through one of `ends` (an empty batch
+    when attached after the run's last event: nothing more will come)."""
     try:
         first_read = attached
         while True:
             feed.wake.clear()
-            # What the feed holds goes out in one write (a burst of events, say the four that
-            # open a message before its first delta, costs one send, not four).
-            frames: list[str] = []
+            batch: list[FeedEvent] = []
             while (item := feed.next_event()) is not None:
                 feed.delivered = item.seq
-                frames.append(encode_event(item.name, item.data, item.seq))
-                if item.name in END_EVENTS:
-                    frames.append(DONE)
-                    yield "".join(frames)
+                batch.append(item)
+                if item.name in ends:
+                    yield batch
                     return
-            if frames:
-                yield "".join(frames)
+            if batch:
+                yield batch
             if not feed.stale:
                 try:
                     async with asyncio.timeout(POLL_SECONDS):
@@ -95,28 +152,26 @@ async def _frames(
                 ended = (
                     first_read
                     and not rows
-                    and await repository.last_event_name(session, run_id) in END_EVENTS
+                    and await repository.last_event_name(session, run_id) in ends
                 )
-            if ended:  # attached after the run's last event: nothing more will come
-                yield DONE
+            if ended:
+                yield []
                 return
             first_read = False
             if len(rows) == PAGE:
                 feed.stale = True  # there may be more
+            batch = []
             for row in rows:
                 if row.seq <= feed.delivered:
                     continue
                 feed.delivered = row.seq
-                yield encode_event(row.event, row.data, row.seq)
-                if row.event in END_EVENTS:
-                    yield DONE
+                batch.append(FeedEvent(row.seq, row.event, row.data))
+                if row.event in ends:
+                    break
+            if batch:
+                yield batch
+                if batch[-1].name in ends:
                     return
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("stream of run %s failed", run_id)
-        yield error_frame()
-        yield DONE
     finally:
         feed.close()
 

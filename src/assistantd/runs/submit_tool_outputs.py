@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
+from assistantd.items.kinds import new_item
 from assistantd.kit.timeutil import now
 from assistantd.runs import events, render, repository, state
 from assistantd.runs.schemas import SubmitToolOutputs
@@ -74,6 +75,18 @@ async def submit_tool_outputs(
     step.step_details = details
     step.status = "completed"
     step.completed_at = now()
+    # The outputs are items of the thread too: the model reads them there.
+    session.add_all(
+        new_item(
+            run.project,
+            "function_call_output",
+            thread_id=run.thread_id,
+            run_id=run.id,
+            call_id=call_id,
+            data={"output": output},
+        )
+        for call_id, output in outputs.items()
+    )
     await session.flush()
     await session.refresh(run)
     await events.append(

@@ -1,38 +1,49 @@
-"""One model call of a run: stream the backend's answer into a message step and/or a tool step.
+"""One model call of a run or response: stream the backend's answer into items.
 
-Rows are created the moment their first token arrives, and every token is emitted as a delta
-event, so streaming clients see the answer as the backend produces it.
+A message item is created the moment the first text arrives, a call item the moment its tool
+call starts; each token goes to the execution's recorder, which emits it in its API's words
+(`thread.message.delta`, `response.output_text.delta`...), so streaming clients see the answer
+as the backend produces it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from assistantd.backends.chat import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_tokens
-from assistantd.db.models import Message, Run, RunStep
-from assistantd.kit.ids import Prefix, created_at_of, new_id
+from assistantd.db.models import Item, Run
+from assistantd.items.kinds import SERVER_CALL_TYPE, new_item
+from assistantd.kit.ids import Prefix, new_id
 from assistantd.messages import service as messages
-from assistantd.runs import render
 from assistantd.runs.deps import RunDeps
-from assistantd.runs.events import EventWriter
+from assistantd.runs.recorder import Recorder
+from assistantd.tools.base import ServerTool
+
+# Loop turns a streamer needs to write a frame it was woken for.
+_FIRST_TOKEN_TURNS = 3
+
+
+async def _turns_of_the_loop(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 @dataclass
 class PendingCall:
-    id: str
+    id: str  # the call id the model and the client know
+    item: Item
     name: str = ""
     arguments: str = ""
+    tool: ServerTool | None = None  # None: a function the client runs
 
 
 @dataclass
 class TurnResult:
-    message: Message | None = None
-    message_step: RunStep | None = None
+    message: Item | None = None
     text: str = ""
-    tool_step: RunStep | None = None
     calls: list[PendingCall] = field(default_factory=list)
     finish_reason: str = "stop"
     prompt_tokens: int = 0
@@ -40,38 +51,13 @@ class TurnResult:
     usage_reported: bool = False
 
 
-def _step(run: Run, step_type: str, details: dict[str, Any]) -> RunStep:
-    step_id = new_id(Prefix.STEP)
-    return RunStep(
-        id=step_id,
-        project=run.project,
-        created_at=created_at_of(step_id),
-        run_id=run.id,
-        thread_id=run.thread_id,
-        assistant_id=run.assistant_id,
-        type=step_type,
-        status="in_progress",
-        step_details=details,
-        metadata_={},
-    )
-
-
 class Turn:
-    """Streams one chat completion into rows and events."""
+    """Streams one chat completion into items and the recorder's events."""
 
-    def __init__(
-        self,
-        deps: RunDeps,
-        run: Run,
-        writer: EventWriter,
-        *,
-        leading_parts: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, deps: RunDeps, run: Run, recorder: Recorder) -> None:
         self.deps = deps
         self.run = run
-        self.writer = writer
-        # Content a server tool produced for the next message (images), placed before the text.
-        self.leading_parts = list(leading_parts or [])
+        self.recorder = recorder
         self.result = TurnResult()
         self._by_index: dict[int, PendingCall] = {}
 
@@ -79,9 +65,14 @@ class Turn:
         async for event in self.deps.backend.stream(route, request):
             if isinstance(event, TextDelta):
                 if event.text:
-                    await self._text(event.text)
+                    first = self.result.message is None
+                    self.text(event.text)
+                    if first:
+                        # Let the streams this woke send the first token before the rest of a
+                        # burst is handled (a fast backend sends many chunks in one read).
+                        await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
             elif isinstance(event, ToolCallDelta):
-                await self._tool_delta(event)
+                self._tool_delta(event)
             elif isinstance(event, Finish):
                 self.result.finish_reason = event.reason
             elif isinstance(event, Usage):
@@ -93,99 +84,47 @@ class Turn:
             self.result.completion_tokens = estimate_tokens(produced)
         return self.result
 
-    async def _text(self, text: str) -> None:
+    def text(self, fragment: str) -> None:
         result = self.result
         if result.message is None:
-            # The message and its step are stored with their `created` events by the event
-            # store, in the background: the model's stream does not wait for the database.
-            message = messages.new_message(
+            # The item is stored with its first event by the event store, in the background:
+            # the model's stream does not wait for the database.
+            result.message = messages.new_message(
                 self.run.project,
-                self.run.thread_id,
+                self.recorder.items_thread_id,
                 role="assistant",
-                content_parts=self.leading_parts,
+                content_parts=[],
                 assistant_id=self.run.assistant_id,
                 run_id=self.run.id,
                 status="in_progress",
             )
-            step = _step(
-                self.run,
-                "message_creation",
-                {"type": "message_creation", "message_creation": {"message_id": message.id}},
-            )
-            result.message, result.message_step = message, step
-            wire_step = render.step(step)
-            wire_message = messages.render(message)
-            self.writer.emit("thread.run.step.created", wire_step, rows=[message, step])
-            self.writer.emit("thread.run.step.in_progress", wire_step)
-            self.writer.emit("thread.message.created", wire_message)
-            self.writer.emit("thread.message.in_progress", wire_message)
-            for index, part in enumerate(self.leading_parts):
-                self._message_delta({"index": index, **part})
-        result.text += text
-        assert result.message is not None
-        self._message_delta(
-            {
-                "index": len(self.leading_parts),
-                "type": "text",
-                "text": {"value": text, "annotations": []},
-            }
-        )
+            self.recorder.message_started(result.message)
+        result.text += fragment
+        self.recorder.text(result.message, fragment)
 
-    def _message_delta(self, part: dict[str, Any]) -> None:
-        assert self.result.message is not None
-        self.writer.emit(
-            "thread.message.delta",
-            {
-                "id": self.result.message.id,
-                "object": "thread.message.delta",
-                "delta": {"content": [part]},
-            },
-        )
-
-    async def _tool_delta(self, delta: ToolCallDelta) -> None:
+    def _tool_delta(self, delta: ToolCallDelta) -> None:
         result = self.result
-        if result.tool_step is None:
-            step = _step(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-            result.tool_step = step
-            wire = render.step(step)
-            self.writer.emit("thread.run.step.created", wire, rows=[step])  # stored with it
-            self.writer.emit("thread.run.step.in_progress", wire)
         call = self._by_index.get(delta.index)
-        is_new = call is None
         if call is None:
-            call = PendingCall(id=new_id(Prefix.CALL))
+            name = delta.name or ""
+            tool = self.deps.tools.by_function_name(name)
+            call_id = new_id(Prefix.CALL)
+            item = new_item(
+                self.run.project,
+                SERVER_CALL_TYPE[tool.type] if tool is not None else "function_call",
+                thread_id=self.recorder.items_thread_id,
+                status="in_progress",
+                run_id=self.run.id,
+                call_id=call_id,
+                data={"name": name, "arguments": ""} if tool is None else {},
+            )
+            call = PendingCall(id=call_id, item=item, name=name, tool=tool)
             self._by_index[delta.index] = call
             result.calls.append(call)
-        if delta.name:
+            self.recorder.call_started(call, len(result.calls) - 1)
+        elif delta.name:
             call.name += delta.name
         fragment = delta.arguments or ""
-        call.arguments += fragment
-        position = result.calls.index(call)
-        tool = self.deps.tools.by_function_name(call.name)
-        if is_new:
-            if tool is not None:
-                self._step_delta({"index": position, **tool.initial_details(call.id)})
-            else:
-                self._step_delta(
-                    {
-                        "index": position,
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": "", "output": None},
-                    }
-                )
-        if fragment and tool is None:
-            self._step_delta(
-                {"index": position, "type": "function", "function": {"arguments": fragment}}
-            )
-
-    def _step_delta(self, tool_call: dict[str, Any]) -> None:
-        assert self.result.tool_step is not None
-        self.writer.emit(
-            "thread.run.step.delta",
-            {
-                "id": self.result.tool_step.id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [tool_call]}},
-            },
-        )
+        if fragment:
+            call.arguments += fragment
+            self.recorder.call_arguments(call, result.calls.index(call), fragment)

@@ -14,17 +14,19 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.core import clone
-from assistantd.db.models import Run
+from assistantd.db.models import Item, Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
-from assistantd.runs import events, finish, render, repository, state
+from assistantd.responses import service as responses
+from assistantd.runs import events, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
+from assistantd.runs.recorder import surface_of
 from assistantd.runs.signals import launch_on_commit, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
@@ -123,35 +125,40 @@ class Worker:
         in the claim's transaction (one insert per batch, no transaction per run)."""
         if not claimed:
             return []
-        for run, _ in claimed:
-            if run.attempts > 1:  # executed before: drop what an interrupted attempt left
-                await repository.discard_unfinished_steps(session, run.id)
-        seqs = await events.append_many(
-            session,
-            self.deps.signals,
-            {run.id: (seq, [("thread.run.in_progress", render.run(run))]) for run, seq in claimed},
-        )
+        batches = {
+            run.id: (seq, await surface_of(run.id).claimed(session, run)) for run, seq in claimed
+        }
+        seqs = await events.append_many(session, self.deps.signals, batches)
         return [(run, seqs[run.id]) for run, _ in claimed]
 
-    async def take(self, session: AsyncSession, run: Run) -> Run | None:
-        """Claim `run`, which `session` is creating in this process, for this worker; start it
-        with `start_on_commit`. None when this worker has no free slot: the run then stays
-        queued for whichever worker claims it."""
+    async def take(self, session: AsyncSession, run: Run) -> bool:
+        """Claim `run`, which `session` is creating in this process, for this worker (`run` is
+        updated to the claimed row); start it with `start_on_commit`. False when this worker
+        has no free slot: the run then stays queued for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
-            return None
+            return False
         changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
         if changed is None:
-            return None
-        return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
+            return False
+        run.attempts += 1
+        for key, value in changed.items():
+            setattr(run, key, value)
+        return True
 
-    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
+    def start_on_commit(
+        self,
+        session: AsyncSession,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item] | None = None,
+    ) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
-        through the queue."""
-        launch_on_commit(session, lambda: self._launch(run, last_seq))
+        through the queue. `context`, when the creator knows it, is the first turn's items."""
+        launch_on_commit(session, lambda: self._launch(run, last_seq, context))
 
-    def _launch(self, run: Run, last_seq: int) -> None:
-        executor = RunExecutor(self.deps, run, last_seq, self.id)
+    def _launch(self, run: Run, last_seq: int, context: Sequence[Item] | None = None) -> None:
+        executor = RunExecutor(self.deps, run, last_seq, self.id, context=context)
         task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
         self._active[run.id] = (executor, task)
 
@@ -209,6 +216,7 @@ class Worker:
                 # Storage housekeeping rides on the same beat.
                 await files.sweep_expired(self.deps.sessions, self.deps.blobs)
                 await uploads.sweep_expired(self.deps.sessions, self.deps.blobs)
+                await responses.sweep_unstored(self.deps.sessions)
             except Exception:
                 log.exception("reaping runs failed")
 
@@ -225,7 +233,7 @@ class Worker:
                         log.warning("run %s: worker %s died; requeued", run.id, run.lease_owner)
                         await session.refresh(run)
                         await events.append(
-                            session, signals, run.id, [("thread.run.queued", render.run(run))]
+                            session, signals, run.id, surface_of(run.id).requeued(run)
                         )
                         requeued = True
                     continue
@@ -256,10 +264,5 @@ class Worker:
         run = await state.transition(session, run_id, status, end, **fields)
         if run is None:
             return
-        closing = await finish.close_open_work(session, run, end.value, error=error)
-        await events.append(
-            session,
-            self.deps.signals,
-            run_id,
-            [*closing, (f"thread.run.{end.value}", render.run(run))],
-        )
+        ended = await surface_of(run_id).ended_outside(session, run, error)
+        await events.append(session, self.deps.signals, run_id, ended)

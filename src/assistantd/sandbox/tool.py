@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from assistantd.db.models import File, Message, RunStep
+from assistantd.db.models import File, Item, RunStep
 from assistantd.files import service as files
 from assistantd.kit.timeutil import now
 from assistantd.sandbox.connection import KernelGone
@@ -137,7 +137,7 @@ class CodeInterpreterTool:
     async def annotate(
         self, ctx: ToolContext, text: str, results: list[ToolResult]
     ) -> list[dict[str, Any]]:
-        known = dict(self.manager.session(ctx.project, ctx.thread_id).outputs)
+        known = dict(self.manager.session(ctx.project, ctx.sandbox_key).outputs)
         for result in results:
             if isinstance(result, CodeInterpreterResult):
                 known.update(result.files)
@@ -159,7 +159,7 @@ class CodeInterpreterTool:
     ) -> tuple[Session, CellOutcome, list[str]]:
         attempts = 0
         while True:
-            session = self.manager.session(ctx.project, ctx.thread_id)
+            session = self.manager.session(ctx.project, ctx.sandbox_key)
             async with session.lock:
                 if session.retired:
                     continue
@@ -195,8 +195,8 @@ class CodeInterpreterTool:
         wanted = list(ctx.tool_resources.get("code_interpreter", {}).get("file_ids") or [])
         async with ctx.sessions() as db:
             attachments = await db.scalars(
-                select(Message.attachments).where(
-                    Message.thread_id == ctx.thread_id, Message.project == ctx.project
+                select(Item.attachments).where(
+                    Item.thread_id == ctx.thread_id, Item.project == ctx.project
                 )
             )
             for entries in attachments:

@@ -31,6 +31,14 @@ class ToolContext:
     include: list[str] = field(default_factory=list)
     # Streams a partial tool call (the `tool_calls[i]` delta object, without `index`).
     emit_delta: Callable[[dict[str, Any]], None] = lambda _delta: None
+    # The container (a named sandbox, Responses API) the code interpreter runs in; without
+    # one, the thread's own sandbox.
+    container_id: str | None = None
+
+    @property
+    def sandbox_key(self) -> str:
+        """What the code interpreter's sandbox session is keyed by."""
+        return self.container_id or self.thread_id
 
 
 @dataclass
@@ -87,6 +95,9 @@ class ToolRegistry:
             aclose = getattr(tool, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def all(self) -> list[ServerTool]:
+        return list(self._by_type.values())
 
     def get(self, tool_type: str) -> ServerTool | None:
         return self._by_type.get(tool_type)

@@ -5,7 +5,7 @@ from assistantd.db.models.api_key import ApiKey
 from assistantd.db.models.assistant import Assistant
 from assistantd.db.models.file import File, Upload, UploadPart
 from assistantd.db.models.run import Run, RunEvent, RunStep
-from assistantd.db.models.thread import Message, Thread
+from assistantd.db.models.thread import Item, Thread
 from assistantd.db.models.vector_store import (
     VectorStore,
     VectorStoreChunk,
@@ -18,7 +18,7 @@ __all__ = [
     "Assistant",
     "Base",
     "File",
-    "Message",
+    "Item",
     "Run",
     "RunEvent",
     "RunStep",

@@ -19,7 +19,9 @@ from assistantd.db.base import Base, IdType, JsonType, Owned
 
 
 class Run(Owned, Base):
-    """A run, its settings as resolved at creation, and the worker lease that executes it."""
+    """A run of the Assistants API or a response of the Responses API (one engine executes
+    both; the id's prefix, `run_` or `resp_`, says which), its settings as resolved at
+    creation, and the worker lease that executes it."""
 
     __tablename__ = "runs"
     __table_args__ = (
@@ -27,14 +29,17 @@ class Run(Owned, Base):
         Index("ix_runs_status_id", "status", "id"),
     )
 
-    thread_id: Mapped[str] = mapped_column(
-        IdType, ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
+    # A response's conversation; None for a response without one.
+    thread_id: Mapped[str | None] = mapped_column(
+        IdType, ForeignKey("threads.id", ondelete="CASCADE")
     )
-    assistant_id: Mapped[str] = mapped_column(IdType, nullable=False)
+    # None for a response.
+    assistant_id: Mapped[str | None] = mapped_column(IdType)
+    previous_response_id: Mapped[str | None] = mapped_column(IdType)
     # Written only by assistantd.runs.state.
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     model: Mapped[str] = mapped_column(String(256), nullable=False)
-    instructions: Mapped[str] = mapped_column(Text, nullable=False)
+    instructions: Mapped[str | None] = mapped_column(Text)
     tools: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, nullable=False)
     metadata_: Mapped[dict[str, str] | None] = mapped_column("metadata", JsonType)
     temperature: Mapped[float | None] = mapped_column(Float)
@@ -47,6 +52,9 @@ class Run(Owned, Base):
     parallel_tool_calls: Mapped[bool] = mapped_column(Boolean, nullable=False)
     response_format: Mapped[Any] = mapped_column(JsonType, nullable=True)
     include: Mapped[list[str] | None] = mapped_column(JsonType)
+    # A response's other request parameters, echoed on the wire (store, background, text,
+    # truncation, reasoning, max_tool_calls, user...; see responses.schemas).
+    options: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
     required_action: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     last_error: Mapped[dict[str, Any] | None] = mapped_column(JsonType)

@@ -1,0 +1,1 @@
+"""The Conversations API: threads, read and extended as lists of items."""

@@ -1,0 +1,1 @@
+"""Conversation items: the shapes both API surfaces share."""

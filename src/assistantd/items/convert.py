@@ -1,0 +1,208 @@
+"""Items clients send (a response's `input`, conversation items) into item rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.models import Item
+from assistantd.errors import InvalidRequestError, NotFoundError
+from assistantd.files import repository as files
+from assistantd.items import content
+from assistantd.items.kinds import PREFIX, new_item
+from assistantd.items.schemas import (
+    CodeInterpreterCallItem,
+    FileSearchCallItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputFile,
+    InputImage,
+    InputItem,
+    ItemReference,
+    MessageItem,
+    ReasoningItem,
+)
+from assistantd.kit.ids import Prefix, check_prefix, new_id
+from assistantd.messages import service as messages
+
+# Statuses an item keeps when it comes in (server tool calls also report finer ones).
+_ITEM_STATUSES = frozenset({"in_progress", "completed", "incomplete"})
+
+
+def _message(
+    project: str, given: MessageItem, *, thread_id: str | None, input_of: str | None
+) -> Item:
+    if isinstance(given.content, str):
+        parts = [content.stored_text(given.content)]
+    else:
+        parts = [content.stored_part(part) for part in given.content]
+    return messages.new_message(
+        project,
+        thread_id,
+        role=given.role,
+        content_parts=parts,
+        input_of=input_of,
+        status=given.status or "completed",
+    )
+
+
+def _row(
+    project: str, given: InputItem, *, thread_id: str | None, input_of: str | None
+) -> Item | None:
+    """The row of one item; None for a reference (resolved by the caller)."""
+    if isinstance(given, MessageItem):
+        return _message(project, given, thread_id=thread_id, input_of=input_of)
+    if isinstance(given, ItemReference):
+        return None
+    if isinstance(given, FunctionCallItem):
+        kind, call_id = "function_call", given.call_id
+        data: dict[str, Any] = {"name": given.name, "arguments": given.arguments}
+        if given.namespace is not None:
+            data["namespace"] = given.namespace
+    elif isinstance(given, FunctionCallOutputItem):
+        kind, call_id = "function_call_output", given.call_id
+        output = given.output
+        data = {
+            "output": output
+            if isinstance(output, str)
+            else [p.model_dump(exclude_none=True) for p in output]
+        }
+    elif isinstance(given, ReasoningItem):
+        kind, call_id = "reasoning", None
+        data = given.model_dump(include={"summary", "content", "encrypted_content"})
+    elif isinstance(given, CodeInterpreterCallItem):
+        kind, call_id = "code_interpreter_call", given.id
+        data = given.model_dump(include={"code", "container_id", "outputs"})
+    else:
+        assert isinstance(given, FileSearchCallItem)
+        kind, call_id = "file_search_call", given.id
+        data = given.model_dump(include={"queries", "results"})
+    return new_item(
+        project,
+        kind,
+        thread_id=thread_id,
+        status=given.status
+        if given.status in ("in_progress", "completed", "incomplete")
+        else "completed",
+        input_of=input_of,
+        call_id=call_id,
+        data=data,
+    )
+
+
+def _files_named(given: Sequence[InputItem], param: str) -> list[tuple[str, str]]:
+    """Every file id the items name, with the parameter that names it."""
+    named: list[tuple[str, str]] = []
+    for index, item in enumerate(given):
+        parts: Sequence[Any] = ()
+        if isinstance(item, MessageItem) and not isinstance(item.content, str):
+            parts = item.content
+        elif isinstance(item, FunctionCallOutputItem) and not isinstance(item.output, str):
+            parts = item.output
+        where = "content" if isinstance(item, MessageItem) else "output"
+        for at, part in enumerate(parts):
+            if isinstance(part, InputImage | InputFile) and part.file_id is not None:
+                named.append((f"{param}[{index}].{where}[{at}].file_id", part.file_id))
+    return named
+
+
+async def _check_files(session: AsyncSession, project: str, named: list[tuple[str, str]]) -> None:
+    for name, file_id in named:
+        check_prefix(file_id, Prefix.FILE, name)
+    missing = set(await files.missing_ids(session, project, [file_id for _, file_id in named]))
+    for name, file_id in named:
+        if file_id in missing:
+            raise InvalidRequestError(
+                f"No file found with id '{file_id}'.", param=name, code="invalid_file_id"
+            )
+
+
+async def _taken(session: AsyncSession, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(await session.scalars(select(Item.id).where(Item.id.in_(ids))))
+
+
+async def rows(
+    session: AsyncSession,
+    project: str,
+    given: Sequence[InputItem],
+    *,
+    thread_id: str | None = None,
+    input_of: str | None = None,
+    param: str = "input",
+) -> list[Item]:
+    """New item rows for `given`, in order (not yet added to the session).
+
+    An item keeps the id it came with when that id is free (a client's own); an item that was
+    ours already (an output replayed as input) gets a new one. A reference becomes a copy of
+    the item it names.
+    """
+    named = _files_named(given, param)
+    if named:
+        await _check_files(session, project, named)
+    for index, item in enumerate(given):
+        if item.id is not None and not isinstance(item, ItemReference) and _kind_of(item) in PREFIX:
+            if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem):
+                check_prefix(item.id, PREFIX[_kind_of(item)], f"{param}[{index}].id")
+    wanted = [
+        item.id for item in given if item.id is not None and not isinstance(item, ItemReference)
+    ]
+    taken = await _taken(session, wanted)
+    references = await _references(session, project, given)
+    out: list[Item] = []
+    for item in given:
+        if isinstance(item, ItemReference):
+            out.append(_copy(references[item.id], thread_id=thread_id, input_of=input_of))
+            continue
+        row = _row(project, item, thread_id=thread_id, input_of=input_of)
+        assert row is not None
+        if item.id is not None and item.id not in taken:
+            row.id = item.id
+            taken.add(item.id)
+        out.append(row)
+    return out
+
+
+def _kind_of(item: InputItem) -> str:
+    return item.type or ("message" if isinstance(item, MessageItem) else "item_reference")
+
+
+async def _references(
+    session: AsyncSession, project: str, given: Sequence[InputItem]
+) -> dict[str, Item]:
+    ids = [item.id for item in given if isinstance(item, ItemReference)]
+    if not ids:
+        return {}
+    found = {
+        row.id: row
+        for row in await session.scalars(
+            select(Item).where(Item.id.in_(ids), Item.project == project)
+        )
+    }
+    for item_id in ids:
+        if item_id not in found:
+            raise NotFoundError(f"Item with id '{item_id}' not found.")
+    return found
+
+
+def _copy(source: Item, *, thread_id: str | None, input_of: str | None) -> Item:
+    prefix = PREFIX.get(source.type, Prefix.MESSAGE)
+    copy = new_item(
+        source.project,
+        source.type,
+        thread_id=thread_id,
+        status=source.status if source.status != "in_progress" else "completed",
+        input_of=input_of,
+        call_id=source.call_id,
+        data=dict(source.data or {}),
+        item_id=new_id(prefix),
+    )
+    copy.role = source.role
+    copy.content = source.content
+    copy.attachments = source.attachments if source.type == "message" else None
+    copy.metadata_ = source.metadata_ if source.type == "message" else None
+    return copy

@@ -1,0 +1,91 @@
+"""Item types, and the rows the engine and both API surfaces create."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistantd.db.models import Item
+from assistantd.kit.ids import Prefix, created_at_of, new_id, position_of
+
+# Items that record a tool call the model made (their outputs are separate items for functions;
+# server tools carry theirs).
+CALL_TYPES = frozenset({"function_call", "code_interpreter_call", "file_search_call"})
+SERVER_CALL_TYPES = frozenset({"code_interpreter_call", "file_search_call"})
+# The item type of each server tool's calls, by tool type.
+SERVER_CALL_TYPE = {"code_interpreter": "code_interpreter_call", "file_search": "file_search_call"}
+PREFIX = {
+    "message": Prefix.MESSAGE,
+    "function_call": Prefix.FUNCTION_CALL,
+    "function_call_output": Prefix.FUNCTION_CALL_OUTPUT,
+    "code_interpreter_call": Prefix.CODE_INTERPRETER_CALL,
+    "file_search_call": Prefix.FILE_SEARCH_CALL,
+    "reasoning": Prefix.REASONING,
+}
+
+
+def new_item(
+    project: str,
+    item_type: str,
+    *,
+    thread_id: str | None,
+    status: str = "completed",
+    run_id: str | None = None,
+    input_of: str | None = None,
+    call_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    item_id: str | None = None,
+) -> Item:
+    """A new item row that is not a message (see `messages.service.new_message`), not yet
+    added to a session."""
+    item_id = item_id or new_id(PREFIX[item_type])
+    return Item(
+        id=item_id,
+        project=project,
+        created_at=created_at_of(item_id),
+        thread_id=thread_id,
+        position=position_of(item_id),
+        type=item_type,
+        role=None,
+        content=None,
+        status=status,
+        run_id=run_id,
+        input_of=input_of,
+        call_id=call_id,
+        data=data or {},
+        attachments=None,
+        metadata_=None,
+    )
+
+
+def output_text(output: Any) -> str:
+    """A function call output as the model reads it: the string, or the text of its parts."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    pieces = []
+    for part in output:
+        if part.get("type") == "input_text":
+            pieces.append(str(part.get("text", "")))
+        elif part.get("type") == "input_image":
+            pieces.append(f"[image {part.get('file_id') or part.get('image_url', '')}]")
+        elif part.get("type") == "input_file":
+            pieces.append(f"[file {part.get('filename') or part.get('file_id', '')}]")
+    return "\n".join(pieces)
+
+
+def server_call_data(
+    details: dict[str, Any], function_name: str, arguments: str, model_output: str
+) -> dict[str, Any]:
+    """A server tool call item's data, from the tool's result (`details`, the Assistants run
+    step's tool call) and what the model saw (kept private, for its later turns)."""
+    seen = {"_function_name": function_name, "_arguments": arguments, "_model_output": model_output}
+    if details.get("type") == "code_interpreter":
+        ci = details.get("code_interpreter") or {}
+        return {"code": ci.get("input", ""), "outputs": ci.get("outputs") or [], **seen}
+    fs = details.get("file_search") or {}
+    return {
+        "queries": details.get("_queries") or [],
+        "results": fs.get("results") or [],
+        **seen,
+    }

@@ -1,0 +1,175 @@
+"""Items as clients send them (Responses `input`, conversation items), validated.
+
+An item without `type` is a message when it has a `role`, else an `item_reference`; the other
+kinds name their type. Items a server emitted may come back as input (the OpenAI Agents SDK
+replays every output item with the keys it was sent), so each kind accepts its output fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+
+from assistantd.kit.schemas import RequestModel
+
+ImageDetail = Literal["low", "high", "auto", "original"]
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
+ItemId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class InputText(RequestModel):
+    type: Literal["input_text"]
+    text: str
+
+
+class InputImage(RequestModel):
+    type: Literal["input_image"]
+    image_url: str | None = None
+    file_id: str | None = None
+    detail: ImageDetail | None = "auto"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputImage:
+        if (self.image_url is None) == (self.file_id is None):
+            raise ValueError("an input_image needs exactly one of 'image_url' and 'file_id'.")
+        return self
+
+
+class InputFile(RequestModel):
+    type: Literal["input_file"]
+    file_id: str | None = None
+    filename: str | None = None
+    file_data: str | None = Field(None, max_length=73_400_320)
+    file_url: str | None = None
+    detail: Literal["low", "high", "auto"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputFile:
+        given = [name for name in ("file_id", "file_data", "file_url") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(
+                "an input_file needs exactly one of 'file_id', 'file_data' and 'file_url'."
+            )
+        if self.file_url is not None:
+            raise ValueError(
+                "'file_url' is not supported by this server (it fetches no URLs); upload the "
+                "file and pass its 'file_id', or send its bytes as 'file_data'."
+            )
+        if self.file_data is not None and not self.filename:
+            raise ValueError("an input_file with 'file_data' needs its 'filename'.")
+        return self
+
+
+class OutputText(RequestModel):
+    type: Literal["output_text"]
+    text: str
+    annotations: list[dict[str, Any]] = Field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class Refusal(RequestModel):
+    type: Literal["refusal"]
+    refusal: str
+
+
+InputContent = Annotated[InputText | InputImage | InputFile, Field(discriminator="type")]
+MessageContent = Annotated[
+    InputText | InputImage | InputFile | OutputText | Refusal, Field(discriminator="type")
+]
+
+_USER_PARTS = frozenset({"input_text", "input_image", "input_file"})
+_ASSISTANT_PARTS = frozenset({"output_text", "refusal"})
+
+
+class MessageItem(RequestModel):
+    type: Literal["message"] | None = None
+    id: ItemId | None = None
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[MessageContent]
+    status: ItemStatus | None = None
+    phase: Literal["commentary", "final_answer"] | None = None
+
+    @model_validator(mode="after")
+    def _parts_fit_the_role(self) -> MessageItem:
+        if isinstance(self.content, str):
+            return self
+        allowed = _ASSISTANT_PARTS if self.role == "assistant" else _USER_PARTS
+        for part in self.content:
+            if part.type not in allowed:
+                expected = ", ".join(f"'{p}'" for p in sorted(allowed))
+                raise ValueError(
+                    f"Invalid value: '{part.type}'. Supported values for a {self.role} "
+                    f"message are: {expected}."
+                )
+        return self
+
+
+class FunctionCallItem(RequestModel):
+    type: Literal["function_call"]
+    id: ItemId | None = None
+    call_id: ItemId
+    name: str = Field(min_length=1, max_length=128)
+    arguments: str
+    status: ItemStatus | None = None
+    namespace: str | None = None
+
+
+class FunctionCallOutputItem(RequestModel):
+    type: Literal["function_call_output"]
+    id: ItemId | None = None
+    call_id: ItemId
+    output: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputContent]
+    status: ItemStatus | None = None
+
+
+class ItemReference(RequestModel):
+    type: Literal["item_reference"] | None = None
+    id: ItemId
+
+
+class ReasoningItem(RequestModel):
+    type: Literal["reasoning"]
+    id: ItemId | None = None
+    summary: list[dict[str, Any]]
+    content: list[dict[str, Any]] | None = None
+    encrypted_content: str | None = None
+    status: ItemStatus | None = None
+
+
+class CodeInterpreterCallItem(RequestModel):
+    type: Literal["code_interpreter_call"]
+    id: ItemId
+    container_id: str | None = None
+    code: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    status: Literal["in_progress", "completed", "incomplete", "interpreting", "failed"]
+
+
+class FileSearchCallItem(RequestModel):
+    type: Literal["file_search_call"]
+    id: ItemId
+    queries: list[str]
+    results: list[dict[str, Any]] | None = None
+    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind is None:
+            return "message" if "role" in value else "item_reference"
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "type", None) or "message"
+
+
+InputItem = Annotated[
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ItemReference, Tag("item_reference")]
+    | Annotated[ReasoningItem, Tag("reasoning")]
+    | Annotated[CodeInterpreterCallItem, Tag("code_interpreter_call")]
+    | Annotated[FileSearchCallItem, Tag("file_search_call")],
+    Discriminator(_kind),
+]

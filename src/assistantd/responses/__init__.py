@@ -1,0 +1,1 @@
+"""The Responses API: responses run on the run engine, over the same store as threads."""

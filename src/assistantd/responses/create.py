@@ -1,0 +1,355 @@
+"""Create a response: check the request, store its input items, and queue it on the run engine.
+
+A response is a run without an assistant (see `db.models.Run`): its settings go into the run's
+columns in the engine's (Assistants) shapes, and what only the Responses API has into
+`options`, which the response object echoes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.backends.routing import ModelRouter
+from assistantd.db.core import insert_into, row_values, table_of
+from assistantd.db.models import Item, Run, Thread
+from assistantd.errors import InvalidRequestError, NotFoundError
+from assistantd.items import convert
+from assistantd.items.kinds import CALL_TYPES
+from assistantd.items.schemas import FunctionCallItem, FunctionCallOutputItem, MessageItem
+from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
+from assistantd.responses import repository
+from assistantd.responses.schemas import (
+    ConversationRef,
+    CreateResponse,
+    FunctionToolParam,
+    InputTokensRequest,
+    TextFormatJsonObject,
+    TextFormatJsonSchema,
+    Tool,
+    ToolChoiceAllowed,
+    ToolChoiceFunction,
+    ToolChoiceHosted,
+)
+from assistantd.runs import context, guard
+from assistantd.runs.create import RunTaker, queue
+from assistantd.runs.signals import Signals
+from assistantd.runs.state import TERMINAL, RunStatus
+
+# Tools of the Responses API this server does not run.
+_HOSTED_LATER = frozenset({"file_search", "code_interpreter"})
+
+
+def _tools(given: list[Tool] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The request's tools in the engine's shape, and as the response echoes them."""
+    engine: list[dict[str, Any]] = []
+    echoed: list[dict[str, Any]] = []
+    for index, tool in enumerate(given or []):
+        if isinstance(tool, FunctionToolParam):
+            fn = tool
+            spec = {
+                "name": fn.name,
+                "description": fn.description,
+                "parameters": fn.parameters,
+                "strict": bool(fn.strict),
+            }
+            engine.append({"type": "function", "function": spec})
+            echoed.append({"type": "function", **spec})
+            continue
+        if tool.type in _HOSTED_LATER:
+            raise InvalidRequestError(
+                f"The '{tool.type}' tool of the Responses API is not available on this server "
+                "yet; use it through the Assistants API, or function tools here.",
+                param=f"tools[{index}].type",
+                code="unsupported_value",
+            )
+        raise InvalidRequestError(
+            f"Invalid value: '{tool.type}'. Supported values are: 'function'.",
+            param=f"tools[{index}].type",
+            code="invalid_value",
+        )
+    return engine, echoed
+
+
+def _tool_choice(choice: Any, engine_tools: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """`tool_choice` in the engine's shape and as echoed."""
+    names = {t["function"]["name"] for t in engine_tools if t["type"] == "function"}
+    if choice is None:
+        return "auto", "auto"
+    if isinstance(choice, str):
+        return choice, choice
+    if isinstance(choice, ToolChoiceFunction):
+        if choice.name not in names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': function '{choice.name}' is not one of the tools.",
+                param="tool_choice.name",
+            )
+        return {"type": "function", "function": {"name": choice.name}}, choice.model_dump()
+    if isinstance(choice, ToolChoiceHosted):
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': the request has no '{choice.type}' tool.",
+            param="tool_choice.type",
+        )
+    assert isinstance(choice, ToolChoiceAllowed)
+    allowed: list[str] = []
+    for index, tool in enumerate(choice.tools):
+        if tool.type != "function" or tool.name not in names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice.tools[{index}]': not one of the request's function tools.",
+                param=f"tool_choice.tools[{index}]",
+            )
+        allowed.append(str(tool.name))
+    engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
+    return engine, choice.model_dump(exclude_none=True)
+
+
+def _response_format(body: CreateResponse | InputTokensRequest) -> tuple[Any, dict[str, Any]]:
+    """`text.format` as the engine's `response_format`, and `text` as echoed."""
+    text = body.text
+    fmt = text.format if text is not None else None
+    echoed: dict[str, Any] = {
+        "format": {"type": "text"},
+        "verbosity": (text.verbosity if text is not None else None) or "medium",
+    }
+    if isinstance(fmt, TextFormatJsonSchema):
+        schema = {"name": fmt.name, "schema": fmt.schema_, "strict": bool(fmt.strict)}
+        if fmt.description is not None:
+            schema["description"] = fmt.description
+        echoed["format"] = {"type": "json_schema", **schema}
+        return {"type": "json_schema", "json_schema": schema}, echoed
+    if isinstance(fmt, TextFormatJsonObject):
+        echoed["format"] = {"type": "json_object"}
+        return {"type": "json_object"}, echoed
+    return "auto", echoed
+
+
+def _check_json_word(body: CreateResponse) -> None:
+    """OpenAI's rule for `json_object`: the input must ask for JSON in words."""
+    texts = [body.instructions or ""]
+    if isinstance(body.input, str):
+        texts.append(body.input)
+    else:
+        for item in body.input or []:
+            if isinstance(item, MessageItem):
+                if isinstance(item.content, str):
+                    texts.append(item.content)
+                else:
+                    texts.extend(getattr(part, "text", "") for part in item.content)
+    if not any("json" in text.lower() for text in texts):
+        raise InvalidRequestError(
+            "Response input messages must contain the word 'json' in some form to use "
+            "'text.format' of type 'json_object'.",
+            param="input",
+        )
+
+
+def conversation_id(value: str | ConversationRef | None) -> str | None:
+    return value.id if isinstance(value, ConversationRef) else value
+
+
+async def require_conversation(session: AsyncSession, project: str, value: str) -> Thread:
+    """The conversation (or Assistants thread) `value`, or OpenAI's 404."""
+    row = None
+    if value.startswith(THREAD_IDS):
+        row = await session.get(Thread, value)
+    if row is None or row.project != project:
+        raise NotFoundError(f"Conversation with id '{value}' not found.")
+    return row
+
+
+async def previous_response(session: AsyncSession, project: str, response_id: str) -> Run:
+    row = await repository.get(session, project, response_id)
+    if row is None:
+        raise InvalidRequestError(
+            f"Previous response with id '{response_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    if row.status not in TERMINAL:
+        raise InvalidRequestError(
+            f"Previous response with id '{response_id}' is still {row.status}; wait until it "
+            "finishes before continuing it.",
+            param="previous_response_id",
+        )
+    return row
+
+
+def _check_exclusive(body: CreateResponse | InputTokensRequest) -> None:
+    if body.previous_response_id is not None and body.conversation is not None:
+        raise InvalidRequestError(
+            "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. Ensure "
+            "you are only providing one of these parameters.",
+            code="mutually_exclusive_parameters",
+        )
+
+
+async def _check_call_outputs(
+    session: AsyncSession,
+    project: str,
+    body_input: list[Any],
+    *,
+    thread_id: str | None,
+    chain: list[str],
+) -> None:
+    """Each `function_call_output` answers a call made earlier: in this input, in the
+    previous responses, or in the conversation."""
+    earlier: set[str] = set()
+    wanted: list[str] = []
+    for item in body_input:
+        if isinstance(item, FunctionCallItem):
+            earlier.add(item.call_id)
+        elif isinstance(item, FunctionCallOutputItem) and item.call_id not in earlier:
+            wanted.append(item.call_id)
+    if not wanted:
+        return
+    known: set[str] = set()
+    if thread_id is not None or chain:
+        rows = await session.execute(
+            select(Item.call_id, Item.thread_id, Item.run_id, Item.input_of).where(
+                Item.call_id.in_(wanted), Item.project == project, Item.type.in_(CALL_TYPES)
+            )
+        )
+        for call_id, in_thread, run_id, input_of in rows.tuples():
+            in_conversation = thread_id is not None and in_thread == thread_id
+            if call_id is not None and (in_conversation or run_id in chain or input_of in chain):
+                known.add(call_id)
+    for call_id in wanted:
+        if call_id not in known:
+            raise InvalidRequestError(
+                f"No tool call found for function call output with call_id {call_id}.",
+                param="input",
+            )
+
+
+async def create_response(
+    session: AsyncSession,
+    project: str,
+    body: CreateResponse,
+    *,
+    models: ModelRouter,
+    signals: Signals,
+    worker: RunTaker | None,
+) -> Run:
+    if body.model is None:
+        raise InvalidRequestError(
+            "Missing required parameter: 'model'.",
+            param="model",
+            code="missing_required_parameter",
+        )
+    if not models.can_serve(body.model):
+        raise InvalidRequestError(
+            f"The requested model '{body.model}' does not exist.",
+            param="model",
+            code="model_not_found",
+        )
+    given_input = [] if body.input is None or isinstance(body.input, str) else body.input
+    if (
+        not body.input
+        and body.previous_response_id is None
+        and body.conversation is None
+        and body.prompt is None
+    ):
+        raise InvalidRequestError(
+            "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must "
+            "be provided.",
+            code="missing_required_parameter",
+        )
+    if body.top_logprobs or (body.include and "message.output_text.logprobs" in body.include):
+        raise InvalidRequestError(
+            "Log probabilities are not returned by this server: leave out 'top_logprobs' and "
+            "the 'message.output_text.logprobs' include.",
+            param="top_logprobs" if body.top_logprobs else "include",
+            code="unsupported_parameter",
+        )
+    store = body.store is not False
+    if body.background and not store:
+        raise InvalidRequestError(
+            "Background responses must be stored: 'background' requires 'store' to be true.",
+            param="background",
+        )
+    engine_tools, echoed_tools = _tools(body.tools)
+    engine_choice, echoed_choice = _tool_choice(body.tool_choice, engine_tools)
+    response_format, text = _response_format(body)
+    if response_format != "auto" and response_format["type"] == "json_object":
+        _check_json_word(body)
+    if body.prompt is not None:
+        raise NotFoundError(f"Prompt with id '{body.prompt.id}' not found.")
+    _check_exclusive(body)
+
+    thread: Thread | None = None
+    chain: list[str] = []
+    conversation = conversation_id(body.conversation)
+    if conversation is not None:
+        thread = await require_conversation(session, project, conversation)
+        await guard.ensure_no_active_run(session, thread.id, for_run=True)
+    if body.previous_response_id is not None:
+        await previous_response(session, project, body.previous_response_id)
+        chain = await context.response_chain(session, project, body.previous_response_id)
+    await _check_call_outputs(
+        session, project, given_input, thread_id=thread.id if thread else None, chain=chain
+    )
+
+    response_id = new_id(Prefix.RESPONSE)
+    if isinstance(body.input, str):
+        given_input = [MessageItem(role="user", content=body.input)]
+    rows = await convert.rows(session, project, given_input, input_of=response_id)
+    reasoning = body.reasoning
+    options: dict[str, Any] = {
+        "store": store,
+        "background": bool(body.background),
+        "stream": bool(body.stream),
+        "text": text,
+        "tools": echoed_tools,
+        "tool_choice": echoed_choice,
+        "reasoning": {
+            "effort": reasoning.effort if reasoning else None,
+            "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None,
+        },
+        "max_tool_calls": body.max_tool_calls,
+        "top_logprobs": body.top_logprobs or 0,
+        "user": body.user,
+        "safety_identifier": body.safety_identifier,
+        "prompt_cache_key": body.prompt_cache_key,
+        "prompt_cache_retention": body.prompt_cache_retention,
+        "service_tier": body.service_tier or "auto",
+        "conversation": thread.id if thread else None,
+    }
+    if body.stream_options is not None and body.stream_options.include_obfuscation is not None:
+        options["include_obfuscation"] = body.stream_options.include_obfuscation
+    run = Run(
+        id=response_id,
+        project=project,
+        created_at=created_at_of(response_id),
+        thread_id=thread.id if thread else None,
+        assistant_id=None,
+        previous_response_id=body.previous_response_id,
+        status=RunStatus.QUEUED.value,
+        model=body.model,
+        instructions=body.instructions,
+        tools=engine_tools,
+        metadata_=body.metadata or {},
+        temperature=body.temperature,
+        top_p=body.top_p,
+        reasoning_effort=reasoning.effort if reasoning else None,
+        max_prompt_tokens=None,
+        max_completion_tokens=body.max_output_tokens,
+        truncation_strategy={"type": body.truncation or "disabled"},
+        tool_choice=engine_choice,
+        parallel_tool_calls=body.parallel_tool_calls is not False,
+        response_format=response_format,
+        include=list(body.include) if body.include else None,
+        options=options,
+        expires_at=None,
+        attempts=0,
+        model_turns=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+    )
+    # Plain INSERTs of rows the caller built: the ORM's unit of work costs more than them.
+    if rows:
+        await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])
+    # Its input is all the model will see first, unless it continues something.
+    first = rows if thread is None and not chain else None
+    return await queue(session, signals, run, [], worker, context=first)

@@ -1,0 +1,75 @@
+"""All SQL for responses (run rows with `resp_` ids) and their input items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.core import get_row
+from assistantd.db.models import Item, Run
+from assistantd.items import repository as items
+from assistantd.kit.ids import Prefix, position_of
+from assistantd.kit.pagination import Page
+from assistantd.runs.state import TERMINAL
+
+
+def stored(run: Run) -> bool:
+    """Whether the response was created with `store` (an unstored one is never shown)."""
+    return (run.options or {}).get("store", True) is not False
+
+
+async def get(session: AsyncSession, project: str, response_id: str) -> Run | None:
+    if not response_id.startswith(Prefix.RESPONSE):
+        return None
+    row = await get_row(session, Run, response_id, refresh=True)
+    if row is None or row.project != project or not stored(row):
+        return None
+    return row
+
+
+async def input_items(
+    session: AsyncSession, run: Run, chain: Sequence[str], page: Page
+) -> tuple[Sequence[Item], bool]:
+    """The items a response was given: its input, after what it continued (the input and
+    output of the responses in its `chain`, or its conversation's items from before it)."""
+    condition = or_(Item.input_of.in_([run.id, *chain]), Item.run_id.in_(chain))
+    conversation = (run.options or {}).get("conversation")
+    if conversation is not None:
+        condition = or_(
+            condition,
+            and_(
+                Item.thread_id == conversation,
+                Item.position < position_of(run.id),
+                or_(Item.run_id.is_(None), Item.run_id != run.id),
+            ),
+        )
+    return await items.page(session, condition, page)
+
+
+_UNSTORED = and_(
+    Run.id >= Prefix.RESPONSE,
+    Run.id < Prefix.RESPONSE[:-1] + chr(ord(Prefix.RESPONSE[-1]) + 1),
+    Run.status.in_([s.value for s in TERMINAL]),
+    Run.options["store"].as_boolean().is_(False),
+)
+
+
+async def unstored_finished(
+    session: AsyncSession, created_before: int, limit: int
+) -> Sequence[Run]:
+    """Finished responses created with `store: false` whose rows are still here (their request
+    ended before it could remove them)."""
+    query = select(Run).where(_UNSTORED, Run.created_at < created_before).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def delete_response(session: AsyncSession, run: Run) -> None:
+    """A response and the items only it holds (its input, and output outside a conversation)."""
+    await session.execute(
+        delete(Item).where(
+            or_(Item.input_of == run.id, Item.run_id == run.id), Item.thread_id.is_(None)
+        )
+    )
+    await session.execute(delete(Run).where(Run.id == run.id))

@@ -1,0 +1,150 @@
+"""HTTP routes of the Responses API."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from assistantd.deps import BlobsDep, PageDep, ProjectDep, SessionDep
+from assistantd.items import render as items
+from assistantd.kit.pagination import list_response
+from assistantd.kit.schemas import DeletedObject, ListResponse
+from assistantd.responses import create, render, repository, service
+from assistantd.responses.schemas import (
+    CreateResponse,
+    Include,
+    InputTokensObject,
+    InputTokensRequest,
+    ResponseObject,
+)
+from assistantd.runs import context
+
+router = APIRouter(tags=["responses"])
+
+IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
+
+
+class AwaitedResponse(Response):
+    """A response whose status and body are known only once `outcome` finishes, after the
+    request's transaction has committed (the run it waits for starts on that commit)."""
+
+    media_type = "application/json"
+
+    def __init__(self, outcome: Awaitable[tuple[int, bytes]]) -> None:
+        super().__init__()
+        self._outcome = outcome
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.status_code, self.body = await self._outcome
+        self.init_headers()
+        await super().__call__(scope, receive, send)
+
+
+def _sse(frames: object) -> StreamingResponse:
+    return StreamingResponse(
+        frames,  # type: ignore[arg-type]
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/responses", response_model=None)
+async def create_response(
+    body: CreateResponse, request: Request, session: SessionDep, project: ProjectDep
+) -> Response | ResponseObject:
+    """Create a model response."""
+    state = request.app.state
+    run = await create.create_response(
+        session, project, body, models=state.models, signals=state.signals, worker=state.worker
+    )
+    # An unstored response is removed once its request has its answer.
+    forget = state.write_sessions if body.store is False else None
+    if body.stream:
+        frames = service.events_after(
+            state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget
+        )
+        return _sse(frames)
+    if body.background:
+        return render.response(run)
+    outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)
+    return AwaitedResponse(outcome)
+
+
+@router.post("/responses/input_tokens")
+async def count_input_tokens(
+    body: InputTokensRequest,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    blobs: BlobsDep,
+) -> InputTokensObject:
+    """Count the input tokens a response would start with."""
+    tokens = await service.input_tokens(session, blobs, project, body, request.app.state.models)
+    return InputTokensObject(input_tokens=tokens)
+
+
+@router.get("/responses/{response_id}", response_model=None)
+async def get_response(
+    response_id: str,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    include: IncludeQuery = None,
+    stream: Annotated[bool, Query()] = False,
+    starting_after: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
+    include_obfuscation: Annotated[bool | None, Query()] = None,
+) -> Response | ResponseObject:
+    """Retrieve a response, or (`stream=true`) stream its events from the start or from
+    `starting_after`."""
+    run = await service.require(session, project, response_id)
+    if stream:
+        state = request.app.state
+        return _sse(
+            service.events_after(
+                state.query_sessions, state.signals, run.id, starting_after, before_commit=False
+            )
+        )
+    return await render.full(session, run, frozenset(include or ()))
+
+
+@router.delete("/responses/{response_id}")
+async def delete_response(
+    response_id: str, session: SessionDep, project: ProjectDep
+) -> DeletedObject:
+    """Delete a response."""
+    run = await service.require(session, project, response_id)
+    await service.delete(session, run)
+    return DeletedObject(id=run.id, object="response.deleted")
+
+
+@router.post("/responses/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, request: Request, session: SessionDep, project: ProjectDep
+) -> ResponseObject:
+    """Cancel a background response."""
+    run = await service.require(session, project, response_id)
+    state = request.app.state
+    run = await service.cancel(session, state.query_sessions, run, signals=state.signals)
+    return await render.full(session, run)
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    page: PageDep,
+    include: IncludeQuery = None,
+) -> ListResponse[dict]:  # type: ignore[type-arg]
+    """List the items a response was given."""
+    run = await service.require(session, project, response_id)
+    chain = (await context.response_chain(session, project, run.id))[1:]
+    rows, has_more = await repository.input_items(session, run, chain, page)
+    files = await items.filenames(session, rows)
+    wanted = frozenset(include or ())
+    return list_response(rows, has_more, lambda row: items.item(row, wanted, files))

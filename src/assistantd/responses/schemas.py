@@ -1,0 +1,229 @@
+"""Wire models of the Responses API: the create request, its tools, and the response object.
+
+Fields follow the order of OpenAI's API reference (`CreateResponse`, `Response`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
+
+from assistantd.items.schemas import InputItem
+from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.tools.schemas import ReasoningEffort
+
+Include = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
+
+
+class FunctionToolParam(RequestModel):
+    type: Literal["function"]
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolParam(BaseModel):
+    """A tool of another type; `responses.create` tells which this server runs."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+def _tool_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "function" if kind == "function" else "other"
+
+
+Tool = Annotated[
+    Annotated[FunctionToolParam, Tag("function")] | Annotated[ToolParam, Tag("other")],
+    Discriminator(_tool_kind),
+]
+
+
+class ToolChoiceFunction(RequestModel):
+    type: Literal["function"]
+    name: str
+
+
+class ToolChoiceHosted(RequestModel):
+    type: Literal["file_search", "code_interpreter"]
+
+
+class AllowedTool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    name: str | None = None
+
+
+class ToolChoiceAllowed(RequestModel):
+    type: Literal["allowed_tools"]
+    mode: Literal["auto", "required"]
+    tools: list[AllowedTool] = Field(min_length=1)
+
+
+ToolChoice = (
+    Literal["none", "auto", "required"]
+    | Annotated[
+        ToolChoiceFunction | ToolChoiceHosted | ToolChoiceAllowed, Field(discriminator="type")
+    ]
+)
+
+
+class TextFormatText(RequestModel):
+    type: Literal["text"]
+
+
+class TextFormatJsonObject(RequestModel):
+    type: Literal["json_object"]
+
+
+class TextFormatJsonSchema(RequestModel):
+    type: Literal["json_schema"]
+    name: str = Field(max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = False
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+TextFormat = Annotated[
+    TextFormatText | TextFormatJsonObject | TextFormatJsonSchema, Field(discriminator="type")
+]
+
+
+class TextParam(RequestModel):
+    format: TextFormat | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ReasoningParam(RequestModel):
+    effort: ReasoningEffort | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+    mode: str | None = None
+    context: Literal["auto", "current_turn", "all_turns"] | None = None
+
+
+class ConversationRef(RequestModel):
+    id: str
+
+
+class StreamOptions(RequestModel):
+    include_obfuscation: bool | None = None
+
+
+class PromptParam(RequestModel):
+    id: str
+    version: str | None = None
+    variables: dict[str, Any] | None = None
+
+
+class CreateResponse(RequestModel):
+    model: str | None = None
+    input: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputItem] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: str | ConversationRef | None = None
+    include: list[Include] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    max_tool_calls: int | None = Field(None, ge=1, le=2_147_483_647)
+    max_output_tokens: int | None = Field(None, ge=16, le=2_147_483_647)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    text: TextParam | None = None
+    reasoning: ReasoningParam | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    metadata: Metadata = None
+    store: bool | None = None
+    background: bool | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    prompt: PromptParam | None = None
+    user: str | None = Field(None, max_length=256)
+    safety_identifier: str | None = Field(None, max_length=64)
+    prompt_cache_key: str | None = Field(None, max_length=1024)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self) -> CreateResponse:
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options may only be set when stream is true.")
+        return self
+
+
+class InputTokensRequest(RequestModel):
+    model: str | None = None
+    input: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputItem] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: str | ConversationRef | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    text: TextParam | None = None
+    reasoning: ReasoningParam | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+
+
+class ResponseObject(WireModel):
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    status: str
+    completed_at: int | None
+    background: bool
+    conversation: dict[str, str] | None
+    error: dict[str, Any] | None
+    incomplete_details: dict[str, Any] | None
+    instructions: str | None
+    max_output_tokens: int | None
+    max_tool_calls: int | None
+    model: str
+    output: list[dict[str, Any]]
+    parallel_tool_calls: bool
+    previous_response_id: str | None
+    prompt_cache_key: str | None
+    prompt_cache_retention: str | None
+    reasoning: dict[str, Any]
+    safety_identifier: str | None
+    service_tier: str
+    store: bool
+    temperature: float
+    text: dict[str, Any]
+    tool_choice: Any
+    tools: list[dict[str, Any]]
+    top_logprobs: int
+    top_p: float
+    truncation: str
+    usage: dict[str, Any] | None
+    user: str | None
+    metadata: dict[str, str]
+
+
+class InputTokensObject(WireModel):
+    object: Literal["response.input_tokens"] = "response.input_tokens"
+    input_tokens: int

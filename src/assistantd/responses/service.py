@@ -1,0 +1,245 @@
+"""Response use cases after creation: read, stream, wait for, cancel, delete, count tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistantd.backends.routing import ModelRouter, UnknownModelError
+from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
+from assistantd.blobs.store import BlobStore
+from assistantd.db.models import Run
+from assistantd.errors import InvalidRequestError, NotFoundError
+from assistantd.items import convert
+from assistantd.items.schemas import MessageItem
+from assistantd.kit.ids import Prefix, new_id
+from assistantd.kit.timeutil import now
+from assistantd.responses import create, render, repository
+from assistantd.responses.schemas import InputTokensRequest
+from assistantd.responses.surface import RESPONSES
+from assistantd.runs import context, events, state, stream
+from assistantd.runs.signals import FeedEvent, Signals, notify_run_changed
+from assistantd.runs.state import RunStatus
+
+ENDING = stream.Ending(
+    frozenset(
+        {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
+    ),
+    None,
+)
+# Failures that are the request's fault: a foreground request that waits for its response gets
+# them as a 400, as OpenAI answers them, rather than a failed response.
+_REQUEST_FAULTS = frozenset({"context_length_exceeded", "invalid_prompt"})
+# How long a cancel waits for the worker to stop a running response.
+_CANCEL_WAIT_SECONDS = 5.0
+
+
+async def require(session: AsyncSession, project: str, response_id: str) -> Run:
+    row = await repository.get(session, project, response_id)
+    if row is None:
+        raise NotFoundError(f"Response with id '{response_id}' not found.")
+    return row
+
+
+def events_after(
+    sessions: async_sessionmaker[AsyncSession],
+    signals: Signals,
+    response_id: str,
+    starting_after: int | None,
+    *,
+    before_commit: bool,
+    forget: async_sessionmaker[AsyncSession] | None = None,
+) -> AsyncIterator[str]:
+    """The response's events as SSE, after sequence number `starting_after` (all without);
+    with `forget` (write sessions), an unstored response is removed once they are sent."""
+    after = 0 if starting_after is None else starting_after + 1
+    frames = stream.open_stream(
+        sessions, signals, response_id, after, before_commit=before_commit, ending=ENDING
+    )
+    return frames if forget is None else _then_forget(frames, forget, response_id)
+
+
+async def _then_forget(
+    frames: AsyncIterator[str], sessions: async_sessionmaker[AsyncSession], response_id: str
+) -> AsyncIterator[str]:
+    async for frame in frames:
+        yield frame
+    await forget(sessions, response_id)
+
+
+def outcome(
+    sessions: async_sessionmaker[AsyncSession],
+    signals: Signals,
+    response_id: str,
+    *,
+    forget: async_sessionmaker[AsyncSession] | None = None,
+) -> Awaitable[tuple[int, bytes]]:
+    """Wait for the response to end: the HTTP status and body a foreground request answers
+    with (its last event's response, or a 400 for a request fault). Call it inside the
+    transaction that creates the response: it listens from then on. With `forget` (write
+    sessions), an unstored response is removed once it has ended."""
+    batches = stream.open_events(
+        sessions, signals, response_id, 0, before_commit=True, ending=ENDING
+    )
+    return _last_response(batches, forget, response_id)
+
+
+async def _last_response(
+    batches: AsyncIterator[list[FeedEvent]],
+    forget_with: async_sessionmaker[AsyncSession] | None,
+    response_id: str,
+) -> tuple[int, bytes]:
+    last = None
+    async for batch in batches:
+        if batch:
+            last = batch[-1]
+    assert last is not None
+    if forget_with is not None:
+        await forget(forget_with, response_id)
+    payload = json.loads(last.data)["response"]
+    error = payload.get("error") or {}
+    if (
+        payload["status"] == "failed"
+        and not payload["output"]
+        and error.get("code") in _REQUEST_FAULTS
+    ):
+        code = error.get("code")
+        body = {
+            "error": {
+                "message": error.get("message"),
+                "type": "invalid_request_error",
+                "param": "input",
+                "code": code if code != "invalid_prompt" else None,
+            }
+        }
+        return 400, json.dumps(body).encode()
+    return 200, json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def cancel(
+    session: AsyncSession,
+    reads: async_sessionmaker[AsyncSession],
+    run: Run,
+    *,
+    signals: Signals,
+) -> Run:
+    """Cancel a background response: at once when no worker holds it, else ask the worker to
+    stop and wait (a few seconds at most) for it to."""
+    if not (run.options or {}).get("background"):
+        raise InvalidRequestError(
+            "Cannot cancel a synchronous response: only responses created with "
+            "'background': true can be cancelled."
+        )
+    current = RunStatus(run.status)
+    if current in state.TERMINAL:
+        raise InvalidRequestError(f"Cannot cancel a {render.status(run)} response.")
+    if current is RunStatus.QUEUED:
+        moved = await state.transition(session, run.id, current, RunStatus.CANCELLED)
+        if moved is not None:
+            ended = await RESPONSES.ended_outside(session, moved, None)
+            await events.append(session, signals, run.id, ended)
+            return moved
+        await session.refresh(run)
+        return await cancel(session, reads, run, signals=signals)
+    if current is RunStatus.IN_PROGRESS:
+        if await state.transition(session, run.id, current, RunStatus.CANCELLING):
+            await notify_run_changed(session, signals, run.id)
+    await session.commit()
+    deadline = time.monotonic() + _CANCEL_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        async with reads() as fresh:
+            latest = await repository.get(fresh, run.project, run.id)
+        if latest is None or latest.status in state.TERMINAL:
+            return latest or run
+        await asyncio.sleep(0.05)
+    await session.refresh(run)
+    return run
+
+
+async def forget(sessions: async_sessionmaker[AsyncSession], response_id: str) -> None:
+    """Remove a finished response created with `store: false` (its request has its answer);
+    its items that joined a conversation stay there."""
+    async with sessions() as session:
+        run = await session.get(Run, response_id)
+        if run is not None and run.status in state.TERMINAL and not repository.stored(run):
+            await repository.delete_response(session, run)
+            await session.commit()
+
+
+async def sweep_unstored(sessions: async_sessionmaker[AsyncSession], *, limit: int = 200) -> int:
+    """Remove unstored responses whose request went away before `forget` (a minute after
+    creation at the earliest). One unit of work for a periodic maintenance task."""
+    async with sessions() as session:
+        rows = await repository.unstored_finished(session, now() - 60, limit)
+        for run in rows:
+            await repository.delete_response(session, run)
+        await session.commit()
+    return len(rows)
+
+
+async def delete(session: AsyncSession, run: Run) -> None:
+    if run.status not in state.TERMINAL:
+        raise InvalidRequestError(
+            f"Cannot delete response {run.id} while it is {render.status(run)}; "
+            "cancel it or wait for it to finish."
+        )
+    await repository.delete_response(session, run)
+
+
+async def input_tokens(
+    session: AsyncSession,
+    blobs: BlobStore,
+    project: str,
+    body: InputTokensRequest,
+    models: ModelRouter,
+) -> int:
+    """The prompt tokens a response with this request would start with (instructions, the
+    chain's or conversation's items, the input, and the tool definitions)."""
+    create._check_exclusive(body)
+    engine_tools, _ = create._tools(body.tools)
+    thread_id = None
+    chain: list[str] = []
+    conversation = create.conversation_id(body.conversation)
+    if conversation is not None:
+        thread_id = (await create.require_conversation(session, project, conversation)).id
+    if body.previous_response_id is not None:
+        await create.previous_response(session, project, body.previous_response_id)
+        chain = await context.response_chain(session, project, body.previous_response_id)
+    given = body.input
+    if isinstance(given, str):
+        given = [MessageItem(role="user", content=given)]
+    probe = new_id(Prefix.RESPONSE)
+    rows = await convert.rows(session, project, given or [], input_of=probe)
+    earlier = await context.items_of(session, thread_id=thread_id, responses=list(reversed(chain)))
+    run = Run(
+        id=probe,
+        project=project,
+        instructions=body.instructions,
+        truncation_strategy={"type": "disabled"},
+        max_prompt_tokens=None,
+        prompt_tokens=0,
+    )
+    try:
+        built = await context.build(
+            session, blobs, run, [*earlier, *rows], budget=2**62, budget_reason="count"
+        )
+    except context.MissingToolOutput as exc:
+        raise InvalidRequestError(str(exc), param="input") from exc
+    tools = [
+        {"type": "function", "function": {k: v for k, v in t["function"].items() if v is not None}}
+        for t in engine_tools
+    ]
+    if body.model is not None:
+        try:
+            models.resolve(body.model)
+        except UnknownModelError as exc:
+            raise InvalidRequestError(
+                f"The requested model '{body.model}' does not exist.",
+                param="model",
+                code="model_not_found",
+            ) from exc
+    return estimate_message_tokens(built.messages) + estimate_tools_tokens(tools)

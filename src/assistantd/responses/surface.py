@@ -1,0 +1,289 @@
+"""The Responses API's view of an execution: output items and `response.*` events.
+
+Each event's payload has a `sequence_number` slot the event log fills with its position (from
+0). Output items are numbered (`output_index`) in the order they start; the final
+`response.completed` (or `.failed`, `.incomplete`, `.cancelled`) event carries the whole
+response.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistantd.db.models import Item, Run
+from assistantd.items import render as items
+from assistantd.responses import render
+from assistantd.runs import finish
+from assistantd.runs.deps import RunDeps
+from assistantd.runs.events import EventWriter, Payload
+from assistantd.runs.recorder import CallOutcome, Events
+from assistantd.runs.turn import PendingCall
+from assistantd.tools.base import ToolResult
+
+# Statuses after which a response's items join its conversation.
+_JOINS_CONVERSATION = frozenset({"completed", "incomplete"})
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A `response.*` event payload; the event log numbers it."""
+    return {"type": kind, "sequence_number": None, **fields}
+
+
+def lifecycle(kind: str, wire: Any) -> tuple[str, Payload]:
+    return kind, event(kind, response=wire)
+
+
+class ResponseRecorder:
+    waits_for_outputs: bool = False
+    # Its conversation gets the items only when it completes.
+    items_thread_id: str | None = None
+
+    def __init__(self, deps: RunDeps, run: Run, writer: EventWriter) -> None:
+        self.deps = deps
+        self.run = run
+        self.writer = writer
+        options = run.options or {}
+        self._obfuscate = options.get("include_obfuscation", True) is not False
+        self._index: dict[str, int] = {}
+        self._next = 0
+
+    def context_loaded(self, loaded: Sequence[Item]) -> None:
+        """Output a previous attempt left counts: new items take the next indexes."""
+        own = sum(1 for item in loaded if item.run_id == self.run.id)
+        self._next = max(self._next, own)
+
+    def _start(self, item: Item) -> int:
+        index = self._index[item.id] = self._next
+        self._next += 1
+        return index
+
+    def _emit(self, kind: str, rows: Sequence[Any] = (), **fields: Any) -> None:
+        self.writer.emit(kind, event(kind, **fields), rows=rows)
+
+    def _delta_extras(self) -> dict[str, Any]:
+        if not self._obfuscate:
+            return {}
+        return {"obfuscation": secrets.token_urlsafe(8)[: 1 + secrets.randbelow(11)]}
+
+    # --- while the model streams ----------------------------------------------------------------
+
+    def message_started(self, message: Item) -> None:
+        index = self._start(message)
+        self._emit(
+            "response.output_item.added",
+            rows=[message],
+            output_index=index,
+            item=items.item(message),
+        )
+        self._emit(
+            "response.content_part.added",
+            item_id=message.id,
+            output_index=index,
+            content_index=0,
+            part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
+        )
+
+    def text(self, message: Item, fragment: str) -> None:
+        self._emit(
+            "response.output_text.delta",
+            item_id=message.id,
+            output_index=self._index[message.id],
+            content_index=0,
+            delta=fragment,
+            logprobs=[],
+            **self._delta_extras(),
+        )
+
+    def call_started(self, call: PendingCall, position: int) -> None:
+        index = self._start(call.item)
+        wire = items.item(call.item)
+        self._emit("response.output_item.added", rows=[call.item], output_index=index, item=wire)
+
+    def call_arguments(self, call: PendingCall, position: int, fragment: str) -> None:
+        if call.tool is None:
+            self._emit(
+                "response.function_call_arguments.delta",
+                item_id=call.item.id,
+                output_index=self._index[call.item.id],
+                delta=fragment,
+                **self._delta_extras(),
+            )
+
+    # --- after the model's turn -----------------------------------------------------------------
+
+    def calls_streamed(self, calls: Sequence[PendingCall]) -> None:
+        for call in calls:
+            if call.tool is not None:
+                continue
+            index = self._index[call.item.id]
+            call.item.data = {"name": call.name, "arguments": call.arguments}
+            call.item.status = "completed"
+            self._emit(
+                "response.function_call_arguments.done",
+                item_id=call.item.id,
+                output_index=index,
+                name=call.name,
+                arguments=call.arguments,
+            )
+            self._emit("response.output_item.done", output_index=index, item=items.item(call.item))
+
+    def tool_delta(self, call: PendingCall, position: int, delta: dict[str, Any]) -> None:
+        pass
+
+    def tool_done(self, call: PendingCall, position: int, result: ToolResult) -> None:
+        call.item.status = "completed"
+        index = self._index[call.item.id]
+        self._emit("response.output_item.done", output_index=index, item=items.item(call.item))
+
+    def pending_parts(self) -> bool:
+        return False
+
+    async def message_closed(
+        self,
+        session: AsyncSession,
+        message: Item,
+        *,
+        cut_short: bool,
+        usage: dict[str, int],
+        owns_usage: bool,
+    ) -> None:
+        index = self._index[message.id]
+        files = await items.filenames(session, [message])
+        wire = items.item(message, files=files)
+        part = wire["content"][-1]
+        stage = self.writer.stage
+        for number, annotation in enumerate(part["annotations"]):
+            name = "response.output_text.annotation.added"
+            stage(
+                name,
+                event(
+                    name,
+                    item_id=message.id,
+                    output_index=index,
+                    content_index=0,
+                    annotation_index=number,
+                    annotation=annotation,
+                ),
+            )
+        stage(
+            "response.output_text.done",
+            event(
+                "response.output_text.done",
+                item_id=message.id,
+                output_index=index,
+                content_index=0,
+                text=part["text"],
+                logprobs=[],
+            ),
+        )
+        stage(
+            "response.content_part.done",
+            event(
+                "response.content_part.done",
+                item_id=message.id,
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+        )
+        stage(
+            "response.output_item.done",
+            event("response.output_item.done", output_index=index, item=wire),
+        )
+
+    async def calls_closed(
+        self,
+        session: AsyncSession,
+        run: Run,
+        outcomes: Sequence[CallOutcome],
+        usage: dict[str, int],
+        *,
+        waiting: bool,
+    ) -> None:
+        pass
+
+    def requires_action(self, run: Run) -> None:
+        raise AssertionError("a response never waits for tool outputs")
+
+    async def closing(
+        self,
+        session: AsyncSession,
+        run: Run,
+        status: str,
+        closed: Sequence[Item],
+        error: tuple[str, str] | None,
+    ) -> None:
+        for name, payload in _closed_events(closed, self._index):
+            self.writer.stage(name, payload)
+
+    async def ended(self, session: AsyncSession, run: Run) -> None:
+        for name, payload in await _ending(session, run):
+            self.writer.stage(name, payload)
+
+    def requeued(self, run: Run) -> Events:
+        return RESPONSES.requeued(run)
+
+
+def _closed_events(closed: Sequence[Item], index: dict[str, int]) -> Events:
+    name = "response.output_item.done"
+    return [
+        (name, event(name, output_index=index[item.id], item=items.item(item))) for item in closed
+    ]
+
+
+async def _indexes(session: AsyncSession, run: Run) -> dict[str, int]:
+    """Each output item's `output_index`: its place among the response's output, which is
+    the order the items started in."""
+    return {item.id: n for n, item in enumerate(await render.output_of(session, run.id))}
+
+
+async def _ending(session: AsyncSession, run: Run) -> Events:
+    """A finished response's last event (with the whole response); a completed one's items
+    join its conversation first."""
+    if run.thread_id is not None and run.status in _JOINS_CONVERSATION:
+        await session.execute(
+            update(Item)
+            .where(or_(Item.input_of == run.id, Item.run_id == run.id), Item.thread_id.is_(None))
+            .values(thread_id=run.thread_id)
+            .execution_options(synchronize_session=False)
+        )
+    wire = await render.full(session, run)
+    return [lifecycle(f"response.{wire.status}", wire)]
+
+
+class ResponseSurface:
+    def recorder(self, deps: RunDeps, run: Run, writer: EventWriter) -> ResponseRecorder:
+        return ResponseRecorder(deps, run, writer)
+
+    def created(self, run: Run) -> Events:
+        wire = render.response(run)
+        events: Events = [lifecycle("response.created", wire)]
+        if (run.options or {}).get("background"):
+            events.append(lifecycle("response.queued", wire))
+        return events
+
+    async def claimed(self, session: AsyncSession, run: Run) -> Events:
+        events: Events = []
+        if run.attempts > 1:
+            # What an interrupted attempt was streaming stays, closed: its clients saw it start.
+            closed = await finish.close_open_items(session, run, "incomplete")
+            events = _closed_events(closed, await _indexes(session, run))
+        return [*events, lifecycle("response.in_progress", render.response(run))]
+
+    def requeued(self, run: Run) -> Events:
+        return [lifecycle("response.queued", render.response(run))]
+
+    async def ended_outside(
+        self, session: AsyncSession, run: Run, error: tuple[str, str] | None
+    ) -> Events:
+        closed = await finish.close_open_items(session, run, run.status)
+        closing = _closed_events(closed, await _indexes(session, run))
+        return [*closing, *await _ending(session, run)]
+
+
+RESPONSES = ResponseSurface()
