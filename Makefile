@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean sandbox-image image
 
@@ -20,7 +22,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP) ## start the server with embedded defaults (SQLite, local files, local model)
-	$(BIN)/assistantd serve
+	@# the code interpreter's image: built here if a Docker engine is reachable and it is missing
+	@$(BIN)/assistantd sandbox ensure
+	$(BIN)/assistantd serve --host $(HOST) --port $(PORT)
 
 worker: $(STAMP) ## a standalone run worker (PostgreSQL)
 	$(BIN)/assistantd worker

@@ -65,16 +65,30 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { tail -n 40 "$log" >&2; echo "sandbox-image: $1 failed (log above)" >&2; exit 1; }
+# A long step, its output in the log: a progress line every 10 s (elapsed time, latest line).
+step() {
+  local what=$1 begun=$SECONDS pid
+  shift
+  "$@" > "$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null && sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "sandbox-image:   $what, $((SECONDS - begun)) s: $(tail -n 1 "$log" | cut -c1-90)"
+    fi
+  done
+  wait "$pid" || fail "$what"
+}
 
 started=$(date +%s)
 echo "sandbox-image: debootstrap bookworm from $mirror into $root"
-debootstrap --variant=minbase bookworm "$root" "$mirror" > "$log" 2>&1 || fail debootstrap
+step debootstrap debootstrap --variant=minbase bookworm "$root" "$mirror"
 # apt resolves the dependencies (debootstrap's own resolver does worse with --include).
 mount -t proc proc "$root/proc"
 echo "sandbox-image: installing $(echo "$packages" | wc -w) packages"
-chroot "$root" apt-get update > "$log" 2>&1 || fail "apt-get update"
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-  $packages > "$log" 2>&1 || fail "apt-get install"
+step "apt-get update" chroot "$root" apt-get update
+step "apt-get install" chroot "$root" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends $packages
 chroot "$root" apt-get clean
 umount "$root/proc"
 

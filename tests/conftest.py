@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import AzureOpenAI, OpenAI
@@ -39,6 +41,39 @@ def database_url(work_dir: Path) -> str:
 
         return start_postgres(ROOT / ".tmp" / "pg")
     return f"sqlite+aiosqlite:///{work_dir / 'assistantd.db'}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the PostgreSQL servers the session started: `make test` leaves none running."""
+    from tests.support.pg import stop_postgres_servers
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for root in stop_postgres_servers():
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(f"stopped the test PostgreSQL server in {root}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What was skipped and why, grouped, at the end of the run (pytest's -ra lists each)."""
+    backend = "PostgreSQL" if os.environ.get("ASSISTANTD_TEST_BACKEND") == "postgres" else "SQLite"
+    reporter = terminalreporter
+    reporter.section(f"skipped, and why ({backend} run)")
+    reasons: Counter[str] = Counter()
+    for report in reporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if not reasons:
+        reporter.line("nothing was skipped")
+    for reason, count in reasons.most_common():
+        reporter.line(f"{count:4d} x {reason}")
+    if any(word in reason for reason in reasons for word in ("Docker", "image", "compose")):
+        reporter.line(
+            "Docker, the sandbox image (make sandbox-image) and the server image (make image) "
+            "are the machine's: ASSISTANTD_REQUIRE_DOCKER=1 and ASSISTANTD_REQUIRE_SERVER_IMAGE=1 "
+            "turn their skips into failures, as CI does."
+        )
 
 
 def is_postgres(url: str) -> bool:

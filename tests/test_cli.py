@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, inspect
 from assistantd.db.engine import sync_url
 from assistantd.db.migrate import head_revision
 from assistantd.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, is_postgres
+from tests.sandbox.conftest import docker_problem
 from tests.support.server import LiveServer
 
 # Tables every deployment needs from the first migration.
@@ -118,6 +119,15 @@ class TestHealth:
         assert body["status"] == "ok"
         url = server_env["ASSISTANTD_DATABASE_URL"]
         assert body["revision"] == head_revision(Settings(database_url=url))
+        sandbox = body["code_interpreter"]
+        if is_postgres(url):  # the API process executes no runs; its workers do
+            assert sandbox["status"] == "not_checked"
+            assert "assistantd worker" in sandbox["detail"]
+            return
+        problem = docker_problem()
+        assert sandbox["status"] == ("ready" if problem is None else "unavailable"), sandbox
+        assert sandbox["image"] == Settings().sandbox_image
+        assert sandbox["docker_host"] == Settings().sandbox_docker_host
 
     def test_health_is_not_under_the_api_prefixes(self, server: LiveServer) -> None:
         assert httpx.get(f"{server.url}/v1/healthz").status_code in (401, 404)
@@ -155,3 +165,45 @@ def _status(url: str) -> int | None:
 def test_worker_command_exists(command: str) -> None:
     done = cli({}, command, "--help")
     assert done.returncode == 0
+
+
+class TestSandboxCommands:
+    """`assistantd sandbox check` and `ensure` (what `make run` does first)."""
+
+    def test_check_without_docker(self) -> None:
+        done = cli({"ASSISTANTD_SANDBOX_DOCKER_HOST": "unix:///nonexistent/docker.sock"}, *CHECK)
+        assert done.returncode == 1
+        assert done.stdout.startswith("code interpreter: unavailable: cannot reach the Docker")
+        assert "install and start a Docker engine" in done.stdout
+        assert "make sandbox-image" in done.stdout
+
+    def test_check_without_the_image(self) -> None:
+        if (problem := docker_problem()) is not None and "no sandbox image" not in problem:
+            pytest.skip(problem)
+        done = cli({"ASSISTANTD_SANDBOX_IMAGE": "assistantd-sandbox:no-such-tag"}, *CHECK)
+        assert done.returncode == 1
+        assert "the sandbox image 'assistantd-sandbox:no-such-tag' is not on" in done.stdout
+        assert "make sandbox-image" in done.stdout
+
+    def test_check_ready(self) -> None:
+        if (problem := docker_problem()) is not None:
+            pytest.skip(problem)
+        done = cli({}, *CHECK)
+        assert done.returncode == 0, done.stdout
+        assert done.stdout.startswith("code interpreter: ready: image ")
+
+    def test_ensure_never_stops_the_server_from_starting(self) -> None:
+        env = {"ASSISTANTD_SANDBOX_DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+        done = cli(env, "sandbox", "ensure")
+        assert done.returncode == 0
+        assert done.stdout.startswith("code interpreter: not ready: cannot reach the Docker")
+
+    def test_ensure_when_ready(self) -> None:
+        if (problem := docker_problem()) is not None:
+            pytest.skip(problem)
+        done = cli({}, "sandbox", "ensure")
+        assert done.returncode == 0
+        assert done.stdout.startswith("code interpreter: ready: ")
+
+
+CHECK = ("sandbox", "check")

@@ -217,6 +217,45 @@ class TestMethodNotAllowed:
         assert "allow" in response.headers
 
 
+class TestAzureApiVersion:
+    """Azure answers its `/openai/...` routes without `?api-version=` with 404, code "404"."""
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("GET", "/openai/assistants"),
+            ("POST", "/openai/threads"),
+            ("GET", "/openai/threads/thread_x/runs"),
+            ("POST", "/openai/assistants?api-version="),
+        ],
+    )
+    def test_missing_api_version(
+        self, server: LiveServer, api_key: str, method: str, path: str
+    ) -> None:
+        response = httpx.request(
+            method, f"{server.url}{path}", headers={"api-key": api_key}, json={"model": "m"}
+        )
+        error = error_of(response, 404)
+        assert error["code"] == "404"
+        assert error["message"].startswith("Resource not found")
+        assert "api-version" in error["message"]
+
+    def test_nothing_was_created(self, server: LiveServer, client: OpenAI) -> None:
+        httpx.post(
+            f"{server.url}/openai/assistants",
+            headers={"Authorization": f"Bearer {client.api_key}"},
+            json={"model": "m"},
+        )
+        assert client.beta.assistants.list().data == []
+
+    def test_openai_v1_needs_none(self, server: LiveServer, api_key: str) -> None:
+        response = httpx.get(f"{server.url}/openai/v1/assistants", headers={"api-key": api_key})
+        assert response.status_code == 200, response.text
+
+    def test_with_api_version(self, azure_client: AzureOpenAI) -> None:
+        assert azure_client.beta.assistants.list().object == "list"
+
+
 class TestBadIds:
     @pytest.mark.parametrize(
         ("path", "param", "prefix"),

@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 
 from assistantd.assistants.router import router as assistants_router
@@ -20,7 +21,7 @@ from assistantd.containers.router import router as containers_router
 from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
 from assistantd.deps import TransactionRoute
-from assistantd.errors import install_error_handlers
+from assistantd.errors import NotFoundError, install_error_handlers
 from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
@@ -33,6 +34,7 @@ from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
 from assistantd.runs.worker import Worker
+from assistantd.sandbox.readiness import ReadinessProbe
 from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
@@ -44,6 +46,21 @@ log = logging.getLogger(__name__)
 
 # OpenAI's `/v1`, Azure's `/openai` (with `?api-version=`) and Azure's newer `/openai/v1`.
 API_PREFIXES = ("/v1", "/openai", "/openai/v1")
+AZURE_PREFIX = "/openai"
+
+
+def require_api_version(request: Request) -> None:
+    """Azure's `/openai/...` routes answer 404 (code "404") without `?api-version=`."""
+    if not request.query_params.get("api-version"):
+        raise NotFoundError(
+            "Resource not found: Azure OpenAI routes under /openai/ need the api-version query "
+            "parameter (e.g. ?api-version=2024-08-01-preview; AzureOpenAI(api_version=...) "
+            "sends it), or use /openai/v1/..., which needs none.",
+            code="404",
+        )
+
+
+_API_VERSION: list[DependsParam] = [Depends(require_api_version)]
 
 
 def routes_of(*routers: APIRouter) -> list[APIRoute]:
@@ -88,11 +105,11 @@ def add_api_routes(app: FastAPI, routes: list[APIRoute], prefix: str) -> None:
     about a fifth of the work of a small request.
     """
     for route in routes:
+        options = {name: getattr(route, name) for name in _ROUTE_OPTIONS}
+        if prefix == AZURE_PREFIX:
+            options["dependencies"] = [*_API_VERSION, *options["dependencies"]]
         app.router.add_api_route(
-            prefix + route.path,
-            route.endpoint,
-            route_class_override=TransactionRoute,
-            **{name: getattr(route, name) for name in _ROUTE_OPTIONS},
+            prefix + route.path, route.endpoint, route_class_override=TransactionRoute, **options
         )
 
 
@@ -130,12 +147,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         worker: Worker | None = None
         local_model: LocalModel | None = None
+        # Where this process executes runs, /readyz and the start-up log say whether code can run.
+        sandbox: ReadinessProbe | None = None
         embedded = settings.embedded_worker
         if embedded if embedded is not None else settings.is_sqlite:
             local_model = await start_local_model(settings, deps.models)
             worker = Worker(deps)
             worker.start()
+            sandbox = ReadinessProbe(settings)
+            await sandbox.log()
         app.state.worker = worker
+        app.state.sandbox_readiness = sandbox
         freeze_startup_heap()
         try:
             yield
@@ -144,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await worker.stop()
             if local_model is not None:
                 await local_model.stop()
+            if sandbox is not None:
+                await sandbox.aclose()
             for task in background:
                 task.cancel()
             await http.aclose()

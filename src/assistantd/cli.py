@@ -85,6 +85,7 @@ async def _run_worker(settings: Settings) -> None:
     from assistantd.runs.deps import RunDeps
     from assistantd.runs.signals import Signals, listen_postgres
     from assistantd.runs.worker import Worker
+    from assistantd.sandbox.readiness import ReadinessProbe
 
     engine = make_engine(settings)
     signals = Signals()
@@ -105,6 +106,9 @@ async def _run_worker(settings: Settings) -> None:
     local_model = await start_local_model(settings, deps.models)
     worker = Worker(deps)
     worker.start()
+    sandbox = ReadinessProbe(settings)
+    await sandbox.log()
+    await sandbox.aclose()
     probes = None
     if settings.worker_http_port is not None:
         probes = WorkerHttp(deps.sessions, lambda: worker.healthy)
@@ -170,7 +174,48 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sandbox_check(_: argparse.Namespace, settings: Settings) -> int:
+    from assistantd.sandbox.readiness import check_once
+
+    readiness = asyncio.run(check_once(settings))
+    print(f"code interpreter: {readiness.status}: {readiness.detail}")
+    return 0 if readiness.ready else 1
+
+
+def _sandbox_ensure(_: argparse.Namespace, settings: Settings) -> int:
+    """Build the image where a Docker engine is reachable and the image is missing; say what
+    is missing otherwise. Never fails: the server runs without the code interpreter too."""
+    import os
+
+    from assistantd.sandbox.readiness import check_once
+
+    readiness = asyncio.run(check_once(settings))
+    if readiness.missing == "image" and os.geteuid() != 0:
+        print(
+            f"code interpreter: not ready: the sandbox image '{settings.sandbox_image}' is "
+            "missing and its offline build needs root: run `sudo make sandbox-image` (or, "
+            "where Docker Hub is reachable, `assistantd sandbox build --dockerfile`)"
+        )
+        return 0
+    if readiness.missing == "image":
+        print(
+            f"code interpreter: building the sandbox image '{settings.sandbox_image}' (once; "
+            "offline, about 3 minutes; `make sandbox-image` does the same)"
+        )
+        if _build_image(settings, force=False, dockerfile=False) != 0:
+            print("code interpreter: the image build failed (above); starting without it")
+            return 0
+        readiness = asyncio.run(check_once(settings))
+    state = "ready" if readiness.ready else "not ready"
+    print(f"code interpreter: {state}: {readiness.detail}")
+    return 0
+
+
 def _sandbox_build(args: argparse.Namespace, settings: Settings) -> int:
+    return _build_image(settings, force=args.force, dockerfile=args.dockerfile)
+
+
+def _build_image(settings: Settings, *, force: bool, dockerfile: bool) -> int:
     import subprocess
     from pathlib import Path
 
@@ -185,9 +230,9 @@ def _sandbox_build(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     command = ["bash", str(script), settings.sandbox_image]
-    if args.force:
+    if force:
         command.append("--force")
-    if args.dockerfile:
+    if dockerfile:
         command.append("--dockerfile")
     return subprocess.call(command)
 
@@ -227,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--dockerfile", action="store_true", help="docker build from the Dockerfile instead"
     )
     build.set_defaults(func=_sandbox_build)
+    check = sandbox_sub.add_parser(
+        "check", help="say whether the code interpreter can run code here (exit 1 if not)"
+    )
+    check.set_defaults(func=_sandbox_check)
+    ensure = sandbox_sub.add_parser(
+        "ensure",
+        help="build the image if a Docker engine is reachable and the image is missing "
+        "(`make run` does this first); never fails",
+    )
+    ensure.set_defaults(func=_sandbox_ensure)
     return parser
 
 

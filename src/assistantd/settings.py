@@ -218,7 +218,10 @@ class Settings(BaseSettings):
         0, ge=0, description="CPU threads of the embedded model; 0 is half the cores (at least 1)."
     )
     local_model_max_output_tokens: int = Field(
-        512, ge=1, description="Longest answer of the embedded model per model call."
+        2048,
+        ge=1,
+        description="Longest answer of the embedded model per model call (its own cap: an answer "
+        "cut there completes the run with the message incomplete, `max_tokens`).",
     )
 
     # --- operations ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,9 +10,12 @@ import pytest
 from openai import BadRequestError, OpenAI
 from openai.types.beta import Assistant
 
+from assistantd.db.models import Run
+from assistantd.runs import state
+from assistantd.runs.state import RunStatus
 from tests.runs.conftest import Tuned, function_tool, wait_run
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_for_log_line
 
 
 def run_to_end(client: OpenAI, assistant: Assistant, marker: str) -> tuple[str, str]:
@@ -102,6 +106,74 @@ class TestBackendErrors:
         assert run.usage.completion_tokens > 0  # the first turn counts
         [step] = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id).data
         assert step.status == "completed"  # its outputs were submitted
+
+
+class TestRunEndsAreLogged:
+    """The process that ends a run failed or incomplete logs one line saying which and why."""
+
+    def test_a_failed_run(
+        self,
+        client: OpenAI,
+        assistant: Assistant,
+        model: ScriptedModel,
+        marker: str,
+        work_dir: Path,
+    ) -> None:
+        model.script(marker, Reply(status=400, error_message=f"bad messages {marker}"))
+        _, run_id = run_to_end(client, assistant, marker)
+        line = wait_for_log_line(work_dir, f"run {run_id} failed")
+        assert "WARNING" in line
+        assert f"run {run_id} failed: invalid_prompt: " in line
+        assert f"bad messages {marker}" in line
+
+    def test_an_incomplete_run(
+        self,
+        client: OpenAI,
+        assistant: Assistant,
+        model: ScriptedModel,
+        marker: str,
+        work_dir: Path,
+    ) -> None:
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        model.script(marker, Reply(text="cut", finish_reason="length"))
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=256
+        )
+        assert run.status == "incomplete"
+        line = wait_for_log_line(work_dir, f"run {run.id} incomplete")
+        assert f"run {run.id} incomplete: max_completion_tokens" in line
+
+    def test_a_completed_run_is_not(
+        self,
+        client: OpenAI,
+        assistant: Assistant,
+        model: ScriptedModel,
+        marker: str,
+        work_dir: Path,
+    ) -> None:
+        model.script(marker, Reply(text="fine"))
+        _, run_id = run_to_end(client, assistant, marker)
+        logs = "".join(p.read_text(errors="replace") for p in work_dir.glob("*.log"))
+        assert f"run {run_id} failed" not in logs
+        assert f"run {run_id} incomplete" not in logs
+
+    def test_a_server_error_carries_its_traceback(self, caplog: pytest.LogCaptureFixture) -> None:
+        run = Run(
+            id="run_x",
+            last_error={"code": "server_error", "message": "The server had an error."},
+        )
+        try:
+            raise KeyError("the bug")
+        except KeyError as exc:
+            cause = exc
+        with caplog.at_level(logging.INFO, logger="assistantd.runs.state"):
+            state.log_run_end(run, RunStatus.FAILED, cause)
+            state.log_run_end(run, RunStatus.COMPLETED)
+        [record] = caplog.records
+        assert record.levelno == logging.ERROR
+        assert record.getMessage() == "run run_x failed: server_error: The server had an error."
+        assert record.exc_info is not None
+        assert "KeyError: 'the bug'" in caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,23 @@ class TestMaxCompletionTokens:
         # the thread is free again
         client.beta.threads.messages.create(thread.id, role="user", content="continue")
 
+    def test_cut_short_by_the_models_own_cap(
+        self, client: OpenAI, assistant: Assistant, model: ScriptedModel, marker: str
+    ) -> None:
+        """No budget of the run's ran out: the run completes, its message says it was cut."""
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        model.script(marker, Reply(text="A long answer that", finish_reason="length"))
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "completed", run.incomplete_details
+        assert run.incomplete_details is None
+        [message] = client.beta.threads.messages.list(thread.id, run_id=run.id).data
+        assert message.status == "incomplete"
+        assert message.incomplete_details is not None
+        assert message.incomplete_details.reason == "max_tokens"
+        assert message.content[0].text.value == "A long answer that"  # type: ignore[union-attr]
+
     def test_budget_spans_turns(
         self, client: OpenAI, assistant: Assistant, model: ScriptedModel, marker: str
     ) -> None:
@@ -203,6 +220,48 @@ class TestContextWindow:
         assert_dropped_from_the_middle(user_texts(sent), texts)
         assert run.usage is not None
         assert run.usage.prompt_tokens <= 600 - 100
+
+    def test_cut_by_the_models_cap_under_a_larger_budget(
+        self, limited: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        """The model's cap (100 tokens) cut the answer, not the run's budget: completed."""
+        assistant = limited.beta.assistants.create(model="tiny")
+        thread = limited.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        model.script(marker, Reply(text="cut", finish_reason="length", usage=(10, 100)))
+        run = limited.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=1000
+        )
+        assert run.status == "completed"
+        [sent] = model.requests(marker)
+        assert sent["max_tokens"] == 100
+        [message] = limited.beta.threads.messages.list(thread.id, run_id=run.id).data
+        assert message.status == "incomplete"
+        assert message.incomplete_details.reason == "max_tokens"  # type: ignore[union-attr]
+
+    def test_cut_by_what_is_left_of_the_budget(
+        self, limited: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        """After a first turn, 56 tokens of the budget remain, under the model's cap: the
+        second turn cut short makes the run incomplete."""
+        assistant = limited.beta.assistants.create(model="tiny", tools=[function_tool("lookup")])
+        thread = limited.beta.threads.create(messages=[{"role": "user", "content": marker}])
+        model.script(
+            marker,
+            Reply(tool_calls=[ToolCall("lookup", "{}")], usage=(10, 200)),
+            Reply(text="cut", finish_reason="length", usage=(10, 56)),
+        )
+        run = limited.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=256
+        )
+        call = run.required_action.submit_tool_outputs.tool_calls[0]  # type: ignore[union-attr]
+        run = limited.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "x"}],
+        )
+        assert run.status == "incomplete"
+        assert run.incomplete_details.reason == "max_completion_tokens"  # type: ignore[union-attr]
+        assert model.requests(marker)[-1]["max_tokens"] == 56
 
     def test_a_message_larger_than_the_window_fails(
         self, limited: OpenAI, model: ScriptedModel, marker: str

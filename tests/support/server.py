@@ -74,3 +74,17 @@ class LiveServer:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def wait_for_log_line(folder: Path, needle: str, timeout: float = 10.0) -> str:
+    """The first line containing `needle` in the `*.log` files of `folder` (servers' and
+    workers' logs), waiting for it to be written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in sorted(folder.glob("*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                if needle in line:
+                    return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line with {needle!r} in {folder}/*.log after {timeout}s")
+        time.sleep(0.05)

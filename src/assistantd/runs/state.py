@@ -8,6 +8,7 @@ and the loser learns it from the row count.
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +20,8 @@ from assistantd.db.core import table_of
 from assistantd.db.models import Run, RunEvent
 from assistantd.kit.timeutil import now
 from assistantd.ops import metrics
+
+log = logging.getLogger(__name__)
 
 
 class RunStatus(enum.StrEnum):
@@ -85,6 +88,7 @@ async def transition(
     to: RunStatus,
     *,
     held_by: str | None = None,
+    cause: BaseException | None = None,
     **fields: Any,
 ) -> Run | None:
     """Move the run from one of `expected` to `to`: the run as it is now (read back by the same
@@ -93,6 +97,9 @@ async def transition(
     `held_by`, when given, is the worker that must still hold the run's lease. Leaving the
     worker's hands (any status but in_progress/cancelling) releases the lease; terminal statuses
     also clear `required_action` and `expires_at` and stamp their timestamp.
+
+    Every run that ends failed or incomplete is logged here, in one line (with the traceback of
+    `cause`, the unexpected exception that failed it, if any).
     """
     sources = {expected} if isinstance(expected, RunStatus) else set(expected)
     for source in sources:
@@ -118,7 +125,20 @@ async def transition(
     )
     if moved is not None and to in TERMINAL:
         metrics.observe_run_end(run_id, to.value)
+        log_run_end(moved, to, cause)
     return moved
+
+
+def log_run_end(run: Run, status: RunStatus, cause: BaseException | None = None) -> None:
+    """The one log line of a run that ended failed or incomplete."""
+    if status is RunStatus.FAILED:
+        error = run.last_error or {}
+        code = error.get("code")
+        level = logging.ERROR if code == "server_error" else logging.WARNING
+        log.log(level, "run %s failed: %s: %s", run.id, code, error.get("message"), exc_info=cause)
+    elif status is RunStatus.INCOMPLETE:
+        reason = (run.incomplete_details or {}).get("reason")
+        log.info("run %s incomplete: %s: the run's %s budget ran out", run.id, reason, reason)
 
 
 def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from typing import Any
 from assistantd.ops.metrics import SANDBOX_SESSIONS
 from assistantd.sandbox.connection import KernelGone
 from assistantd.sandbox.containers import POOL_PREFIX, Containers, Sandbox, session_name
-from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
+from assistantd.sandbox.docker import DockerClient, DockerError
+from assistantd.sandbox.readiness import check as check_readiness
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolUnavailable
 
@@ -120,24 +121,9 @@ class SandboxManager:
     async def check_available(self) -> None:
         if time.monotonic() < self._available_until:
             return
-        image = self.settings.sandbox_image
-        try:
-            await self.docker.ping()
-            found = await self.docker.image(image)
-        except DockerUnavailable as exc:
-            raise ToolUnavailable(
-                f"The code interpreter is unavailable: {exc}. Start Docker, or point "
-                "ASSISTANTD_SANDBOX_DOCKER_HOST at a Docker engine."
-            ) from exc
-        except DockerError as exc:
-            raise ToolUnavailable(
-                f"The code interpreter is unavailable: the Docker engine answered: {exc.message}"
-            ) from exc
-        if found is None:
-            raise ToolUnavailable(
-                f"The code interpreter is unavailable: the sandbox image '{image}' is not on "
-                "the Docker engine. Build it with `assistantd sandbox build`."
-            )
+        readiness = await check_readiness(self.settings, self.docker)
+        if not readiness.ready:
+            raise ToolUnavailable(f"The code interpreter is unavailable: {readiness.detail}.")
         self._available_until = time.monotonic() + AVAILABILITY_TTL
         self.start()
 
