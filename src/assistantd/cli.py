@@ -175,9 +175,9 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sandbox_check(_: argparse.Namespace, settings: Settings) -> int:
-    from assistantd.sandbox.readiness import check_once
+    from assistantd.sandbox.readiness import trial
 
-    readiness = asyncio.run(check_once(settings))
+    readiness = asyncio.run(trial(settings))
     print(f"code interpreter: {readiness.status}: {readiness.detail}")
     return 0 if readiness.ready else 1
 

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         "unix:///var/run/docker.sock",
         description="Docker Engine API: unix:///path/to/docker.sock or tcp://host:port.",
     )
+    sandbox_runtime: str = Field(
+        "runc",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="OCI runtime of every sandbox: `runsc` runs them under gVisor (a user-space "
+        "kernel), once registered with the Docker engine (see the README); `runc` is Docker's "
+        "default.",
+    )
     sandbox_pool_size: int = Field(
         2,
         ge=0,

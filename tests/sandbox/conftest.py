@@ -34,6 +34,8 @@ from tests.support.server import LiveServer
 T = TypeVar("T")
 
 SANDBOX_KEY = "sk-sandbox"
+# The sandboxes of this test session run under gVisor (CI runs the sandbox tests under both).
+GVISOR = os.environ.get("ASSISTANTD_SANDBOX_RUNTIME") == "runsc"
 FUNCTION = "python"
 # Small limits, so that hostile code hits them quickly.
 SANDBOX_ENV = {

@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 from openai.types.beta import Assistant
 
-from tests.sandbox.conftest import SandboxServer, logs_of, run_code, tool_output
+from tests.sandbox.conftest import GVISOR, SandboxServer, logs_of, run_code, tool_output
 from tests.support.scripted_model import ScriptedModel
 
 TIME_LIMIT = 3
@@ -67,6 +67,11 @@ def test_fork_bomb(client: OpenAI, model: ScriptedModel, assistant: Assistant) -
     )
     assert run.status == "completed", run.last_error
     logs = logs_of(call)
+    if GVISOR and "kernel died" in logs:
+        # gVisor may stop the whole sandbox instead of failing the forks: contained all the
+        # same, and the next call gets a fresh sandbox.
+        still_usable(client, model, assistant, thread.id)
+        return
     assert "BlockingIOError" in logs or "ExecutionTimeout" in logs, logs
     # Nothing the bomb started is left running, and the variables survived.
     code = "import os\nprint(kept, len([p for p in os.listdir('/proc') if p.isdigit()]))"
@@ -151,10 +156,12 @@ def test_writing_10_gb(client: OpenAI, model: ScriptedModel, assistant: Assistan
     assert first.startswith("stopped after ")
     assert first.endswith(" MiB: No space left on device")
     assert int(first.split()[2]) <= 32  # ASSISTANTD_SANDBOX_DATA_MB
+    # runc's read-only root says so; gVisor refuses the write as a permission matter
+    refusal = "Permission denied" if GVISOR else "Read-only file system"
     assert others == [
-        "/huge.bin Read-only file system",
-        "/etc/huge.bin Read-only file system",
-        "/opt/huge.bin Read-only file system",
+        f"/huge.bin {refusal}",
+        f"/etc/huge.bin {refusal}",
+        f"/opt/huge.bin {refusal}",
     ]
     # Too large to become a file (ASSISTANTD_SANDBOX_MAX_FILE_MB=8); the model is told.
     assert "/mnt/data/huge.bin" in tool_output(model, call["id"])

@@ -175,11 +175,18 @@ class User:
         return str(self.api.base_url), {"Authorization": f"Bearer {STATIC_KEY}"}
 
 
-def stream_events(user: User, thread_id: str, body: dict[str, Any]) -> tuple[str, list[int]]:
-    """Create a streamed run and read its events to the end, re-attaching after the last one
-    seen whenever the connection breaks. Returns the run id and every sequence number seen."""
-    run_id: str | None = None
-    seen: list[int] = []
+def stream_events(
+    user: User,
+    thread_id: str,
+    body: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    seen: list[int] | None = None,
+) -> tuple[str, list[int]]:
+    """Create a streamed run (or, given `run_id`, re-attach to one after the `seen` events) and
+    read its events up to where its stream ends, re-attaching after the last one seen whenever
+    the connection breaks. Returns the run id and every sequence number seen."""
+    seen = [] if seen is None else seen
     for attempt in range(60):
         base, headers = user.http()
         if run_id is None:
@@ -261,6 +268,9 @@ def one_run(
         outputs = [{"tool_call_id": c.id, "output": f"result-{marker}"} for c in calls]
         submit_once(user, thread.id, run_id, outputs)
         run = wait_terminal(user, thread.id, run_id, TERMINAL)
+    if kind == "tool_stream":
+        # a streaming client follows the run on after it answered the calls
+        stream_events(user, thread.id, {}, run_id=run_id, seen=seen)
     return thread.id, run_id, seen
 
 

@@ -99,6 +99,7 @@ class Containers:
             "Labels": {LABEL: "pool" if pool else "session", OWNER_LABEL: owner()},
             "HostConfig": {
                 "NetworkMode": "none",
+                "Runtime": s.sandbox_runtime,
                 "ReadonlyRootfs": True,
                 "Init": True,
                 "CapDrop": ["ALL"],

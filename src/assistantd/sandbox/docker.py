@@ -127,6 +127,16 @@ class DockerClient:
     async def ping(self) -> None:
         await self._call("GET", "/_ping", timeout=5.0)
 
+    async def runtimes(self) -> set[str]:
+        """The OCI runtimes the engine knows (`runc`, and those registered, e.g. `runsc`)."""
+        response = await self._call("GET", "/info", timeout=10.0)
+        return set((response.json().get("Runtimes") or {}).keys())
+
+    async def wait(self, container: str, timeout: float) -> int:
+        """Wait for a container to exit; its exit code."""
+        response = await self._call("POST", f"/containers/{container}/wait", timeout=timeout)
+        return int(response.json().get("StatusCode", -1))
+
     async def image(self, name: str) -> dict[str, Any] | None:
         response = await self._call("GET", f"/images/{quote(name, safe='')}/json", ok=(200, 404))
         return None if response.status_code == 404 else dict(response.json())

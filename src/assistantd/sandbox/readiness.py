@@ -14,10 +14,24 @@ from typing import Any, Literal
 from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
 from assistantd.settings import Settings
 
-__all__ = ["BUILD_HINT", "Readiness", "ReadinessProbe", "check", "check_once"]
+__all__ = [
+    "BUILD_HINT",
+    "RUNSC_HINT",
+    "Readiness",
+    "ReadinessProbe",
+    "check",
+    "check_once",
+    "trial",
+]
 
 log = logging.getLogger(__name__)
 
+RUNSC_HINT = (
+    "For gVisor (ASSISTANTD_SANDBOX_RUNTIME=runsc): install it (Debian: `apt-get install "
+    "runsc`), register it in /etc/docker/daemon.json as "
+    '{"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}} '
+    "and reload the engine (`kill -HUP $(pidof dockerd)` or `systemctl reload docker`)."
+)
 BUILD_HINT = (
     "`make sandbox-image` or `assistantd sandbox build` (offline: debootstrap, as root, about "
     "3 minutes; `make run` builds it when the image is missing)"
@@ -28,7 +42,7 @@ BUILD_HINT = (
 class Readiness:
     status: Literal["ready", "unavailable"]
     detail: str  # what is there, or what is missing and what to do
-    missing: Literal["docker", "image"] | None = None  # what to get first
+    missing: Literal["docker", "image", "runtime"] | None = None  # what to get first
 
     @property
     def ready(self) -> bool:
@@ -40,15 +54,18 @@ class Readiness:
             "detail": self.detail,
             "image": settings.sandbox_image,
             "docker_host": settings.sandbox_docker_host,
+            "runtime": settings.sandbox_runtime,
         }
 
 
 async def check(settings: Settings, docker: DockerClient) -> Readiness:
     """Ask the Docker engine for itself and for the sandbox image."""
     host, image = settings.sandbox_docker_host, settings.sandbox_image
+    runtime = settings.sandbox_runtime
     try:
         await docker.ping()
         found = await docker.image(image)
+        runtimes = await docker.runtimes()
     except DockerUnavailable as exc:
         return Readiness(
             "unavailable",
@@ -69,7 +86,55 @@ async def check(settings: Settings, docker: DockerClient) -> Readiness:
             + BUILD_HINT,
             "image",
         )
-    return Readiness("ready", f"image '{image}' on the Docker engine at {host}")
+    if runtime not in runtimes:
+        return Readiness(
+            "unavailable",
+            f"the Docker engine at {host} has no '{runtime}' runtime "
+            f"(ASSISTANTD_SANDBOX_RUNTIME; it has: {', '.join(sorted(runtimes))}). " + RUNSC_HINT,
+            "runtime",
+        )
+    return Readiness(
+        "ready", f"image '{image}' on the Docker engine at {host}, runtime '{runtime}'"
+    )
+
+
+async def trial(settings: Settings) -> Readiness:
+    """`check`, then a real container under the configured runtime: it runs Python and
+    exits (what `assistantd sandbox check` does, since a registered runtime may still fail)."""
+    from assistantd.sandbox.containers import Containers
+
+    docker = DockerClient(settings.sandbox_docker_host, timeout=30.0)
+    try:
+        readiness = await check(settings, docker)
+        if not readiness.ready:
+            return readiness
+        config = Containers(settings, docker).config(preload=False, pool=True)
+        config.update(Cmd=["python3", "-c", "print('ok')"], AttachStdin=False, OpenStdin=False)
+        name = f"assistantd-check-{int(time.time() * 1000)}"
+        started = time.monotonic()
+        container = await docker.create(name, config)
+        try:
+            await docker.start(container)
+            code = await docker.wait(container, timeout=60.0)
+        except DockerError as exc:
+            return Readiness(
+                "unavailable",
+                f"a sandbox under the '{settings.sandbox_runtime}' runtime did not start: "
+                f"{exc.message}. " + RUNSC_HINT,
+                "runtime",
+            )
+        finally:
+            await docker.remove(container)
+        if code != 0:
+            return Readiness(
+                "unavailable",
+                f"a sandbox under the '{settings.sandbox_runtime}' runtime exited with {code}",
+                "runtime",
+            )
+        took = (time.monotonic() - started) * 1000
+        return Readiness("ready", f"{readiness.detail}; a trial sandbox ran in {took:.0f} ms")
+    finally:
+        await docker.aclose()
 
 
 async def check_once(settings: Settings) -> Readiness:
