@@ -272,7 +272,7 @@ class TestBadIds:
             "message": f"Invalid '{param}': '{wrong}'. Expected an ID that begins with '{prefix}'.",
             "type": "invalid_request_error",
             "param": param,
-            "code": None,
+            "code": "invalid_value",
         }
 
     def test_wrong_prefix_sdk(self, client: OpenAI) -> None:

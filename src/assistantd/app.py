@@ -25,6 +25,7 @@ from assistantd.errors import NotFoundError, install_error_handlers
 from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
+from assistantd.kit.request_guard import RequestGuard
 from assistantd.messages.router import router as messages_router
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
@@ -184,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
+    # Before any route reads a body: authentication, the body limit, the text rule.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_bytes)
     app.add_middleware(RequestContext)  # outermost: ids and metrics for everything
     add_api_routes(app, routes_of(health_router, metrics_router), "")
     routes = api_routes()

@@ -12,7 +12,7 @@ import sys
 from sqlalchemy import func, select
 
 from assistantd.ops.logs import configure_logging
-from assistantd.settings import Settings
+from assistantd.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("assistantd")
 
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"assistantd: {exc}")
     configure_logging(settings)
     sys.exit(args.func(args, settings))

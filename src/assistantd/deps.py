@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.assistants import service as assistants
-from assistantd.auth.keys import KeyResolver
+from assistantd.auth.keys import PROJECT_SCOPE_KEY, authenticate
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import (
     Assistant,
@@ -24,14 +24,14 @@ from assistantd.db.models import (
     VectorStoreFile,
     VectorStoreFileBatch,
 )
-from assistantd.errors import AuthenticationError, not_found
+from assistantd.errors import not_found
 from assistantd.files import service as files
 from assistantd.kit.ids import THREAD_IDS, Prefix, check_prefix
 from assistantd.kit.pagination import Page
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
 from assistantd.runs.signals import head_start
-from assistantd.settings import DEFAULT_PROJECT, Settings
+from assistantd.settings import Settings
 from assistantd.threads import service as threads
 from assistantd.uploads import service as uploads
 from assistantd.vector_stores import service as vector_stores
@@ -86,44 +86,14 @@ async def _session(request: Request) -> AsyncSession:
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
-def _presented_keys(request: Request) -> list[str]:
-    """The keys a request presents: a bearer token, then an `api-key` header (Azure's)."""
-    keys: list[str] = []
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            keys.append(token.strip())
-    key = request.headers.get("api-key")
-    if key and key.strip():
-        keys.append(key.strip())
-    return keys
-
-
-def _redact(key: str) -> str:
-    return key if len(key) <= 8 else f"{key[:3]}*****{key[-4:]}"
-
-
 async def _project(request: Request) -> str:
-    resolver: KeyResolver = request.app.state.keys
-    keys = _presented_keys(request)
-    if not keys:
-        if await resolver.is_open():
-            return DEFAULT_PROJECT
-        raise AuthenticationError(
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
-            "or in an api-key header."
-        )
-    # A client may send both (a placeholder bearer beside the real `api-key`): either will do.
-    for key in keys:
-        project = await resolver.project_for(key)
-        if project is not None:
-            return project
-    if await resolver.is_open():
-        return DEFAULT_PROJECT
-    raise AuthenticationError(
-        f"Incorrect API key provided: {_redact(keys[0])}.", code="invalid_api_key"
+    # Requests with a body were authenticated before it was read (RequestGuard).
+    project: str | None = request.scope.get(PROJECT_SCOPE_KEY)
+    if project is not None:
+        return project
+    headers = request.headers
+    return await authenticate(
+        request.app.state.keys, headers.get("authorization"), headers.get("api-key")
     )
 
 

@@ -352,7 +352,12 @@ def _translated(err: Any, body: Any) -> InvalidRequestError:
     return InvalidRequestError(f"Invalid '{param}': {message}", param=param)
 
 
-def _render(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+def render(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The response for `exc` (also used by middleware that answers before any route)."""
+    if exc.status_code >= 500:
+        # The server may drop the connection after an unexpected error: say so, or the
+        # client's next request on this keep-alive connection fails.
+        headers = {**(headers or {}), "Connection": "close"}
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
@@ -361,12 +366,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return _render(exc)
+        return render(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         family = RESPONSES_FAMILY.search(request.url.path) is not None
-        return _render(validation_error(exc.errors(), exc.body, responses_family=family))
+        return render(validation_error(exc.errors(), exc.body, responses_family=family))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -384,9 +389,9 @@ def install_error_handlers(app: FastAPI) -> None:
             error.status_code = exc.status_code
         else:
             error = ServerError(str(exc.detail))
-        return _render(error, headers=getattr(exc, "headers", None))
+        return render(error, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _render(ServerError("The server had an error while processing your request."))
+        return render(ServerError("The server had an error while processing your request."))

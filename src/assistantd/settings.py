@@ -9,10 +9,61 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PROJECT = "default"
+
+
+# The drivers assistantd ships with, for the URLs users write (SQLAlchemy's canonical forms and
+# the `postgres://` of Heroku-style environments).
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "postgresql+asyncpg": "postgresql+psycopg",
+}
+
+
+def database_url_for_drivers(url: str) -> str:
+    """`url` with its scheme mapped to the driver assistantd uses; ValueError (one line naming
+    the setting) for anything else."""
+    scheme, sep, rest = url.strip().partition("://")
+    driver = _DRIVERS.get(scheme.lower())
+    if not sep or driver is None:
+        raise ValueError(
+            f"ASSISTANTD_DATABASE_URL must be a SQLite (sqlite:///path/to/file.db) or PostgreSQL "
+            f"(postgresql://user:pass@host/db) URL; "
+            + (f"{scheme}:// is not supported" if sep else "this is not a URL")
+        )
+    if driver.startswith("sqlite") and not rest.startswith("/"):
+        raise ValueError(
+            "ASSISTANTD_DATABASE_URL: a SQLite URL needs three slashes and a path "
+            "(sqlite:///relative.db or sqlite:////absolute/path.db)"
+        )
+    return f"{driver}://{rest}"
+
+
+class SettingsError(Exception):
+    """Settings that cannot work, said in one line."""
+
+
+def load_settings() -> Settings:
+    """`Settings()` from the environment; SettingsError naming the bad setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "ASSISTANTD_" + "_".join(str(p) for p in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(message if message.startswith(name) else f"{name}: {message}")
+        raise SettingsError("; ".join(lines)) from None
 
 
 class Settings(BaseSettings):
@@ -42,6 +93,13 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated `key` or `project:key` entries; a bare key is project "
         "`default`. With no keys (here or created by the CLI) the server is open on loopback only.",
+    )
+    max_request_bytes: int = Field(
+        72 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body (a Responses `input_file` may carry a 50 MB file "
+        "as base64); larger ones are answered 413 before they are read, and a body is read only "
+        "once its API key is known good. File uploads have their own limits.",
     )
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest accepted file upload.")
     max_upload_part_bytes: int = Field(64 * 1024 * 1024, description="Largest Uploads API part.")
@@ -242,6 +300,11 @@ class Settings(BaseSettings):
         "(unset: none).",
     )
     worker_http_host: str = Field("127.0.0.1", description="Interface of the worker's port.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str | None) -> str | None:
+        return database_url_for_drivers(value) if value else value
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.db.models import ApiKey
+from assistantd.errors import AuthenticationError
 from assistantd.kit.ids import Prefix, new_id
 from assistantd.kit.timeutil import now
+from assistantd.settings import DEFAULT_PROJECT
 
 _CACHE_SECONDS = 30.0
 
@@ -79,3 +81,48 @@ class KeyResolver:
             self._cache[digest] = (project, time.monotonic())
             self._open = False
         return project
+
+
+# Where the request's project is kept once authenticated (an ASGI scope key).
+PROJECT_SCOPE_KEY = "assistantd.project"
+
+
+def presented_keys(authorization: str | None, api_key: str | None) -> list[str]:
+    """The keys a request presents: a bearer token, then an `api-key` header (Azure's)."""
+    keys: list[str] = []
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            keys.append(token.strip())
+    if api_key and api_key.strip():
+        keys.append(api_key.strip())
+    return keys
+
+
+def _redact(key: str) -> str:
+    return key if len(key) <= 8 else f"{key[:3]}*****{key[-4:]}"
+
+
+async def authenticate(
+    resolver: KeyResolver, authorization: str | None, api_key: str | None
+) -> str:
+    """The project of the presented key (`default` on an open server); 401 otherwise."""
+    keys = presented_keys(authorization, api_key)
+    if not keys:
+        if await resolver.is_open():
+            return DEFAULT_PROJECT
+        raise AuthenticationError(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+            "or in an api-key header."
+        )
+    # A client may send both (a placeholder bearer beside the real `api-key`): either will do.
+    for key in keys:
+        project = await resolver.project_for(key)
+        if project is not None:
+            return project
+    if await resolver.is_open():
+        return DEFAULT_PROJECT
+    raise AuthenticationError(
+        f"Incorrect API key provided: {_redact(keys[0])}.", code="invalid_api_key"
+    )

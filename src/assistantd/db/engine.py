@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from assistantd.kit.text import BAD_CHAR, scrub, scrub_json
 from assistantd.db.sqlite_driver import InlineSQLite, driver_connection
 from assistantd.settings import Settings
 
@@ -44,6 +45,39 @@ def _sqlite_begin(conn: Any) -> None:
 WRITE_OPTION = "assistantd_write"
 
 
+def _scrub_params(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """The storage side of the text rule (`kit.text`): requests with NUL or unpaired surrogates
+    are refused, but model and tool output (a cell printing `chr(0)`) is stored scrubbed, on
+    both databases. JSON columns are scrubbed by their serializer, `scrub_json`."""
+    rows = parameters if executemany else (parameters,)
+    if any(_needs_scrub(row) for row in rows):
+        scrubbed = [_scrub_row(row) for row in rows]
+        parameters = scrubbed if executemany else scrubbed[0]
+    return statement, parameters
+
+
+def _values(row: Any) -> Any:
+    return row.values() if isinstance(row, dict) else row or ()
+
+
+def _needs_scrub(row: Any) -> bool:
+    return any(isinstance(v, str) and BAD_CHAR.search(v) for v in _values(row))
+
+
+def _scrub_row(row: Any) -> Any:
+    if isinstance(row, dict):
+        return {k: scrub(v) if isinstance(v, str) else v for k, v in row.items()}
+    kind = type(row)
+    return kind(scrub(v) if isinstance(v, str) else v for v in row)
+
+
+def _guard_text(engine: AsyncEngine) -> AsyncEngine:
+    event.listen(engine.sync_engine, "before_cursor_execute", _scrub_params, retval=True)
+    return engine
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if settings.is_sqlite:
@@ -53,16 +87,21 @@ def make_engine(settings: Settings) -> AsyncEngine:
             module=InlineSQLite(),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            json_serializer=scrub_json,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        return engine
+        return _guard_text(engine)
     # No pre-ping: it is a round trip per checkout, several per run. A connection the server
     # dropped (a PostgreSQL restart) fails its next statement once and is discarded with the
     # rest of the pool (SQLAlchemy invalidates the pool on a disconnect error).
-    return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        json_serializer=scrub_json,
     )
+    return _guard_text(engine)
 
 
 def make_sessionmaker(

@@ -9,6 +9,7 @@ stably.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -70,14 +71,28 @@ def position_of(object_id: str) -> str:
     return object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
 
 
+_ID_CHARS = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
 def check_prefix(value: str | None, prefix: str | tuple[str, ...], param: str) -> None:
-    """400 for an id of the wrong kind, in OpenAI's words (naming the first prefix allowed)."""
-    if value is not None and not value.startswith(prefix):
+    """400 (code `invalid_value`) for a malformed id, in OpenAI's words: one of the wrong kind
+    (naming the first prefix allowed) or with characters no id has."""
+    if value is None:
+        return
+    if not _ID_CHARS.fullmatch(value):
+        raise InvalidRequestError(
+            f"Invalid '{param}': '{value[:200]}'. Expected an ID that contains letters, numbers, "
+            "underscores, or dashes, but this value contained additional characters.",
+            param=param,
+            code="invalid_value",
+        )
+    if not value.startswith(prefix):
         first = prefix if isinstance(prefix, str) else prefix[0]
         raise InvalidRequestError(
             f"Invalid '{param}': '{value}'. Expected an ID that begins with "
             f"'{first.rstrip('_-')}'.",
             param=param,
+            code="invalid_value",
         )
 
 

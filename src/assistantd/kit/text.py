@@ -1,0 +1,90 @@
+"""The one rule for text: no NUL character and no unpaired surrogate, anywhere.
+
+PostgreSQL's text and jsonb cannot hold NUL (`\\u0000`) and neither database can store half of a
+surrogate pair (Python's `"\\ud83d"`, which is not Unicode text and has no UTF-8 form). Requests
+carrying either are refused with a 400 naming the parameter (`RequestGuard`); what models and
+tools produce is scrubbed where it is stored (`scrub`, `scrub_json`), so a run printing `chr(0)`
+still completes on both databases.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# NUL, and any surrogate code point (a str that holds one is not valid Unicode text).
+BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+# In a JSON body, before parsing: the escapes that decode to those, and UTF-8-like bytes of a
+# surrogate (which `json.loads` decodes with "surrogatepass"). A hit is only a suspicion (an
+# escaped backslash before `u0000` matches too); the parsed body decides.
+SUSPECT_JSON = re.compile(
+    rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\xed[\xa0-\xbf]|\x00", re.ASCII
+)
+REPLACEMENT = "\ufffd"
+
+
+def problem(value: str) -> str | None:
+    """What is wrong with `value` under the rule, in words, or None."""
+    found = BAD_CHAR.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character (\\u0000), which is not allowed"
+    return "contains an unpaired surrogate (a lone half of a UTF-16 pair), which is not valid text"
+
+
+def first_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first string (object key or value) in parsed JSON `value` breaking the rule:
+    `(param path such as messages[0].content, problem)`, or None."""
+    if isinstance(value, str):
+        found = problem(value)
+        return (path, found) if found else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and (found := problem(key)) is not None:
+                return (path or child, f"has a key that {found}")
+            hit = first_problem(item, child)
+            if hit is not None:
+                return hit
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            hit = first_problem(item, f"{path}[{index}]")
+            if hit is not None:
+                return hit
+    return None
+
+
+def scrub(value: str) -> str:
+    """`value` with NUL characters and unpaired surrogates replaced by U+FFFD (valid pairs, which
+    only a str built from UTF-16 halves holds, are joined first)."""
+    if BAD_CHAR.search(value) is None:
+        return value
+    try:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        pass
+    return BAD_CHAR.sub(REPLACEMENT, value)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+_ESCAPED_BAD = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def scrub_json(value: Any) -> str:
+    """`json.dumps` for the database's JSON columns: text breaking the rule is scrubbed first
+    (only when the cheap look at the output suggests any)."""
+    out = json.dumps(value)
+    if _ESCAPED_BAD.search(out) is None:
+        return out
+    return json.dumps(_scrubbed(value))
