@@ -37,8 +37,8 @@ def database_url_for_drivers(url: str) -> str:
     driver = _DRIVERS.get(scheme.lower())
     if not sep or driver is None:
         raise ValueError(
-            f"ASSISTANTD_DATABASE_URL must be a SQLite (sqlite:///path/to/file.db) or PostgreSQL "
-            f"(postgresql://user:pass@host/db) URL; "
+            "ASSISTANTD_DATABASE_URL must be a SQLite (sqlite:///path/to/file.db) or PostgreSQL "
+            "(postgresql://user:pass@host/db) URL; "
             + (f"{scheme}:// is not supported" if sep else "this is not a URL")
         )
     if driver.startswith("sqlite") and not rest.startswith("/"):
@@ -192,6 +192,21 @@ class Settings(BaseSettings):
     )
     ingest_poll_seconds: float = Field(
         0.25, description="How often an idle worker looks for files to ingest."
+    )
+    ingest_parser_memory_mb: int = Field(
+        512,
+        ge=128,
+        description="Address-space limit of the child process that parses one file (every "
+        "parser runs in one); a file needing more fails as `invalid_file`.",
+    )
+    ingest_parser_timeout_seconds: float = Field(
+        120.0, gt=0, description="A file whose parsing takes longer fails as `invalid_file`."
+    )
+    ingest_max_unpacked_mb: int = Field(
+        256,
+        ge=1,
+        description="A .docx or .pptx whose members unpack to more fails as `invalid_file` "
+        "before it is parsed (archive bombs).",
     )
     ingest_max_attempts: int = Field(
         3, description="Ingestions of one file (after worker crashes) before it fails."

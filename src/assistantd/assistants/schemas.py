@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import MAX_TEXT, MAX_TOOLS, Metadata, RequestModel, WireModel
 from assistantd.tools.schemas import (
     CodeInterpreterResources,
     ReasoningEffort,
@@ -20,9 +20,9 @@ class AssistantCreate(RequestModel):
     model: str = Field(min_length=1, max_length=256)
     name: str | None = Field(None, max_length=256)
     description: str | None = Field(None, max_length=512)
-    instructions: str | None = Field(None, max_length=256_000)
+    instructions: str | None = Field(None, max_length=MAX_TEXT)
     reasoning_effort: ReasoningEffort | None = None
-    tools: list[Tool] = Field(default_factory=list, max_length=128)
+    tools: list[Tool] = Field(default_factory=list, max_length=MAX_TOOLS)
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
     temperature: float | None = Field(None, ge=0, le=2)
@@ -49,8 +49,8 @@ class AssistantModify(RequestModel):
     reasoning_effort: ReasoningEffort | None = None
     name: str | None = Field(None, max_length=256)
     description: str | None = Field(None, max_length=512)
-    instructions: str | None = Field(None, max_length=256_000)
-    tools: list[Tool] | None = Field(None, max_length=128)
+    instructions: str | None = Field(None, max_length=MAX_TEXT)
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     tool_resources: ToolResourcesModify | None = None
     metadata: Metadata = None
     temperature: float | None = Field(None, ge=0, le=2)

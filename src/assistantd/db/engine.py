@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from assistantd.kit.text import BAD_CHAR, scrub, scrub_json
 from assistantd.db.sqlite_driver import InlineSQLite, driver_connection
+from assistantd.kit.text import BAD_CHAR, scrub, scrub_json
 from assistantd.settings import Settings
 
 

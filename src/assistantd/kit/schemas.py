@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
+INT32_MAX = 2_147_483_647  # a PostgreSQL integer; no count or token limit needs more
+INT64_MAX = 2**63 - 1  # a bigint
 
 
 class WireModel(BaseModel):
@@ -18,9 +21,10 @@ class WireModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Every request body: unknown fields are rejected, as OpenAI does."""
+    """Every request body and its parts: unknown fields are rejected, as OpenAI does, and values
+    are not coerced (strict): `true` is no number and `"5"` no integer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def given(self) -> dict[str, Any]:
         """Only the fields the client actually sent (null included)."""
@@ -49,6 +53,24 @@ def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
 
 Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
 """Up to 16 pairs, keys up to 64 characters, string values up to 512."""
+
+MAX_TEXT = 256_000  # instructions, and a message's text, as OpenAI's reference bounds them
+MAX_TOOLS = 128  # tools of an assistant (OpenAI's bound), of a response (ours, the same)
+MAX_THREAD_MESSAGES = 32  # messages of a thread create and a run's additional_messages (OpenAI's)
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+"""A long text field: instructions, a message's text."""
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("model_type", "Input should be an object")
+    return value
+
+
+NotNull = BeforeValidator(_refuse_null)
+"""For an optional object the reference does not make nullable: left out is fine, `null` is a
+400 (`Annotated[X | None, NotNull] = None`)."""
 
 Order = Literal["asc", "desc"]
 Limit = Annotated[int, Field(ge=1, le=100)]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import Metadata, RequestModel, Text, WireModel
 
+MAX_CONTENT_PARTS = 100  # ours: OpenAI states none
+MAX_ATTACHMENTS = 20  # ours, as a code interpreter's file_ids
 ImageDetail = Literal["auto", "low", "high"]
 
 
@@ -40,7 +42,7 @@ class ContentPartParam(RequestModel):
     """
 
     type: Literal["text", "image_file", "image_url"]
-    text: str | None = None
+    text: Text | None = None
     image_file: ImageFileParam | None = None
     image_url: ImageUrlParam | None = None
 
@@ -60,14 +62,14 @@ class AttachmentTool(RequestModel):
 
 class AttachmentParam(RequestModel):
     file_id: str
-    tools: list[AttachmentTool]
+    tools: list[AttachmentTool] = Field(max_length=2)
 
 
 class MessageCreate(RequestModel):
     role: Literal["user", "assistant"]
     # A string is shorthand for one text part; it is turned into that part before validation.
-    content: list[ContentPartParam]
-    attachments: list[AttachmentParam] | None = None
+    content: list[ContentPartParam] = Field(max_length=MAX_CONTENT_PARTS)
+    attachments: list[AttachmentParam] | None = Field(None, max_length=MAX_ATTACHMENTS)
     metadata: Metadata = None
 
     @field_validator("content", mode="before")

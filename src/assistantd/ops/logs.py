@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,10 +30,23 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(ids)s %(message)s"
 _QUIET = ("httpx", "httpcore", "docker", "urllib3", "multipart", "python_multipart")
 
 
+# Control characters (NUL, ESC, CR, LF...) a client may have put in a path or an id: escaped,
+# so a log line is one line and no terminal obeys what a request wrote.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 class ContextIds(logging.Filter):
-    """Puts the current request and run ids on every record."""
+    """Puts the current request and run ids on every record, and escapes control characters
+    in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _CONTROL.search(message):
+            record.msg, record.args = _CONTROL.sub(_escaped, message), None
         request, run = request_id.get(), run_id.get()
         parts = []
         if request:

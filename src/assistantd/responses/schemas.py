@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from assistantd.items.schemas import InputItem
-from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import MAX_TOOLS, Metadata, RequestModel, Text, WireModel
 from assistantd.tools.schemas import ReasoningEffort
 from assistantd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
@@ -178,6 +178,10 @@ class StreamOptions(RequestModel):
     include_obfuscation: bool | None = None
 
 
+MAX_INPUT_ITEMS = 2048  # ours: OpenAI states none; each becomes a stored item
+InputItems = Annotated[list[InputItem], Field(max_length=MAX_INPUT_ITEMS)]
+
+
 class PromptParam(RequestModel):
     id: str
     version: str | None = None
@@ -186,12 +190,12 @@ class PromptParam(RequestModel):
 
 class CreateResponse(RequestModel):
     model: str | None = None
-    input: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputItem] | None = None
-    instructions: str | None = None
+    input: Annotated[str, StringConstraints(max_length=10_485_760)] | InputItems | None = None
+    instructions: Text | None = None
     previous_response_id: str | None = None
     conversation: str | ConversationRef | None = None
     include: list[Include] | None = None
-    tools: list[Tool] | None = None
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: int | None = Field(None, ge=1, le=2_147_483_647)
@@ -223,11 +227,11 @@ class CreateResponse(RequestModel):
 
 class InputTokensRequest(RequestModel):
     model: str | None = None
-    input: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputItem] | None = None
-    instructions: str | None = None
+    input: Annotated[str, StringConstraints(max_length=10_485_760)] | InputItems | None = None
+    instructions: Text | None = None
     previous_response_id: str | None = None
     conversation: str | ConversationRef | None = None
-    tools: list[Tool] | None = None
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     text: TextParam | None = None

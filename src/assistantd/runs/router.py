@@ -17,7 +17,7 @@ from assistantd.deps import (
     ThreadDep,
 )
 from assistantd.kit.pagination import list_response
-from assistantd.kit.schemas import ListResponse
+from assistantd.kit.schemas import INT64_MAX, ListResponse
 from assistantd.runs import cancel as cancel_use_case
 from assistantd.runs import create, render, repository, stream
 from assistantd.runs import submit_tool_outputs as submit_use_case
@@ -153,7 +153,7 @@ async def submit_tool_outputs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}/events", response_model=None)
 async def run_events(
-    run: RunDep, request: Request, after: Annotated[int, Query(ge=0)] = 0
+    run: RunDep, request: Request, after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0
 ) -> StreamingResponse:
     """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
     return _event_stream(request, run.id, after, before_commit=False)

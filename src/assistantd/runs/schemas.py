@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import (
+    INT32_MAX,
+    MAX_THREAD_MESSAGES,
+    MAX_TOOLS,
+    Metadata,
+    RequestModel,
+    Text,
+    WireModel,
+)
 from assistantd.messages.schemas import MessageCreate
 from assistantd.threads.schemas import ThreadCreate
 from assistantd.tools.schemas import ReasoningEffort, ResponseFormat, Tool, ToolResources
 
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+MAX_TOOL_OUTPUT = 10_485_760  # as a Responses function_call_output's
 Include = Literal["step_details.tool_calls[*].file_search.results[*].content"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(RequestModel):
+    pass
 
 
 class TruncationStrategy(_Strict):
     type: Literal["auto", "last_messages"]
-    last_messages: int | None = Field(None, ge=1)
+    last_messages: int | None = Field(None, ge=1, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _needs_count(self) -> TruncationStrategy:
@@ -51,14 +60,14 @@ class _RunOptions(RequestModel):
 
     assistant_id: str
     model: str | None = Field(None, max_length=256)
-    instructions: str | None = Field(None, max_length=256_000)
+    instructions: Text | None = None
     tools: list[Tool] | None = Field(None, max_length=20)
     metadata: Metadata = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     stream: bool | None = None
-    max_prompt_tokens: int | None = Field(None, ge=256)
-    max_completion_tokens: int | None = Field(None, ge=256)
+    max_prompt_tokens: int | None = Field(None, ge=256, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(None, ge=256, le=INT32_MAX)
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True
@@ -67,8 +76,8 @@ class _RunOptions(RequestModel):
 
 
 class RunCreate(_RunOptions):
-    additional_instructions: str | None = None
-    additional_messages: list[MessageCreate] | None = None
+    additional_instructions: Text | None = None
+    additional_messages: list[MessageCreate] | None = Field(None, max_length=MAX_THREAD_MESSAGES)
 
 
 class ThreadAndRunCreate(_RunOptions):
@@ -82,11 +91,11 @@ class RunModify(RequestModel):
 
 class ToolOutput(_Strict):
     tool_call_id: str
-    output: str
+    output: str = Field(max_length=MAX_TOOL_OUTPUT)
 
 
 class SubmitToolOutputs(RequestModel):
-    tool_outputs: list[ToolOutput]
+    tool_outputs: list[ToolOutput] = Field(max_length=MAX_TOOLS)
     stream: bool | None = None
 
 

@@ -240,8 +240,9 @@ class Worker:
             for run in await state.abandoned(session, skip_locked=self._skip_locked):
                 status = RunStatus(run.status)
                 if status is RunStatus.IN_PROGRESS and run.attempts < settings.run_max_attempts:
+                    owner = run.lease_owner  # the transition clears it
                     if await state.transition(session, run.id, status, RunStatus.QUEUED):
-                        log.warning("run %s: worker %s died; requeued", run.id, run.lease_owner)
+                        log.warning("run %s: worker %s died; requeued", run.id, owner)
                         await session.refresh(run)
                         await events.append(
                             session, signals, run.id, surface_of(run.id).requeued(run)

@@ -11,10 +11,13 @@ from assistantd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
 
 router = APIRouter(tags=["threads"])
 
+# No body at all is an empty thread; a JSON `null` is no object and answers 400.
+_NO_BODY = ThreadCreate()
+
 
 @router.post("/threads")
 async def create_thread(
-    session: SessionDep, project: ProjectDep, body: ThreadCreate | None = None
+    session: SessionDep, project: ProjectDep, body: ThreadCreate = _NO_BODY
 ) -> ThreadObject:
     """Create a thread; the body is optional."""
     return service.render(await service.create_thread(session, project, body))

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from assistantd.kit.schemas import Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import (
+    MAX_THREAD_MESSAGES,
+    Metadata,
+    NotNull,
+    RequestModel,
+    WireModel,
+)
 from assistantd.messages.schemas import MessageCreate
 from assistantd.tools.schemas import CodeInterpreterResources, ToolResources
 
 
 class ThreadCreate(RequestModel):
-    messages: list[MessageCreate] = Field(default_factory=list)
+    messages: list[MessageCreate] = Field(default_factory=list, max_length=MAX_THREAD_MESSAGES)
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
 
@@ -24,8 +30,8 @@ class FileSearchResourcesModify(RequestModel):
 
 
 class ToolResourcesModify(RequestModel):
-    code_interpreter: CodeInterpreterResources | None = None
-    file_search: FileSearchResourcesModify | None = None
+    code_interpreter: Annotated[CodeInterpreterResources | None, NotNull] = None
+    file_search: Annotated[FileSearchResourcesModify | None, NotNull] = None
 
     def as_resources(self) -> ToolResources:
         return ToolResources.model_validate(self.model_dump(exclude_unset=True))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from assistantd.kit.schemas import Metadata
+from assistantd.kit.schemas import Metadata, NotNull, RequestModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(RequestModel):
+    pass
 
 
 class RankingOptions(_Strict):
@@ -36,7 +36,7 @@ class CodeInterpreterTool(_Strict):
 
 class FileSearchTool(_Strict):
     type: Literal["file_search"]
-    file_search: FileSearchSettings | None = None
+    file_search: Annotated[FileSearchSettings | None, NotNull] = None
 
 
 class FunctionTool(_Strict):
@@ -48,7 +48,9 @@ Tool = Annotated[CodeInterpreterTool | FileSearchTool | FunctionTool, Field(disc
 
 
 def dump_tools(tools: list[Tool]) -> list[dict[str, Any]]:
-    return [tool.model_dump(exclude_none=False) for tool in tools]
+    """As stored and returned: a file_search tool with no settings is `{"type": "file_search"}`."""
+    dumped = (tool.model_dump() for tool in tools)
+    return [{k: v for k, v in tool.items() if v is not None} for tool in dumped]
 
 
 # --- tool resources --------------------------------------------------------------------------
@@ -60,7 +62,7 @@ class ChunkingStrategyAuto(_Strict):
 
 class StaticChunking(_Strict):
     max_chunk_size_tokens: int = Field(800, ge=100, le=4096)
-    chunk_overlap_tokens: int = Field(400, ge=0)
+    chunk_overlap_tokens: int = Field(400, ge=0, le=2048)
 
     @model_validator(mode="after")
     def _overlap(self) -> StaticChunking:
@@ -103,8 +105,8 @@ class FileSearchResources(_Strict):
 
 
 class ToolResources(_Strict):
-    code_interpreter: CodeInterpreterResources | None = None
-    file_search: FileSearchResources | None = None
+    code_interpreter: Annotated[CodeInterpreterResources | None, NotNull] = None
+    file_search: Annotated[FileSearchResources | None, NotNull] = None
 
 
 # --- response format ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from assistantd.files.schemas import MAX_FILENAME, FileExpiresAfter, FileObject
-from assistantd.kit.schemas import RequestModel, WireModel
+from assistantd.kit.schemas import INT64_MAX, RequestModel, WireModel
 
 UploadPurpose = Literal["assistants", "batch", "fine-tune", "vision"]
 UploadStatus = Literal["pending", "completed", "cancelled", "expired"]
@@ -16,7 +16,7 @@ UploadStatus = Literal["pending", "completed", "cancelled", "expired"]
 class UploadCreate(RequestModel):
     filename: str = Field(min_length=1, max_length=MAX_FILENAME)
     purpose: UploadPurpose
-    bytes: int = Field(ge=0)
+    bytes: int = Field(ge=0, le=INT64_MAX)
     mime_type: str = Field(min_length=1, max_length=255)
     expires_after: FileExpiresAfter | None = None
 

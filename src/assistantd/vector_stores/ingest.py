@@ -39,7 +39,8 @@ from assistantd.vector_stores.embeddings import (
     LocalEmbedder,
     Vectors,
 )
-from assistantd.vector_stores.parsing import ParseError, segments
+from assistantd.vector_stores.parse_sandbox import ParserLimits, sandboxed_segments
+from assistantd.vector_stores.parsing import ParseError
 from assistantd.vector_stores.search import Retrieval
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ class IngestWorker:
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._indexed_dims: set[int] = set()  # PostgreSQL HNSW indexes known to exist
+        self._limits = ParserLimits(
+            memory_mb=settings.ingest_parser_memory_mb,
+            timeout_seconds=settings.ingest_parser_timeout_seconds,
+            max_unpacked_mb=settings.ingest_max_unpacked_mb,
+        )
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self._claim_loop(), name="ingest-claim")
@@ -237,7 +243,17 @@ class IngestWorker:
             spool.seek(0)
             producer = threading.Thread(
                 target=_produce,
-                args=(spool, file, tokenizer, max_tokens, overlap, local, batches, stop),
+                args=(
+                    spool,
+                    file,
+                    self._limits,
+                    tokenizer,
+                    max_tokens,
+                    overlap,
+                    local,
+                    batches,
+                    stop,
+                ),
                 daemon=True,
                 name=f"ingest-{file_id}",
             )
@@ -328,11 +344,16 @@ def _put(batches: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
 
 
 def _batches(
-    fh: IO[bytes], file: File, tokenizer: Any, max_tokens: int, overlap: int
+    fh: IO[bytes],
+    file: File,
+    limits: ParserLimits,
+    tokenizer: Any,
+    max_tokens: int,
+    overlap: int,
 ) -> Iterator[list[Chunk]]:
     chunker = Chunker(tokenizer, max_tokens, overlap)
     pending: list[Chunk] = []
-    for segment in segments(fh, file.filename, file.content_type):
+    for segment in sandboxed_segments(fh, file.filename, file.content_type, limits):
         for chunk in chunker.feed(segment.replace("\x00", "")):
             pending.append(chunk)
             if len(pending) >= BATCH_CHUNKS:
@@ -346,6 +367,7 @@ def _batches(
 def _produce(
     fh: IO[bytes],
     file: File,
+    limits: ParserLimits,
     tokenizer: Any,
     max_tokens: int,
     overlap: int,
@@ -355,7 +377,7 @@ def _produce(
 ) -> None:
     """The ingestion thread: chunk batches (embedded here when the embedder is local)."""
     try:
-        for chunks in _batches(fh, file, tokenizer, max_tokens, overlap):
+        for chunks in _batches(fh, file, limits, tokenizer, max_tokens, overlap):
             if stop.is_set():
                 return
             vectors: Vectors | None = (

@@ -214,7 +214,7 @@ def segments(fh: IO[bytes], filename: str, content_type: str | None) -> Iterator
     parse = parser_for(filename, content_type)
     try:
         yield from parse(fh)
-    except ParseError:
+    except (ParseError, MemoryError):
         raise
     except Exception as exc:  # third-party parsers raise anything on malformed input
         raise ParseError("invalid_file", f"The file could not be parsed: {exc}") from exc
