@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from assistantd.kit.schemas import MAX_TEXT, MAX_TOOLS, Metadata, RequestModel, WireModel
+from assistantd.kit.schemas import (
+    MAX_TEXT,
+    MAX_TOOLS,
+    Metadata,
+    NotNull,
+    RequestModel,
+    WireModel,
+)
 from assistantd.tools.schemas import (
     CodeInterpreterResources,
     ReasoningEffort,
@@ -37,8 +44,8 @@ class FileSearchResourcesModify(RequestModel):
 
 
 class ToolResourcesModify(RequestModel):
-    code_interpreter: CodeInterpreterResources | None = None
-    file_search: FileSearchResourcesModify | None = None
+    code_interpreter: Annotated[CodeInterpreterResources | None, NotNull] = None
+    file_search: Annotated[FileSearchResourcesModify | None, NotNull] = None
 
     def as_resources(self) -> ToolResources:
         return ToolResources.model_validate(self.model_dump(exclude_unset=True))

@@ -46,6 +46,7 @@ from assistantd.backends.failures import (
 )
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.sse import SSEDecoder
+from assistantd.kit.text import loads_scrubbed
 from assistantd.settings import Settings
 
 __all__ = [
@@ -294,7 +295,7 @@ def _sse_events(who: str, name: str, data: str, progress: _Progress) -> list[Cha
         progress.done = True
         return []
     try:
-        chunk = json.loads(data)
+        chunk = loads_scrubbed(data)  # a model's NUL or half a surrogate pair is no text
     except json.JSONDecodeError as exc:
         raise AttemptFailure(
             "server_error",
@@ -312,7 +313,7 @@ def _sse_events(who: str, name: str, data: str, progress: _Progress) -> list[Cha
 
 def _completion_events(who: str, text: str, progress: _Progress) -> list[ChatEvent]:
     try:
-        body = json.loads(text)
+        body = loads_scrubbed(text)
     except json.JSONDecodeError as exc:
         raise AttemptFailure(
             "server_error", f"The {who} sent an unreadable body: {text[:200]!r}", retryable=True

@@ -105,7 +105,8 @@ def check_filename(filename: str, param: str) -> None:
 def _form(fields: Mapping[str, str]) -> FileCreateForm:
     data: dict[str, Any] = unflatten(fields)
     try:
-        return FileCreateForm.model_validate(data)
+        # Form fields are all text: "3600" is the number 3600 here, unlike in a JSON body.
+        return FileCreateForm.model_validate(data, strict=False)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from exc
 

@@ -68,23 +68,30 @@ def scrub(value: str) -> str:
     return BAD_CHAR.sub(REPLACEMENT, value)
 
 
-def _scrubbed(value: Any) -> Any:
+def scrubbed(value: Any) -> Any:
+    """Parsed JSON `value` with every string `scrub`bed."""
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+        return {scrubbed(k): scrubbed(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrubbed(v) for v in value]
+        return [scrubbed(v) for v in value]
     return value
 
 
-_ESCAPED_BAD = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+ESCAPED_BAD = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def loads_scrubbed(data: str) -> Any:
+    """`json.loads` for what models send: text breaking the rule arrives scrubbed."""
+    value = json.loads(data)
+    return scrubbed(value) if ESCAPED_BAD.search(data) else value
 
 
 def scrub_json(value: Any) -> str:
     """`json.dumps` for the database's JSON columns: text breaking the rule is scrubbed first
     (only when the cheap look at the output suggests any)."""
     out = json.dumps(value)
-    if _ESCAPED_BAD.search(out) is None:
+    if ESCAPED_BAD.search(out) is None:
         return out
-    return json.dumps(_scrubbed(value))
+    return json.dumps(scrubbed(value))

@@ -9,6 +9,7 @@ import logging
 import secrets
 from typing import Any
 
+from assistantd.kit.text import loads_scrubbed
 from assistantd.sandbox.docker import STDERR, STDOUT, Attachment
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class KernelConnection:
 
     def _dispatch(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
+            # What code prints may hold half a surrogate pair: no text, so scrubbed on arrival.
+            message = loads_scrubbed(line.decode("utf-8", "replace"))
         except ValueError:
             log.warning("kernel %s: unreadable line %r", self.name, line[:200])
             return
