@@ -7,6 +7,7 @@ server took it to 3.5 GB. So the parsers of `parsing` (text, html, json, pdf, do
 - reads the file on its stdin (the spooled upload's own descriptor, no copy),
 - refuses an archive (docx, pptx) whose members unpack to more than `ingest_max_unpacked_mb`
   before parsing it,
+- runs at a lower priority (nice 10) than the server's requests,
 - lives under `RLIMIT_AS` = `ingest_parser_memory_mb` (an allocation past it is a MemoryError
   or the child's death, never the server's) and is killed after `ingest_parser_timeout_seconds`,
 - writes the text back in frames: `S` + length + UTF-8 text per segment, `E` + length + JSON
@@ -148,6 +149,7 @@ def _child(argv: list[str]) -> int:
     limit = int(memory_mb) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.nice(10)  # background work: the server's requests come first on a busy machine
     out = sys.stdout.buffer
     memory_error = json.dumps(
         {"code": "invalid_file", "message": _memory_message(int(memory_mb))}
