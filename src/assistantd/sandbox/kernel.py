@@ -9,7 +9,8 @@ at a fixed size). Like a notebook kernel, variables, imports and files persist
 between cells.
 
 Requests (`id` is echoed back in the reply):
-  {"op": "ping"}                                  -> cells run, idle seconds, input files held
+  {"op": "ping", "owner"?: str}                   -> cells run, idle seconds, input files held,
+                                                     owner (the process managing it; set if given)
   {"op": "exec", "code": str, "timeout": float}   -> output, error, images (PNG), changed files
   {"op": "put", "name", "file_id", "data" (base64), "append": bool, "last": bool}
   {"op": "read", "path", "offset", "length"}      -> a chunk of a file under /mnt/data
@@ -124,6 +125,7 @@ def _safe_target(name: str) -> str:
 class Kernel:
     def __init__(self, config: dict[str, Any]) -> None:
         self.idle_timeout = float(config.get("idle_timeout", 3600))
+        self.owner = str(config.get("owner", ""))
         self.max_output = int(config.get("max_output_chars", 20000))
         self.max_files = int(config.get("max_files", 50))
         self.main_pid = os.getpid()
@@ -212,8 +214,11 @@ class Kernel:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "ping":
+            if request.get("owner"):
+                self.owner = str(request["owner"])
             return {
                 "ok": True,
+                "owner": self.owner,
                 "cells": self.cells,
                 "idle": time.monotonic() - self.last_active,
                 "inputs": self.inputs,

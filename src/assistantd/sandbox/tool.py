@@ -127,6 +127,9 @@ class CodeInterpreterTool:
     async def check_available(self) -> None:
         await self.manager.check_available()
 
+    def start(self) -> None:
+        self.manager.watch()
+
     async def aclose(self) -> None:
         await self.manager.aclose()
 
