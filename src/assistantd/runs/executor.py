@@ -149,11 +149,6 @@ class RunExecutor:
         except UnknownModelError as exc:
             raise RunFailure("invalid_prompt", str(exc)) from exc
         tools, server_tools = self._tools(run)
-        for tool in server_tools.values():
-            try:
-                await tool.check_available()
-            except ToolUnavailable as exc:
-                raise RunFailure("server_error", str(exc)) from exc
         while True:
             if run.model_turns >= settings.max_model_turns:
                 raise RunFailure(
@@ -395,8 +390,9 @@ class RunExecutor:
                 ctx = await self._tool_context(run, call, position)
                 try:
                     done = await call.tool.execute(ctx, call.id, call.arguments)
-                except ToolUnavailable as exc:
-                    raise RunFailure("server_error", str(exc)) from exc
+                except ToolUnavailable as exc:  # the call fails, the model reads why
+                    log.warning("run %s: %s call failed: %s", run.id, call.tool.type, exc)
+                    done = call.tool.failure(call.id, call.arguments, f"Error: {exc}")
                 self._tool_results.append((call.tool, ctx, done))
                 call.item.data = {
                     **(call.item.data or {}),
@@ -416,9 +412,9 @@ class RunExecutor:
         async with self.deps.sessions() as session:
             for outcome in outcomes:
                 item = outcome.call.item
-                item.status = "completed"
+                item.status = "failed" if outcome.result and outcome.result.failed else "completed"
                 await repository.update_item(
-                    session, item.id, {"status": "completed", "data": item.data}
+                    session, item.id, {"status": item.status, "data": item.data}
                 )
                 if outcome.output is not None:
                     session.add(
