@@ -59,9 +59,8 @@ def _check_url(scope: Scope) -> None:
     query: bytes = scope.get("query_string", b"")
     if b"%" not in query:  # only a percent-escape can smuggle either in
         return
-    pairs = parse_qsl(
-        query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="surrogatepass"
-    )
+    # Decoded as Starlette decodes it for the routes (bytes that are no UTF-8 become U+FFFD).
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     for name, value in pairs:
         found = text.problem(name) or text.problem(value)
         if found is not None:
