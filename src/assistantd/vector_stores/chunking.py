@@ -70,14 +70,18 @@ class Chunker:
             return
         separator = SEPARATOR if self._fed else ""
         self._fed = True
-        offset = len(self._text) + len(separator)
+        at = self._base + len(self._text) + len(separator)  # the segment's place in the whole
         self._text = f"{self._text}{separator}{segment}"
-        encoding = self.tokenizer.encode(segment, add_special_tokens=False)
-        self._ids.extend(encoding.ids)
-        self._spans.extend((start + offset, end + offset) for start, end in encoding.offsets)
-        while len(self._ids) >= self.max_tokens:
-            yield self._emit(self.max_tokens)
-            self._drop(self.step)
+        # In pieces: the tokenizer holds the GIL while it works (100 ms for 64K characters),
+        # and on SQLite the API's event loop shares this process.
+        for start, piece in _pieces(segment):
+            encoding = self.tokenizer.encode(piece, add_special_tokens=False)
+            self._ids.extend(encoding.ids)
+            offset = at + start - self._base
+            self._spans.extend((s + offset, e + offset) for s, e in encoding.offsets)
+            while len(self._ids) >= self.max_tokens:
+                yield self._emit(self.max_tokens)
+                self._drop(self.step)
 
     def finish(self) -> Iterator[Chunk]:
         if len(self._ids) > self._covered:
@@ -103,6 +107,25 @@ class Chunker:
         self._ids = self._ids[count:]
         self._spans = [(start - cut, end - cut) for start, end in self._spans[count:]]
         self._covered = max(0, self._covered - count)
+
+
+PIECE = 4096  # characters tokenized at once
+
+
+def _pieces(text: str) -> Iterator[tuple[int, str]]:
+    """`text` in pieces of at most about PIECE characters, cut at whitespace where there is
+    some (the tokenizer splits there anyway, so the tokens are the same)."""
+    start, size = 0, len(text)
+    while start < size:
+        end = min(size, start + PIECE)
+        if end < size:
+            cut = max(
+                text.rfind(" ", start + PIECE // 2, end), text.rfind("\n", start + PIECE // 2, end)
+            )
+            if cut > start:
+                end = cut
+        yield start, text[start:end]
+        start = end
 
 
 def chunk_texts(tokenizer: Any, segments: list[str], strategy: dict[str, Any]) -> list[Chunk]:
