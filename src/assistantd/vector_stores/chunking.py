@@ -110,20 +110,20 @@ class Chunker:
 
 
 PIECE = 4096  # characters tokenized at once
+RUN_PIECE = 256  # characters per piece of a run with no whitespace in it
 
 
 def _pieces(text: str) -> Iterator[tuple[int, str]]:
-    """`text` in pieces of at most about PIECE characters, cut at whitespace where there is
-    some (the tokenizer splits there anyway, so the tokens are the same)."""
+    """`text` in pieces of at most PIECE characters, cut at whitespace (the tokenizer splits
+    there anyway, so the tokens are the same). A run with no whitespace (which the tokenizer
+    makes one unknown token, however long) is cut every RUN_PIECE characters, so no token, and
+    no chunk of 800 tokens, spans megabytes."""
     start, size = 0, len(text)
     while start < size:
         end = min(size, start + PIECE)
         if end < size:
-            cut = max(
-                text.rfind(" ", start + PIECE // 2, end), text.rfind("\n", start + PIECE // 2, end)
-            )
-            if cut > start:
-                end = cut
+            cut = max(text.rfind(" ", start + 1, end), text.rfind("\n", start + 1, end))
+            end = cut if cut > start else start + RUN_PIECE
         yield start, text[start:end]
         start = end
 
