@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,10 @@ MAX_REQUEST_BYTES = 1024 * 1024
 PARSER_MEMORY_MB = 384
 PARSER_TIMEOUT_SECONDS = 10
 # What the server's resident memory may grow by during one attack (its baseline, the embedded
-# embedder and a warm heap included, is measured before the first attack).
+# embedder and a warm heap included, is measured before the first attack): once the attack is
+# over (given a few seconds to settle), and at its peak while it lasts (sampled with /healthz).
 RSS_GROWTH_BUDGET_MB = 200
+RSS_PEAK_BUDGET_MB = 1024
 HEALTHZ_LIMIT_SECONDS = 0.1
 
 
@@ -104,8 +106,10 @@ def _warm_up(hostile: Hostile) -> None:
 class HealthProbe:
     """Calls /healthz every 20 ms on its own connection, recording each answer's latency."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, rss_mb: Callable[[], float]) -> None:
         self.url = url
+        self.rss_mb = rss_mb
+        self.peak_rss_mb = 0.0
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -131,6 +135,7 @@ class HealthProbe:
                     if status != 200:
                         self.failures.append(f"status {status}")
                 self.latencies.append(time.perf_counter() - started)
+                self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
                 if self._stop.wait(0.02):
                     return
 
@@ -168,11 +173,15 @@ def attack(hostile: Hostile) -> Iterator[Attack]:
         ).json()
         messages = http.get(f"/threads/{thread['id']}/messages").json()
         before = {"assistant": assistant, "thread": thread, "messages": messages}
-        with HealthProbe(hostile.url) as probe:
+        with HealthProbe(hostile.url, hostile.rss_mb) as probe:
             yield Attack(hostile, http, before, probe)
         probe.check()
-        growth = hostile.rss_mb() - hostile.baseline_rss_mb
-        assert growth < RSS_GROWTH_BUDGET_MB, f"the server grew by {growth:.0f} MB"
+        peak = probe.peak_rss_mb - hostile.baseline_rss_mb
+        assert peak < RSS_PEAK_BUDGET_MB, f"the server grew by {peak:.0f} MB at its peak"
+        deadline = time.monotonic() + 10
+        while (growth := hostile.rss_mb() - hostile.baseline_rss_mb) >= RSS_GROWTH_BUDGET_MB:
+            assert time.monotonic() < deadline, f"the server stayed {growth:.0f} MB larger"
+            time.sleep(0.2)
         assert http.get(f"/assistants/{assistant['id']}").json() == assistant
         assert http.get(f"/threads/{thread['id']}").json() == thread
         assert http.get(f"/threads/{thread['id']}/messages").json() == messages
