@@ -58,12 +58,15 @@ class Hostile:
 def hostile(server_env: dict[str, str], work_dir: Path) -> Iterator[Hostile]:
     env = {
         **server_env,
-        "ASSISTANTD_DATA_DIR": str(work_dir / "hostile-data"),
         "ASSISTANTD_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
         "ASSISTANTD_INGEST_PARSER_MEMORY_MB": str(PARSER_MEMORY_MB),
         "ASSISTANTD_INGEST_PARSER_TIMEOUT_SECONDS": str(PARSER_TIMEOUT_SECONDS),
     }
+    # On SQLite a deployment of its own. On PostgreSQL the suite's database is shared, and so
+    # the blob directory must be too: this worker may claim the other servers' runs and files
+    # (and theirs these), as replicas of one deployment do.
     if not is_postgres(env["ASSISTANTD_DATABASE_URL"]):
+        env["ASSISTANTD_DATA_DIR"] = str(work_dir / "hostile-data")
         env["ASSISTANTD_DATABASE_URL"] = f"sqlite+aiosqlite:///{work_dir / 'hostile.db'}"
     live = LiveServer(env, work_dir / "hostile-server.log").start()
     worker = None
