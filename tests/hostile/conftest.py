@@ -54,7 +54,7 @@ class Hostile:
         return sum(_rss_kb(pid) for pid in self.pids) / 1024
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when the suite leaves tests/hostile
 def hostile(server_env: dict[str, str], work_dir: Path) -> Iterator[Hostile]:
     env = {
         **server_env,
