@@ -79,9 +79,9 @@ def pdf_bomb(unpacked_mb: int = 300) -> bytes:
 
 
 def html_bomb(size_mb: int = 8) -> bytes:
-    """An HTML file that is one unterminated start tag: the parser buffers and rescans it on
-    every block (quadratic time), and finds no text."""
-    return b'<html><body><a title="' + b"x" * (size_mb * MB)
+    """An HTML file that is one unterminated script: the parser buffers and rescans it on every
+    block for its end (quadratic time), and finds no text."""
+    return b"<html><body><script>" + b"x" * (size_mb * MB)
 
 
 def json_bomb(depth: int = 2_000_000) -> bytes:
