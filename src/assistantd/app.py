@@ -16,7 +16,7 @@ from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
-from assistantd.blobs.store import LocalBlobStore
+from assistantd.blobs.factory import make_blob_store
 from assistantd.containers.router import router as containers_router
 from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.query_sessions = make_sessionmaker(engine, write=False, autocommit=True)
         app.state.write_sessions = make_sessionmaker(engine, write=True)
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
-        app.state.blobs = LocalBlobStore(settings.blob_dir)
+        app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
         http = make_http_client(settings)
         deps = RunDeps.build(
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await http.aclose()
+            await app.state.blobs.aclose()
             await engine.dispose()
 
     app = FastAPI(
