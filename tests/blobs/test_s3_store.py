@@ -3,6 +3,7 @@ both keep the `BlobStore` protocol the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -202,9 +203,9 @@ async def test_stale_keys_and_abandoned_writes(seaweed: SeaweedS3, bucket: str) 
         seaweed.client().put_object(Bucket=bucket, Key="stale/not-ours.txt", Body=b"x")
         abandoned = await store.writer(store.new_key(), max_size=64 * MiB)
         await abandoned.write(os.urandom(6 * MiB))  # begun, never committed (a dead process)
-        time.sleep(1.1)  # S3 dates have second resolution
+        await asyncio.sleep(2.5)  # S3 dates are whole seconds: a cutoff 1.5 s back splits the two
         fresh = await write(store, b"fresh")
-        cutoff = time.time() - 0.5
+        cutoff = time.time() - 1.5
         listed = [key async for page in store.stale_keys(older_than=cutoff) for key in page]
         assert old in listed
         assert fresh not in listed

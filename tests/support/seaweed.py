@@ -71,7 +71,9 @@ class SeaweedS3:
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=16",
+            # Every bucket is a collection with volumes of its own: room for many (files that
+            # grow as they fill, so this costs no disk up front).
+            "-volume.max=500",
             "-filer",
             "-s3",
             f"-s3.config={config}",
