@@ -16,7 +16,7 @@ from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
-from assistantd.blobs.factory import make_blob_store
+from assistantd.blobs.factory import log_blob_store, make_blob_store
 from assistantd.containers.router import router as containers_router
 from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
@@ -140,7 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
         app.state.sandboxes = CodeInterpreterTool.sandboxes_of(deps.tools)
-        background: list[asyncio.Task[None]] = []
+        background: list[asyncio.Task[None]] = [
+            asyncio.create_task(log_blob_store(app.state.blobs))
+        ]
         if not settings.is_sqlite:
             background.append(
                 asyncio.create_task(listen_postgres(settings.effective_database_url, signals))

@@ -80,7 +80,7 @@ async def _run_worker(settings: Settings) -> None:
 
     from assistantd.backends.chat import make_http_client
     from assistantd.backends.local import start_local_model
-    from assistantd.blobs.factory import make_blob_store
+    from assistantd.blobs.factory import log_blob_store, make_blob_store
     from assistantd.db.engine import make_engine, make_sessionmaker
     from assistantd.ops.worker_http import WorkerHttp
     from assistantd.runs.deps import RunDeps
@@ -111,6 +111,7 @@ async def _run_worker(settings: Settings) -> None:
     sandbox = ReadinessProbe(settings)
     await sandbox.log()
     await sandbox.aclose()
+    await log_blob_store(blobs)
     probes = None
     if settings.worker_http_port is not None:
         probes = WorkerHttp(deps.sessions, lambda: worker.healthy)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -27,6 +28,7 @@ from tests.sandbox.conftest import (
 )
 from tests.support.scripted_model import ScriptedModel
 from tests.support.seaweed import SeaweedS3
+from tests.support.server import wait_for_log_line
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -194,3 +196,15 @@ def test_the_worker_sweeps_orphaned_blobs(
     )
     assert foreign in objects(seaweed, bucket)
     s3.delete_object(Bucket=name, Key=foreign)
+
+
+def test_readiness_and_the_start_up_log_name_the_bucket(
+    live: SandboxServer, bucket: tuple[str, str], work_dir: Path
+) -> None:
+    body = httpx.get(f"{live.api.url}/readyz", timeout=30).json()
+    assert body["status"] == "ok"
+    store = body["blob_store"]
+    assert store["status"] == "ok", store
+    assert store["location"].startswith(f"s3://{bucket[0]}/{bucket[1]} at http://127.0.0.1:")
+    line = wait_for_log_line(work_dir, f"file contents are stored in s3://{bucket[0]}/")
+    assert "WARNING" not in line

@@ -215,3 +215,22 @@ async def test_stale_keys_and_abandoned_writes(seaweed: SeaweedS3, bucket: str) 
         assert seaweed.pending_uploads(bucket, "stale/") == []
     finally:
         await store.aclose()
+
+
+async def test_check_names_what_is_wrong(seaweed: SeaweedS3, bucket: str) -> None:
+    good = s3_store(seaweed, bucket)
+    missing = S3BlobStore(
+        "no-such-bucket-here",
+        endpoint_url=seaweed.endpoint_url,
+        credentials=(seaweed.access_key, seaweed.secret_key),
+    )
+    wrong_key = S3BlobStore(bucket, endpoint_url=seaweed.endpoint_url, credentials=("AKX", "nope"))
+    try:
+        await good.check()
+        with pytest.raises(OSError, match="no bucket 'no-such-bucket-here'"):
+            await missing.check()
+        with pytest.raises(OSError, match=f"bucket '{bucket}' refused access"):
+            await wrong_key.check()
+    finally:
+        for store in (good, missing, wrong_key):
+            await store.aclose()

@@ -183,8 +183,23 @@ class S3BlobStore:
         self._client: S3Client | None = None
         self._lock = asyncio.Lock()
 
-    def __repr__(self) -> str:
-        return f"S3BlobStore(s3://{self.bucket}/{self.prefix}, endpoint={self.endpoint_url})"
+    def __str__(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
+
+    async def check(self) -> None:
+        client = await self.client()
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise BlobStoreError(f"no bucket {self.bucket!r} at {self}") from exc
+            raise BlobStoreError(
+                f"bucket {self.bucket!r} refused access ({code}) at {self}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"cannot reach {self}: {exc}") from exc
 
     async def client(self) -> S3Client:
         """The S3 client, made on first use (nothing connects before that)."""

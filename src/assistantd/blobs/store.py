@@ -57,6 +57,10 @@ class BlobStore(Protocol):
         """Remove writes begun before `older_than` and never committed; returns how many."""
         ...
 
+    async def check(self) -> None:
+        """Raise OSError saying why the store cannot be used (readiness, start-up log)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -201,6 +205,17 @@ class LocalBlobStore:
             return dropped
 
         return await anyio.to_thread.run_sync(_drop)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    async def check(self) -> None:
+        def _check() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(f"{self.root} is not writable")
+
+        await anyio.to_thread.run_sync(_check)
 
     async def aclose(self) -> None:
         return None
