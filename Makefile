@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run worker migrate test test-sqlite test-postgres lint bench install clean sandbox-image image
+.PHONY: run worker migrate test test-sqlite test-postgres test-gvisor lint bench install clean \
+	sandbox-image image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +33,24 @@ worker: $(STAMP) ## a standalone run worker (PostgreSQL)
 migrate: $(STAMP)
 	$(BIN)/assistantd migrate
 
-test: $(STAMP) ## the whole suite on SQLite, then on PostgreSQL
-	$(MAKE) --no-print-directory test-sqlite test-postgres
+test: $(STAMP) ## the whole suite on SQLite, then on PostgreSQL, then the sandbox's under gVisor
+	$(MAKE) --no-print-directory test-sqlite test-postgres test-gvisor
 
 test-sqlite: $(STAMP)
 	scripts/pytest $(BIN)/python tests $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	ASSISTANTD_TEST_BACKEND=postgres scripts/pytest $(BIN)/python tests $(PYTEST_ARGS)
+
+test-gvisor: $(STAMP) ## the sandbox tests (hostile code included) with every sandbox under runsc
+	@if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then \
+	  ASSISTANTD_SANDBOX_RUNTIME=runsc scripts/pytest $(BIN)/python tests/sandbox \
+	    tests/containers/test_sandbox.py $(PYTEST_ARGS); \
+	elif [ "$${ASSISTANTD_REQUIRE_GVISOR:-}" = 1 ]; then \
+	  echo "gVisor: the Docker engine has no runsc runtime (scripts/register-runsc)"; exit 1; \
+	else \
+	  echo "gVisor: no runsc runtime on the Docker engine; its sandbox pass is skipped"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -31,6 +31,7 @@ from assistantd.kit.pagination import Page
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
 from assistantd.runs.signals import head_start
+from assistantd.sandbox.manager import SandboxManager
 from assistantd.settings import DEFAULT_PROJECT, Settings
 from assistantd.threads import service as threads
 from assistantd.uploads import service as uploads
@@ -142,8 +143,14 @@ async def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
+async def _sandboxes(request: Request) -> SandboxManager | None:
+    sandboxes: SandboxManager | None = request.app.state.sandboxes
+    return sandboxes
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+SandboxesDep = Annotated[SandboxManager | None, Depends(_sandboxes)]
 
 
 async def _page(

@@ -249,7 +249,7 @@ def _most_telling(errors: Sequence[Any], body: Any) -> Any:
     first = errors[0]
     if len(errors) == 1 or first.get("type") not in (*_EXPECTED_TYPE, "literal_error"):
         return first
-    param = param_path(tuple(first.get("loc", ())), body) or ""
+    param = param_path(tuple(first.get("loc", ())), body, missing=False) or ""
     for other in errors[1:]:
         other_param = param_path(tuple(other.get("loc", ())), body) or ""
         if other_param.startswith(param) and other.get("type") not in (

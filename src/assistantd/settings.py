@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     sandbox_idle_timeout_seconds: float = Field(
         3600.0, gt=0, description="A thread's sandbox is removed after this long unused."
     )
+    sandbox_orphan_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A sandbox whose server process died (on this host) is removed once unused "
+        "this long, unless another process took it over.",
+    )
     sandbox_exec_timeout_seconds: float = Field(
         60.0, gt=0, description="Wall-clock limit of one code execution."
     )

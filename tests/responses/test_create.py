@@ -271,6 +271,26 @@ class TestFunctionCalls:
         assert err.value.body["param"] == "tool_choice.name"  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("conversation", "param", "code"),
+    [
+        ({"id": "conv_x", "extra": 1}, "conversation.extra", "unknown_parameter"),
+        ({}, "conversation.id", "missing_required_parameter"),
+        (5, "conversation", "invalid_type"),
+    ],
+)
+def test_a_malformed_conversation_names_what_is_wrong(
+    client: OpenAI, marker: str, conversation: object, param: str, code: str
+) -> None:
+    with pytest.raises(BadRequestError) as err:
+        client.responses.create(
+            model="gpt-4o",
+            input=marker,
+            extra_body={"conversation": conversation},
+        )
+    assert (err.value.body["param"], err.value.code) == (param, code)  # type: ignore[index]
+
+
 class Answer(BaseModel):
     city: str
     degrees: int

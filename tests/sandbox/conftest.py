@@ -124,15 +124,16 @@ class SandboxServer:
         self.pids.add(server.proc.pid)
         return server
 
-    def restart(self) -> None:
-        """Stop and start the process that executes runs (sessions must survive it)."""
+    def restart(self, *, crash: bool = False) -> None:
+        """Stop (or, `crash`, SIGKILL) and start the process that executes runs (sessions must
+        survive it)."""
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.kill() if crash else self.worker.stop()
             self.worker = self._started(
                 LiveServer(self.env, self.worker.log_path, command="worker")
             )
             return
-        self.api.stop()
+        self.api.kill() if crash else self.api.stop()
         self.api = self._started(LiveServer(self.env, self.api.log_path))
         self.client.close()
         self.azure.close()

@@ -185,6 +185,41 @@ def test_writing_10_gb(client: OpenAI, model: ScriptedModel, assistant: Assistan
     assert "[File saved: sandbox:/mnt/data/small.txt (4 bytes)]" in tool_output(model, call["id"])
 
 
+def test_a_full_tmp_does_not_break_the_kernel(
+    client: OpenAI, model: ScriptedModel, assistant: Assistant
+) -> None:
+    """The kernel keeps its captured output in memory, off /tmp, which the code can fill; and
+    processes flooding the output hit a fixed capture size, not the sandbox's memory."""
+    thread = client.beta.threads.create()
+    code = (
+        "kept = 'same kernel'\n"
+        "try:\n"
+        "    with open('/tmp/fill', 'wb') as f:\n"
+        "        while True:\n"
+        "            f.write(b'x' * (1024 * 1024))\n"
+        "except OSError as exc:\n"
+        "    print('/tmp:', exc.strerror)"
+    )
+    run, call = run_code(client, model, assistant, thread.id, code)
+    assert run.status == "completed", run.last_error
+    assert logs_of(call) == "/tmp: No space left on device"
+    still_usable(client, model, assistant, thread.id)
+    # (not `yes | head`: under gVisor with a pids limit, a child dying of SIGPIPE takes the
+    # kernel down with it, a gVisor quirk independent of the capture)
+    child = "import os\\nwhile True: os.write(1, b'y\\\\n' * 65536)"
+    flood = f'import subprocess, sys\nsubprocess.run([sys.executable, "-c", "{child}"])\nprint(1)'
+    run, call = run_code(client, model, assistant, thread.id, flood)
+    assert run.status == "completed", run.last_error
+    logs = logs_of(call)
+    assert logs.startswith("y\ny\n")
+    assert logs.endswith("more characters of output were cut]")
+    assert len(logs) < 6000
+    still_usable(client, model, assistant, thread.id)
+    # the same kernel all along: the variables of the first cell are still there
+    run, call = run_code(client, model, assistant, thread.id, "print(kept)")
+    assert logs_of(call) == "same kernel"
+
+
 def test_host_is_not_visible(
     client: OpenAI, model: ScriptedModel, assistant: Assistant, tmp_path: Path
 ) -> None:

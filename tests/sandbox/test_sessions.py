@@ -317,6 +317,45 @@ def test_session_survives_a_server_restart(
     assert logs_of(call) == "42 ['f.txt']"
 
 
+def test_sandboxes_of_a_dead_process_are_taken_over_or_removed(
+    docker: None, sandbox_servers: Callable[..., SandboxServer], model: ScriptedModel
+) -> None:
+    server = sandbox_servers(
+        {"ASSISTANTD_SANDBOX_ORPHAN_SECONDS": "8", "ASSISTANTD_SANDBOX_POOL_SIZE": "0"}
+    )
+    assistant = server.client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "code_interpreter"}]
+    )
+    unused, resumed = server.client.beta.threads.create(), server.client.beta.threads.create()
+    for thread in (unused, resumed):
+        run, _ = run_code(server.client, model, assistant, thread.id, "survivor = 41")
+        assert run.status == "completed", run.last_error
+    unused_name = session_name(server.project, unused.id)
+    resumed_name = session_name(server.project, resumed.id)
+    server.restart(crash=True)  # the process that started both sandboxes is gone
+    # A thread used again soon re-attaches to its kernel: the new process takes it over.
+    run, call = run_code(server.client, model, assistant, resumed.id, "print(survivor + 1)")
+    assert logs_of(call) == "42"
+    # The other is removed once unused for ASSISTANTD_SANDBOX_ORPHAN_SECONDS (not left for the
+    # idle timeout, an hour).
+    wait_until(container_names, lambda names: unused_name not in names, what="orphan removed")
+    assert resumed_name in container_names()
+    run, call = run_code(server.client, model, assistant, resumed.id, "print(survivor)")
+    assert logs_of(call) == "41"
+
+
+def test_deleting_a_thread_removes_its_sandbox_at_once(
+    docker: None, sandbox: SandboxServer, model: ScriptedModel, assistant: Assistant
+) -> None:
+    thread = sandbox.client.beta.threads.create()
+    run, _ = run_code(sandbox.client, model, assistant, thread.id, "x = 1")
+    assert run.status == "completed", run.last_error
+    name = session_name(sandbox.project, thread.id)
+    assert name in container_names()
+    sandbox.client.beta.threads.delete(thread.id)
+    assert name not in container_names()
+
+
 def test_cancelling_a_run_interrupts_its_code(
     client: OpenAI, model: ScriptedModel, assistant: Assistant, marker: str
 ) -> None:

@@ -11,23 +11,21 @@ from fastapi.responses import StreamingResponse
 from assistantd.containers import files, service
 from assistantd.containers.schemas import ContainerCreate, ContainerFileObject, ContainerObject
 from assistantd.db.models import Container, ContainerFile, File
-from assistantd.deps import BlobsDep, PageDep, ProjectDep, SessionDep, SettingsDep
+from assistantd.deps import (
+    BlobsDep,
+    PageDep,
+    ProjectDep,
+    SandboxesDep,
+    SessionDep,
+    SettingsDep,
+)
 from assistantd.files import service as files_service
 from assistantd.files.router import _content_disposition as content_disposition
 from assistantd.kit.multipart import declared_length
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse
-from assistantd.sandbox.manager import SandboxManager
 
 router = APIRouter(tags=["containers"])
-
-
-async def _sandboxes(request: Request) -> SandboxManager | None:
-    sandboxes: SandboxManager | None = request.app.state.sandboxes
-    return sandboxes
-
-
-SandboxesDep = Annotated[SandboxManager | None, Depends(_sandboxes)]
 
 
 async def _live_container(container_id: str, session: SessionDep, project: ProjectDep) -> Container:

@@ -185,7 +185,7 @@ class ResponseRecorder:
 
     def tool_done(self, call: PendingCall, position: int, result: ToolResult) -> None:
         item = call.item
-        item.status = "completed"
+        item.status = "failed" if result.failed else "completed"
         index = self._index[item.id]
         self._emit(f"response.{item.type}.completed", item_id=item.id, output_index=index)
         wire = items.item(item, self._include)

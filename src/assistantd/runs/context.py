@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import File, Item, Run
-from assistantd.items.kinds import CALL_TYPES, output_text
+from assistantd.items.kinds import CALL_TYPES, SERVER_CALL_TYPES, output_text
 from assistantd.vector_stores import parsing
 
 # When the model's own output limit is unknown, keep this share of its window for the answer.
@@ -284,8 +284,9 @@ async def _turns(
     for item in items:
         if item.type in CALL_TYPES:
             # A call still streaming (an interrupted attempt) or abandoned (its run expired
-            # waiting for outputs) is not part of the conversation.
-            if item.status == "completed":
+            # waiting for outputs) is not part of the conversation; a failed one is, with why.
+            failed = item.status == "failed" and item.type in SERVER_CALL_TYPES
+            if item.status == "completed" or failed:
                 group.append(item)
             continue
         if item.type == "function_call_output":

@@ -15,11 +15,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.chat import BackendError, ChatRequest
 from assistantd.backends.routing import ModelRoute, UnknownModelError
+from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
@@ -50,11 +51,6 @@ class RunIncomplete(Exception):
 
 
 _SERVER_ERROR = ("server_error", "The server had an error while processing this run.")
-
-
-def _transient(exc: DBAPIError) -> bool:
-    """A database error that says nothing about the run: the connection or the server."""
-    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -125,7 +121,7 @@ class RunExecutor:
         except BackendError as exc:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
         except DBAPIError as exc:
-            if not _transient(exc):
+            if not is_transient(exc):
                 await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR, cause=exc)
                 return
             # The database, not the run, is at fault: give the run back for another try
@@ -149,11 +145,6 @@ class RunExecutor:
         except UnknownModelError as exc:
             raise RunFailure("invalid_prompt", str(exc)) from exc
         tools, server_tools = self._tools(run)
-        for tool in server_tools.values():
-            try:
-                await tool.check_available()
-            except ToolUnavailable as exc:
-                raise RunFailure("server_error", str(exc)) from exc
         while True:
             if run.model_turns >= settings.max_model_turns:
                 raise RunFailure(
@@ -395,8 +386,9 @@ class RunExecutor:
                 ctx = await self._tool_context(run, call, position)
                 try:
                     done = await call.tool.execute(ctx, call.id, call.arguments)
-                except ToolUnavailable as exc:
-                    raise RunFailure("server_error", str(exc)) from exc
+                except ToolUnavailable as exc:  # the call fails, the model reads why
+                    log.warning("run %s: %s call failed: %s", run.id, call.tool.type, exc)
+                    done = call.tool.failure(call.id, call.arguments, f"Error: {exc}")
                 self._tool_results.append((call.tool, ctx, done))
                 call.item.data = {
                     **(call.item.data or {}),
@@ -416,9 +408,9 @@ class RunExecutor:
         async with self.deps.sessions() as session:
             for outcome in outcomes:
                 item = outcome.call.item
-                item.status = "completed"
+                item.status = "failed" if outcome.result and outcome.result.failed else "completed"
                 await repository.update_item(
-                    session, item.id, {"status": "completed", "data": item.data}
+                    session, item.id, {"status": item.status, "data": item.data}
                 )
                 if outcome.output is not None:
                     session.add(

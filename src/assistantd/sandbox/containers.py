@@ -73,6 +73,7 @@ class Containers:
             "idle_timeout": s.sandbox_idle_timeout_seconds + KERNEL_IDLE_MARGIN,
             "max_output_chars": s.sandbox_max_output_chars,
             "preload": PRELOAD if preload else [],
+            "owner": owner(),
         }
         memory = (memory_mb or s.sandbox_memory_mb) * 1024 * 1024
         return {
@@ -197,6 +198,19 @@ class Containers:
         with contextlib.suppress(Exception):
             await self.docker.remove(sandbox.container_id)
 
+    async def orphans(self) -> list[str]:
+        """Names of running session sandboxes created by a process of this host that is gone
+        (one may have been adopted since: its kernel knows its owner now)."""
+        found = []
+        for info in await self.docker.containers([LABEL]):
+            names = [n.lstrip("/") for n in info.get("Names") or []]
+            sessions = [n for n in names if n.startswith(SESSION_PREFIX)]
+            if info.get("State") != "running" or not sessions:
+                continue
+            if owner_alive(str((info.get("Labels") or {}).get(OWNER_LABEL, ""))) is False:
+                found.extend(sessions)
+        return found
+
     async def sweep(self) -> None:
         """Remove stopped sandboxes, and pool containers left by dead processes of this host."""
         host = socket.gethostname()
@@ -211,6 +225,14 @@ class Containers:
             if stale:
                 with contextlib.suppress(Exception):
                     await self.docker.remove(info["Id"])
+
+
+def owner_alive(owner_id: str) -> bool | None:
+    """Whether the process `host:pid` lives; None when it is on another host."""
+    owner_host, _, pid = owner_id.partition(":")
+    if owner_host != socket.gethostname() or not pid.isdigit():
+        return None
+    return _process_alive(int(pid))
 
 
 def _process_alive(pid: int) -> bool:

@@ -4,11 +4,13 @@ It runs as `python3 -c <this file> <config json>` (standard library only: it nev
 assistantd). assistantd writes one JSON request per line to its stdin and reads one JSON reply per
 line from its stdout; the cell's own stdout/stderr never touch that channel: the protocol uses
 private copies of fds 0/1 (closed in forked children), and fds 0, 1 and 2 are pointed at
-/dev/null and a capture file. Like a notebook kernel, variables, imports and files persist
+/dev/null and a capture file in memory (a memfd, not on a file system the code can fill, sealed
+at a fixed size). Like a notebook kernel, variables, imports and files persist
 between cells.
 
 Requests (`id` is echoed back in the reply):
-  {"op": "ping"}                                  -> cells run, idle seconds, input files held
+  {"op": "ping", "owner"?: str}                   -> cells run, idle seconds, input files held,
+                                                     owner (the process managing it; set if given)
   {"op": "exec", "code": str, "timeout": float}   -> output, error, images (PNG), changed files
   {"op": "put", "name", "file_id", "data" (base64), "append": bool, "last": bool}
   {"op": "read", "path", "offset", "length"}      -> a chunk of a file under /mnt/data
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
+import fcntl
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -40,7 +43,7 @@ import types
 from typing import Any
 
 DATA = "/mnt/data"
-CAPTURE_PATH = "/tmp/.cell-output"
+CAPTURE_BYTES = 8 * 1024 * 1024  # what a cell's processes may print before writes fail
 MPL_CACHE_SOURCE = "/opt/sandbox/matplotlib"
 KERNEL_FILE = sys._getframe().f_code.co_filename  # "<string>" when run with `python3 -c`
 
@@ -79,7 +82,10 @@ class Capture(io.TextIOBase):
         self.dropped += len(text) - len(piece)
         if piece:
             self.size += len(piece)
-            _write_all(1, piece.encode("utf-8", "backslashreplace"))
+            try:
+                _write_all(1, piece.encode("utf-8", "backslashreplace"))
+            except OSError:  # the capture is full (the cell's subprocesses printed a lot)
+                self.dropped += len(piece)
         return len(text)
 
     def flush(self) -> None:
@@ -91,6 +97,19 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _capture_file() -> int:
+    """The cells' output file: in memory, `CAPTURE_BYTES` long and sealed against growing, so
+    neither a full /tmp nor a flood of output can break the kernel's own bookkeeping. Writes go
+    at the shared offset, which each cell rewinds."""
+    fd = os.memfd_create("cell-output", os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, CAPTURE_BYTES)
+    try:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK)
+    except OSError:  # no seals here: output past the size grows it, bounded by the memory limit
+        pass
+    return fd
 
 
 def _safe_target(name: str) -> str:
@@ -106,6 +125,7 @@ def _safe_target(name: str) -> str:
 class Kernel:
     def __init__(self, config: dict[str, Any]) -> None:
         self.idle_timeout = float(config.get("idle_timeout", 3600))
+        self.owner = str(config.get("owner", ""))
         self.max_output = int(config.get("max_output_chars", 20000))
         self.max_files = int(config.get("max_files", 50))
         self.main_pid = os.getpid()
@@ -116,7 +136,7 @@ class Kernel:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        capture = os.open(CAPTURE_PATH, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        capture = _capture_file()
         os.dup2(capture, 1)
         os.dup2(capture, 2)
         os.close(capture)
@@ -194,8 +214,11 @@ class Kernel:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "ping":
+            if request.get("owner"):
+                self.owner = str(request["owner"])
             return {
                 "ok": True,
+                "owner": self.owner,
                 "cells": self.cells,
                 "idle": time.monotonic() - self.last_active,
                 "inputs": self.inputs,
@@ -318,7 +341,7 @@ class Kernel:
         linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         before = self._snapshot()
         capture = Capture(self.max_output)
-        os.ftruncate(1, 0)
+        os.lseek(1, 0, os.SEEK_SET)  # fds 1 and 2 share this offset with the cell's children
         self.shown = []
         self.timeout = timeout
         saved = sys.stdout, sys.stderr
@@ -410,7 +433,7 @@ class Kernel:
         return {"name": type(exc).__name__, "value": str(exc), "traceback": text}
 
     def _read_output(self, capture: Capture) -> tuple[str, int]:
-        size = os.fstat(1).st_size
+        size = os.lseek(1, 0, os.SEEK_CUR)  # written this cell
         raw = os.pread(1, min(size, self.max_output * 4), 0)
         text = raw.decode("utf-8", "replace")
         dropped = capture.dropped

@@ -24,8 +24,15 @@ from typing import Any
 
 from assistantd.ops.metrics import SANDBOX_SESSIONS
 from assistantd.sandbox.connection import KernelGone
-from assistantd.sandbox.containers import POOL_PREFIX, Containers, Sandbox, session_name
-from assistantd.sandbox.docker import DockerClient, DockerError
+from assistantd.sandbox.containers import (
+    POOL_PREFIX,
+    Containers,
+    Sandbox,
+    owner,
+    owner_alive,
+    session_name,
+)
+from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
 from assistantd.sandbox.readiness import check as check_readiness
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolUnavailable
@@ -37,6 +44,7 @@ PUT_CHUNK = 1024 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 MAX_OUTPUT_FILES = 50
 AVAILABILITY_TTL = 10.0
+SWEEP_INTERVAL = 30.0  # at most; shorter when ASSISTANTD_SANDBOX_ORPHAN_SECONDS is
 
 
 class SandboxError(Exception):
@@ -87,6 +95,7 @@ class SandboxManager:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
+        self._watching = False
         self._available_until = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -102,6 +111,14 @@ class SandboxManager:
         self._tasks.append(asyncio.create_task(self._cleanup_loop(), name="sandbox-cleanup"))
         if self.settings.sandbox_pool_size > 0:
             self._tasks.append(asyncio.create_task(self._pool_loop(), name="sandbox-pool"))
+
+    def watch(self) -> None:
+        """Sweep up sandboxes left behind by dead processes (idempotent; needs a running loop).
+        Started with the run worker; it only lists and pings containers, never starts one."""
+        if self._watching:
+            return
+        self._watching = True
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="sandbox-sweep"))
 
     async def aclose(self) -> None:
         """Stop; pool containers go, session containers stay for the next server."""
@@ -172,7 +189,9 @@ class SandboxManager:
             return None
         try:
             reply = await sandbox.connection.request(
-                "ping", timeout=self.settings.sandbox_exec_timeout_seconds + GRACE_SECONDS
+                "ping",
+                {"owner": owner()},  # this process manages it now
+                timeout=self.settings.sandbox_exec_timeout_seconds + GRACE_SECONDS,
             )
         except (KernelGone, TimeoutError):
             await self.containers.remove(sandbox)
@@ -261,6 +280,8 @@ class SandboxManager:
             self._lost(session)
         try:
             await self.docker.remove(session_name(project, key))
+        except DockerUnavailable:
+            pass  # no engine: no sandbox either
         except DockerError as exc:
             log.warning("could not remove the sandbox of %s: %s", key, exc.message)
 
@@ -378,11 +399,45 @@ class SandboxManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pool_changed.wait(), timeout=5.0)
 
+    async def _sweep_loop(self) -> None:
+        interval = min(max(self.settings.sandbox_orphan_seconds / 2, 0.5), SWEEP_INTERVAL)
+        while True:
+            try:
+                await self.containers.sweep()
+                await self._sweep_orphans()
+            except DockerUnavailable:
+                pass  # no engine, no sandboxes; look again later
+            except Exception:
+                log.warning("sandbox sweep failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _sweep_orphans(self) -> None:
+        """Remove the sandboxes of dead processes nobody took over and nobody used for
+        ASSISTANTD_SANDBOX_ORPHAN_SECONDS (a thread's next call within that time re-attaches
+        to its kernel, variables and all)."""
+        held = {s.name for s in self._sessions.values() if s.sandbox is not None}
+        for name in await self.containers.orphans():
+            if name in held:
+                continue
+            sandbox = await self.containers.adopt(name)
+            if sandbox is None:
+                continue
+            try:
+                reply = await sandbox.connection.request("ping", timeout=5.0)
+            except (KernelGone, TimeoutError):
+                await sandbox.connection.close()  # busy running a cell, or going away
+                continue
+            managed = owner_alive(str(reply.get("owner") or ""))
+            idle = float(reply.get("idle", 0.0))
+            if managed is False and idle >= self.settings.sandbox_orphan_seconds:
+                log.info("removing sandbox %s: its process died, unused for %.0f s", name, idle)
+                await self.containers.remove(sandbox)
+            else:
+                await sandbox.connection.close()
+
     async def _cleanup_loop(self) -> None:
         idle = self.settings.sandbox_idle_timeout_seconds
         interval = min(max(idle / 4, 0.2), 30.0)
-        with contextlib.suppress(Exception):
-            await self.containers.sweep()
         while True:
             await asyncio.sleep(interval)
             try:

@@ -127,6 +127,9 @@ class CodeInterpreterTool:
     async def check_available(self) -> None:
         await self.manager.check_available()
 
+    def start(self) -> None:
+        self.manager.watch()
+
     async def aclose(self) -> None:
         await self.manager.aclose()
 
@@ -139,6 +142,7 @@ class CodeInterpreterTool:
             )
             return self._result(call_id, arguments, message, [{"type": "logs", "logs": message}])
         ctx.emit_delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
+        await self.manager.check_available()
         inputs, container = await self._input_files(ctx)
         try:
             session, outcome, added = await self._run(ctx, code, inputs, container)
@@ -396,6 +400,12 @@ class CodeInterpreterTool:
                     },
                 }
             )
+        return result
+
+    def failure(self, call_id: str, arguments: str, message: str) -> ToolResult:
+        code = parse_code(arguments) or arguments
+        result = self._result(call_id, code, message, [{"type": "logs", "logs": message}])
+        result.failed = True
         return result
 
     def _result(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from assistantd.deps import ProjectDep, SessionDep, ThreadDep
+from assistantd.deps import ProjectDep, SandboxesDep, SessionDep, ThreadDep
 from assistantd.kit.schemas import DeletedObject
 from assistantd.threads import service
 from assistantd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
@@ -33,7 +33,11 @@ async def modify_thread(thread: ThreadDep, body: ThreadModify, session: SessionD
 
 
 @router.delete("/threads/{thread_id}")
-async def delete_thread(thread: ThreadDep, session: SessionDep) -> DeletedObject:
-    """Delete a thread and its messages."""
+async def delete_thread(
+    thread: ThreadDep, session: SessionDep, sandboxes: SandboxesDep
+) -> DeletedObject:
+    """Delete a thread and its messages; its code interpreter sandbox goes at once."""
     await service.delete(session, thread)
+    if sandboxes is not None:
+        await sandboxes.drop(thread.project, thread.id)
     return DeletedObject(id=thread.id, object="thread.deleted")

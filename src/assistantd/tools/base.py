@@ -48,10 +48,12 @@ class ToolResult:
     message_parts: list[dict[str, Any]] = field(default_factory=list)  # e.g. image_file parts
     # The Responses API's call item fields (`code` and `outputs`, `queries` and `results`).
     item_data: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False  # the tool could not run (the model reads why); the run goes on
 
 
 class ToolUnavailable(Exception):
-    """The tool cannot run on this server right now; the message says why, for `last_error`."""
+    """The tool cannot run on this server right now; the message says why (the model reads it
+    as the call's result, the run goes on)."""
 
 
 class ServerTool(Protocol):
@@ -70,7 +72,14 @@ class ServerTool(Protocol):
         """Raise ToolUnavailable when the tool cannot run (e.g. no sandbox)."""
         ...
 
-    async def execute(self, ctx: ToolContext, call_id: str, arguments: str) -> ToolResult: ...
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str) -> ToolResult:
+        """Run one call; raises ToolUnavailable when the tool cannot run now."""
+        ...
+
+    def failure(self, call_id: str, arguments: str, message: str) -> ToolResult:
+        """The result of a call the tool could not run: `message` for the model, and the
+        step's and item's fields showing it."""
+        ...
 
     async def annotate(
         self, ctx: ToolContext, text: str, results: list[ToolResult]

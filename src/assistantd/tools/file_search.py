@@ -216,6 +216,14 @@ class FileSearchTool:
         output = self._output(call_id, queries, store_ids, hits)
         return ToolResult(output=output, details=details, item_data=item_data)
 
+    def failure(self, call_id: str, arguments: str, message: str) -> ToolResult:
+        return ToolResult(
+            output=message,
+            details={"id": call_id, "type": "file_search", "file_search": {"results": []}},
+            item_data={"queries": _queries(arguments), "results": []},
+            failed=True,
+        )
+
     def _output(
         self, call_id: str, queries: list[str], store_ids: list[str], hits: list[Hit]
     ) -> str:
