@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -103,13 +103,28 @@ async def add_rows(
         await session.commit()
 
 
+def plant_foreign(store: BlobStore, seaweed: SeaweedS3) -> Callable[[], bool]:
+    """Put something else where the store keeps its blobs; returns whether it is still there."""
+    if isinstance(store, S3BlobStore):
+        key = store.prefix + "notes/readme.txt"
+        client = seaweed.client()
+        client.put_object(Bucket=store.bucket, Key=key, Body=b"someone else's")
+        return lambda: key in seaweed.keys(store.bucket, store.prefix)
+    assert isinstance(store, LocalBlobStore)
+    path = store.root / "ab" / "readme.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"someone else's")
+    return path.exists
+
+
 async def test_orphans_older_than_the_grace_age_go(
-    store: BlobStore, sessions: async_sessionmaker[AsyncSession]
+    store: BlobStore, sessions: async_sessionmaker[AsyncSession], seaweed: SeaweedS3
 ) -> None:
     keys = {name: store.new_key() for name in ("file", "part", "orphan", "young")}
     for name in ("file", "part", "orphan"):
         await store.put(keys[name], name.encode())
     await add_rows(sessions, keys["file"], keys["part"])
+    foreign = plant_foreign(store, seaweed)  # not a blob of ours: never swept
     begun = await store.writer(store.new_key(), max_size=2**30)
     await begun.write(os.urandom(6 * 1024 * 1024))  # a write a dead process began
     await asyncio.sleep(GRACE + 1)
@@ -122,6 +137,7 @@ async def test_orphans_older_than_the_grace_age_go(
         await store.read_all(keys["orphan"])
     for name in ("file", "part", "young"):
         assert await store.read_all(keys[name]) == name.encode()
+    assert foreign()
 
     result = await sweep_orphans(sessions, store, grace_seconds=GRACE, abandoned_seconds=0.5)
     assert (result.orphans, result.abandoned) == (0, 1)

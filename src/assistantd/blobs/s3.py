@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
@@ -27,7 +26,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assistantd.blobs.store import CHUNK, BlobTooLarge, BlobWriter, Digest, copy_streaming
+from assistantd.blobs.store import CHUNK, KEY, BlobTooLarge, BlobWriter, Digest, copy_streaming
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -41,8 +40,6 @@ MAX_COPY = 5 * 1024**3
 """S3's largest object copied in one request (CopyObject, UploadPartCopy)."""
 MAX_PARTS = 10_000
 PART_SIZE = 8 * 1024 * 1024
-KEY = re.compile(r"[0-9a-f]{32}")
-"""What `new_key` makes: the sweeps touch nothing else that shares the bucket."""
 
 
 class BlobStoreError(OSError):

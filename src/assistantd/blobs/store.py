@@ -9,6 +9,7 @@ thread hop each.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import anyio
 
 CHUNK = 1024 * 1024
 LIST_PAGE = 1000
+KEY = re.compile(r"[0-9a-f]{32}")
+"""What `new_key` makes: the sweep of orphaned blobs touches nothing else in a store."""
 
 
 class BlobTooLarge(Exception):
@@ -182,7 +185,7 @@ class LocalBlobStore:
         found = []
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                if not KEY.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
                     continue
                 try:
                     if entry.stat(follow_symlinks=False).st_mtime < older_than:
