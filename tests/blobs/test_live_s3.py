@@ -1,7 +1,7 @@
 """A live server with ASSISTANTD_BLOB_URL=s3://... (SeaweedFS), driven by the official client:
-files up and down, file search over an uploaded file, the Uploads API, the code interpreter's
-file exchange, and the worker's sweep of orphaned blobs. On PostgreSQL the runs and ingestion
-happen in a separate `assistantd worker`, which reaches the same bucket."""
+files up and down, file search over an uploaded file, the Uploads API, container files, the code
+interpreter's file exchange, and the worker's sweep of orphaned blobs. On PostgreSQL the runs
+and ingestion happen in a separate `assistantd worker`, which reaches the same bucket."""
 
 from __future__ import annotations
 
@@ -140,6 +140,20 @@ def test_uploads_api_joins_parts_in_the_bucket(
         assert done.status == "completed"
         assert done.file is not None
         assert client.files.content(done.file.id).read() == data
+
+
+def test_container_files_live_in_the_bucket(
+    client: OpenAI, seaweed: SeaweedS3, bucket: tuple[str, str]
+) -> None:
+    container = client.containers.create(name="s3")
+    before = objects(seaweed, bucket)
+    upload = client.containers.files.create(container.id, file=("up.txt", b"in the bucket"))
+    added = objects(seaweed, bucket) - before
+    assert len(added) == 1
+    content = client.containers.files.content.retrieve(upload.id, container_id=container.id)
+    assert content.read() == b"in the bucket"
+    client.containers.delete(container.id)  # its files' bytes go with it
+    wait_for(lambda: not (added & objects(seaweed, bucket)), what="the container's blob to go")
 
 
 def test_code_interpreter_reads_and_writes_files(
