@@ -29,6 +29,7 @@ from assistantd.messages.router import router as messages_router
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
+from assistantd.playground.router import router as playground_router
 from assistantd.responses.router import router as responses_router
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)
     app.add_middleware(RequestContext)  # outermost: ids and metrics for everything
     add_api_routes(app, routes_of(health_router, metrics_router), "")
+    app.include_router(playground_router)  # static files: no transaction, not in the schema
     routes = api_routes()
     for prefix in API_PREFIXES:
         add_api_routes(app, routes, prefix)
