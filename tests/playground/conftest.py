@@ -40,7 +40,8 @@ def chromium_problem() -> tuple[str | None, str | None]:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return None, "Playwright is not installed (pip install -e '.[test]')"
-    path = os.environ.get("ASSISTANTD_CHROMIUM") or shutil.which("chromium")
+    # ASSISTANTD_CHROMIUM: another Chromium build than the one on PATH
+    path = shutil.which(os.environ.get("ASSISTANTD_CHROMIUM") or "chromium")
     if not path:
         return None, "no `chromium` executable (Debian: apt-get install chromium)"
     return path, None
@@ -69,7 +70,7 @@ def browser(chromium: str) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def live(server_env: dict[str, str], work_dir: Path) -> Iterator[SandboxServer]:
+def live(chromium: str, server_env: dict[str, str], work_dir: Path) -> Iterator[SandboxServer]:
     """The module's server (SQLite, its own database): API keys on, code runs in Docker."""
     problem = docker_problem()
     if problem is not None:

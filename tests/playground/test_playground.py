@@ -18,9 +18,10 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.playground.conftest import KEY, Console
-from tests.sandbox.conftest import SandboxServer, code_call
+from tests.sandbox.conftest import SandboxServer, code_call, fresh_database
 from tests.sandbox.test_quickstart import INSTRUCTIONS, SINEWAVE
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("ASSISTANTD_TEST_BACKEND") == "postgres",
@@ -149,6 +150,22 @@ def test_sinewave_with_the_code_interpreter(
     expect(runs.last).to_contain_text("cancelled")
     shot("cancelled")
 
+    # Later, in a new page of the same tab: the earlier thread, picked from the list.
+    thread = page.get_by_role("combobox", name="Thread", exact=True)
+    thread_id = thread.input_value()
+    page.reload()
+    expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Data Visualization")
+    expect(messages.get_by_role("article")).to_have_count(0)
+    thread.select_option(thread_id)
+    expect(messages.get_by_role("article")).to_have_count(4)
+    expect(messages.get_by_role("article").nth(1)).to_contain_text(answer)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 300",
+        arg=messages.locator("img").first.element_handle(),
+    )
+    expect(runs).to_have_count(2)
+    shot("earlier-thread")
+
 
 def test_file_search_cites_a_passage(
     live: SandboxServer, model: ScriptedModel, page: Page, shot: Shot
@@ -258,6 +275,24 @@ def test_function_call_takes_the_typed_output(
     shot("answered")
 
 
+def test_a_failed_run_shows_its_last_error(
+    live: SandboxServer, model: ScriptedModel, page: Page, shot: Shot
+) -> None:
+    connect(page, live)
+    new_assistant(page, "Unlucky")
+    save(page, "Unlucky")
+    model.script("bad request please", Reply(status=400, error_message="scripted refusal"))
+    send(page, "bad request please")
+    error = page.get_by_role("log", name="Messages").get_by_role("article", name="run error")
+    expect(error).to_contain_text("scripted refusal", timeout=60_000)
+    expect(page.locator("#run-status")).to_contain_text("failed")
+    runs = page.locator("#runs details")
+    expect(runs.last).to_contain_text("failed")
+    expect(runs.last).to_contain_text("Last error")
+    expect(runs.last).to_contain_text("scripted refusal")
+    shot("failed")
+
+
 def test_responses_mode(live: SandboxServer, page: Page, shot: Shot) -> None:
     connect(page, live)
     page.get_by_role("button", name="Responses").click()
@@ -298,3 +333,31 @@ def test_a_wrong_key_sees_nothing(
     page.get_by_role("button", name="Connect").click()
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Not for strangers")
     expect(alert).to_be_hidden()
+
+
+def test_open_mode_on_loopback_asks_for_no_key(
+    chromium: str, server_env: dict[str, str], work_dir: Path, page: Page, shot: Shot
+) -> None:
+    env = {
+        **server_env,
+        "ASSISTANTD_DATABASE_URL": fresh_database(server_env["ASSISTANTD_DATABASE_URL"], work_dir),
+        "ASSISTANTD_DATA_DIR": str(work_dir / "data-playground-open"),
+        "ASSISTANTD_API_KEYS": "",
+        "ASSISTANTD_EMBEDDED_WORKER": "false",  # listing needs no worker (nor a sandbox)
+    }
+    server = LiveServer(env, work_dir / "playground-open.log").start()
+    try:
+        created = httpx.post(
+            f"{server.url}/v1/assistants", json={"model": "gpt-4o", "name": "Open house"}
+        )
+        assert created.status_code == 200, created.text
+        assert httpx.get(f"{server.url}/playground/config.json").json() == {
+            "api_key_required": False
+        }
+        page.goto(f"{server.url}/playground")
+        expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Open house")
+        expect(page.get_by_label("API key", exact=True)).to_be_hidden()
+        expect(page.get_by_role("alert")).to_be_hidden()
+        shot("open")
+    finally:
+        server.stop()

@@ -62,8 +62,13 @@ function fillResources() {
   const stores = $("#a-stores").options.length
     ? chosen($("#a-stores"))
     : assistant?.tool_resources?.file_search?.vector_store_ids || [];
-  selectOptions($("#a-code-files"), state.files, codeFiles, (f) => `${f.filename} · ${f.id}`);
+  selectOptions($("#a-code-files"), usable(), codeFiles, (f) => `${f.filename} · ${f.id}`);
   selectOptions($("#a-stores"), state.stores, stores, (s) => `${s.name || "(unnamed)"} · ${s.id}`);
+}
+
+// Files a tool resource may name (outputs of the code are not inputs).
+function usable() {
+  return state.files.filter((f) => f.purpose === "assistants");
 }
 
 function current() {
@@ -84,7 +89,7 @@ function select(id) {
   $("#a-search").checked = types.has("file_search");
   const functions = a.tools.filter((t) => t.type === "function").map((t) => t.function);
   $("#a-functions").value = functions.length ? json(functions) : "";
-  selectOptions($("#a-code-files"), state.files, a.tool_resources?.code_interpreter?.file_ids || [],
+  selectOptions($("#a-code-files"), usable(), a.tool_resources?.code_interpreter?.file_ids || [],
     (f) => `${f.filename} · ${f.id}`);
   selectOptions($("#a-stores"), state.stores, a.tool_resources?.file_search?.vector_store_ids || [],
     (s) => `${s.name || "(unnamed)"} · ${s.id}`);
