@@ -41,7 +41,7 @@ def connect(page: Page, live: SandboxServer, key: str = KEY) -> None:
     field = page.get_by_label("API key", exact=True)
     expect(field).to_be_visible()
     field.fill(key)
-    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Connect", exact=True).click()
 
 
 def new_assistant(page: Page, name: str, *, code: bool = False, search: bool = False) -> None:
@@ -53,14 +53,14 @@ def new_assistant(page: Page, name: str, *, code: bool = False, search: bool = F
 
 
 def save(page: Page, name: str) -> None:
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text(name)
     expect(page.locator("#assistant option:checked")).to_contain_text(name)
 
 
 def send(page: Page, text: str) -> None:
     page.get_by_role("textbox", name="Message").fill(text)
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
 
 
 def last_answer(page: Page) -> Locator:
@@ -95,11 +95,13 @@ def test_sinewave_with_the_code_interpreter(
     shot("connected")
     new_assistant(page, "Data Visualization", code=True)
     page.get_by_label("Instructions", exact=True).fill(INSTRUCTIONS)
+    page.get_by_label("Temperature", exact=True).fill("0.2")
     save(page, "Data Visualization")
     shot("assistant-saved")
     (saved,) = [a for a in live.client.beta.assistants.list() if a.name == "Data Visualization"]
     assert [t.type for t in saved.tools] == ["code_interpreter"]
     assert saved.instructions == INSTRUCTIONS
+    assert saved.temperature == pytest.approx(0.2)
 
     answer = "Here is the visualization of a sine wave: the wave from 0 to 4π."
     model.script(
@@ -145,7 +147,7 @@ def test_sinewave_with_the_code_interpreter(
     shot("streaming")
     page.get_by_role("button", name="Cancel run").click()
     expect(page.locator("#run-status")).to_contain_text("cancelled")
-    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
     expect(runs).to_have_count(2)
     expect(runs.last).to_contain_text("cancelled")
     shot("cancelled")
@@ -171,7 +173,7 @@ def test_file_search_cites_a_passage(
     live: SandboxServer, model: ScriptedModel, page: Page, shot: Shot
 ) -> None:
     connect(page, live)
-    page.get_by_role("button", name="Files").click()
+    page.get_by_role("button", name="Files", exact=True).click()
 
     # A plain upload, dropped on the page.
     page.locator("#file-drop").evaluate(
@@ -200,7 +202,7 @@ def test_file_search_cites_a_passage(
     shot("ingested")
     (store,) = [s for s in live.client.vector_stores.list() if s.name == "Keeper's guide"]
 
-    page.get_by_role("button", name="Assistants").click()
+    page.get_by_role("button", name="Assistants", exact=True).click()
     new_assistant(page, "Librarian", search=True)
     page.get_by_label("Vector stores", exact=True).select_option(store.id)
     save(page, "Librarian")
@@ -229,6 +231,11 @@ def test_file_search_cites_a_passage(
     expect(runs.last).to_contain_text("File search")
     expect(runs.last.locator("blockquote").first).to_contain_text("fog horn")
     shot("search-step")
+
+    page.get_by_role("button", name="Files", exact=True).click()
+    page.get_by_role("button", name="Delete dropped.md").click()
+    expect(files).not_to_contain_text("dropped.md")
+    expect(files).to_contain_text("guide.txt")
 
 
 def test_function_call_takes_the_typed_output(
@@ -274,6 +281,19 @@ def test_function_call_takes_the_typed_output(
     assert tool_message["content"] == '{"sky": "sunny"}'
     shot("answered")
 
+    # Edit it, then delete it.
+    (saved,) = [a for a in live.client.beta.assistants.list() if a.name == "Forecaster"]
+    assert saved.tools[0].function.name == "get_weather"  # type: ignore[union-attr]
+    page.get_by_label("Top P", exact=True).fill("0.5")
+    page.get_by_label("Name", exact=True).fill("Forecaster 2")
+    save(page, "Forecaster 2")
+    edited = live.client.beta.assistants.retrieve(saved.id)
+    assert (edited.name, edited.top_p) == ("Forecaster 2", pytest.approx(0.5))
+    assert [t.type for t in edited.tools] == ["function"]
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_role("combobox", name="Assistant")).not_to_contain_text("Forecaster 2")
+    assert saved.id not in [a.id for a in live.client.beta.assistants.list()]
+
 
 def test_a_failed_run_shows_its_last_error(
     live: SandboxServer, model: ScriptedModel, page: Page, shot: Shot
@@ -283,7 +303,7 @@ def test_a_failed_run_shows_its_last_error(
     save(page, "Unlucky")
     model.script("bad request please", Reply(status=400, error_message="scripted refusal"))
     send(page, "bad request please")
-    error = page.get_by_role("log", name="Messages").get_by_role("article", name="run error")
+    error = page.get_by_role("log", name="Messages").get_by_role("note", name="run error")
     expect(error).to_contain_text("scripted refusal", timeout=60_000)
     expect(page.locator("#run-status")).to_contain_text("failed")
     runs = page.locator("#runs details")
@@ -295,7 +315,7 @@ def test_a_failed_run_shows_its_last_error(
 
 def test_responses_mode(live: SandboxServer, page: Page, shot: Shot) -> None:
     connect(page, live)
-    page.get_by_role("button", name="Responses").click()
+    page.get_by_role("button", name="Responses", exact=True).click()
     page.get_by_label("Response model", exact=True).fill("gpt-4o")
     page.get_by_label("Input", exact=True).fill("hello from the responses tab")
     page.get_by_role("button", name="Send input").click()
@@ -330,7 +350,7 @@ def test_a_wrong_key_sees_nothing(
     shot("refused")
     # The right key, in the same tab, sees the project's assistants.
     page.get_by_label("API key", exact=True).fill(KEY)
-    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Connect", exact=True).click()
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Not for strangers")
     expect(alert).to_be_hidden()
 

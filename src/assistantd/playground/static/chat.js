@@ -155,7 +155,8 @@ function onEvent(name, data) {
   }
   if (!data || typeof data !== "object") return;
   if (name.startsWith("thread.run.step.")) {
-    if (name !== "thread.run.step.delta") inspector.step(data);
+    if (name === "thread.run.step.delta") inspector.stepDelta(data);
+    else inspector.step(data);
     return;
   }
   if (name.startsWith("thread.run.")) return onRun(name, data);
@@ -202,8 +203,9 @@ function onRun(name, data) {
   if (name === "thread.run.requires_action") askForOutputs(data);
   if (name === "thread.run.failed" || name === "thread.run.expired") {
     const error = data.last_error;
+    // Not an article: the log holds one article per message.
     $("#messages").append(
-      h("article", { class: "error", "aria-label": "run error" },
+      h("div", { class: "run-error", role: "note", "aria-label": "run error" },
         h("header", {}, `${data.id} ${data.status}`),
         h("div", { class: "text" }, error ? `${error.code}: ${error.message}` : data.status)),
     );

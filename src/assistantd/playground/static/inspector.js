@@ -62,6 +62,17 @@ export function step(data) {
   if (known?.el.open) guarded(() => loadSteps(data.run_id));
 }
 
+// Code as the model writes it, into the step on screen (the step's end shows it whole).
+export function stepDelta(data) {
+  const calls = data.delta?.step_details?.tool_calls || [];
+  for (const call of calls) {
+    const input = call.code_interpreter?.input;
+    if (!input) continue;
+    const code = document.querySelectorAll(`[data-step-id="${CSS.escape(data.id)}"] pre.code`)[call.index];
+    if (code) code.textContent += input;
+  }
+}
+
 function fact(name, value) {
   return [h("dt", {}, name), h("dd", {}, value ?? "")];
 }
