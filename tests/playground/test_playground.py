@@ -46,8 +46,8 @@ def connect(page: Page, live: SandboxServer, key: str = KEY) -> None:
 
 def new_assistant(page: Page, name: str, *, code: bool = False, search: bool = False) -> None:
     page.get_by_role("button", name="New assistant").click()
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("Model", exact=True).fill("gpt-4o")
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_role("textbox", name="Model", exact=True).fill("gpt-4o")
     page.get_by_role("checkbox", name="Code interpreter").set_checked(code)
     page.get_by_role("checkbox", name="File search").set_checked(search)
 
@@ -56,6 +56,15 @@ def save(page: Page, name: str) -> None:
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text(name)
     expect(page.locator("#assistant option:checked")).to_contain_text(name)
+
+
+def new_thread(page: Page) -> None:
+    """Start a thread and wait until it is the one shown."""
+    thread = page.get_by_role("combobox", name="Thread", exact=True)
+    before = thread.input_value()
+    page.get_by_role("button", name="New thread").click()
+    expect(thread).not_to_have_value(before)
+    expect(thread).to_have_value(re.compile("^thread_"))
 
 
 def send(page: Page, text: str) -> None:
@@ -94,7 +103,7 @@ def test_sinewave_with_the_code_interpreter(
     connect(page, live)
     shot("connected")
     new_assistant(page, "Data Visualization", code=True)
-    page.get_by_label("Instructions", exact=True).fill(INSTRUCTIONS)
+    page.get_by_role("textbox", name="Instructions", exact=True).fill(INSTRUCTIONS)
     page.get_by_label("Temperature", exact=True).fill("0.2")
     save(page, "Data Visualization")
     shot("assistant-saved")
@@ -109,7 +118,7 @@ def test_sinewave_with_the_code_interpreter(
         code_call(SINEWAVE),
         Reply(text=[answer[:20], answer[20:40], answer[40:]], chunk_delay=0.05),
     )
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     send(page, "Create a visualization of a sinewave")
     messages = page.get_by_role("log", name="Messages")
     expect(messages.get_by_role("article").first).to_contain_text(
@@ -195,6 +204,7 @@ def test_file_search_cites_a_passage(
     page.get_by_label("Upload to vector store", exact=True).set_input_files(
         files=[{"name": "guide.txt", "mimeType": "text/plain", "buffer": GUIDE.encode()}]
     )
+    expect(page.get_by_role("list", name="Uploads")).to_contain_text("added to")
     store_files = page.get_by_role("table", name="Vector store files")
     expect(store_files).to_contain_text("guide.txt")
     expect(store_files).to_contain_text("completed", timeout=60_000)
@@ -214,7 +224,7 @@ def test_file_search_cites_a_passage(
         Reply(tool_calls=[ToolCall("file_search", json.dumps({"queries": ["fog horn"]}))]),
         Reply(text="Two long blasts every minute 【0†guide.txt】 in fog."),
     )
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     send(page, "How often does the fog horn sound?")
     answered = last_answer(page)
     expect(answered).to_contain_text("Two long blasts every minute", timeout=60_000)
@@ -259,7 +269,7 @@ def test_function_call_takes_the_typed_output(
         Reply(tool_calls=[ToolCall("get_weather", json.dumps({"city": "Paris"}))]),
         Reply(text="It is sunny in Paris."),
     )
-    page.get_by_role("button", name="New thread").click()
+    new_thread(page)
     send(page, "What is the weather in Paris?")
     outputs = page.get_by_role("form", name="Tool outputs")
     expect(outputs).to_be_visible(timeout=60_000)
@@ -344,6 +354,8 @@ def test_a_wrong_key_sees_nothing(
     expect(alert).to_contain_text("Incorrect API key provided")
     options = page.get_by_role("combobox", name="Assistant").locator("option")
     expect(options).to_have_count(1)
+    threads = page.get_by_role("combobox", name="Thread", exact=True).locator("option")
+    expect(threads).to_have_count(1)
     expect(page.locator("body")).not_to_contain_text("Not for strangers")
     assert page.evaluate("sessionStorage.length") == 1
     assert page.evaluate("localStorage.getItem('assistantd.playground.key')") is None
@@ -353,6 +365,14 @@ def test_a_wrong_key_sees_nothing(
     page.get_by_role("button", name="Connect", exact=True).click()
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Not for strangers")
     expect(alert).to_be_hidden()
+    new_thread(page)
+    expect(threads).to_have_count(2)
+    # Threads this browser remembers are the key's own: another key is not shown them.
+    page.get_by_label("API key", exact=True).fill("sk-another-wrong-key")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(alert).to_contain_text("Incorrect API key provided")
+    expect(threads).to_have_count(1)
+    expect(options).to_have_count(1)
 
 
 def test_open_mode_on_loopback_asks_for_no_key(

@@ -4,10 +4,7 @@ import { del, listAll, post } from "./api.js";
 import { $, guarded, h, json } from "./dom.js";
 import { emit, on, state } from "./state.js";
 
-const MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o4-mini"];
-
 export function init() {
-  $("#models").replaceChildren(...MODELS.map((m) => h("option", { value: m })));
   $("#assistant").addEventListener("change", () => select($("#assistant").value));
   $("#new-assistant").addEventListener("click", () => {
     select("");

@@ -1,23 +1,28 @@
 // Threads: start or pick one, chat with streamed runs, answer function calls, cancel.
 
-import { get, listAll, post, stream } from "./api.js";
+import { get, getKey, listAll, post, stream } from "./api.js";
 import { $, guarded, h, showError } from "./dom.js";
 import * as inspector from "./inspector.js";
 import * as messages from "./messages.js";
 import { on, state } from "./state.js";
 
-// Thread ids this browser started (the API has no list of threads); each is checked against
-// the key when picked, so a key sees only its project's.
-const THREADS = "assistantd.playground.threads";
+// Thread ids this browser started (the API has no list of threads), kept apart per key (by a
+// short hash of it: a namespace, not a secret) and checked against the key when picked.
+function threadsKey() {
+  let hash = 0x811c9dc5; // FNV-1a
+  for (const char of getKey()) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0;
+  return `assistantd.playground.threads.${hash.toString(16)}`;
+}
 const ENDED = new Set(["completed", "failed", "cancelled", "expired", "incomplete"]);
 
 let run = null; // the thread's latest run: {id, thread_id, status}
 let streaming = false;
+let shown = 0; // bumped by reset(): a thread still loading for an earlier screen is dropped
 const live = new Map(); // message id -> {article, parts}
 
 function remembered() {
   try {
-    return JSON.parse(localStorage.getItem(THREADS) || "[]");
+    return JSON.parse(localStorage.getItem(threadsKey()) || "[]");
   } catch {
     return [];
   }
@@ -26,12 +31,12 @@ function remembered() {
 function remember(id, title) {
   const list = remembered().filter((t) => t.id !== id);
   list.unshift({ id, title: title.slice(0, 60) });
-  localStorage.setItem(THREADS, JSON.stringify(list.slice(0, 50)));
+  localStorage.setItem(threadsKey(), JSON.stringify(list.slice(0, 50)));
   fillThreads();
 }
 
 function forget(id) {
-  localStorage.setItem(THREADS, JSON.stringify(remembered().filter((t) => t.id !== id)));
+  localStorage.setItem(threadsKey(), JSON.stringify(remembered().filter((t) => t.id !== id)));
   fillThreads();
 }
 
@@ -68,6 +73,7 @@ export function init() {
 }
 
 export function reset() {
+  shown += 1;
   state.threadId = "";
   setRun(null);
   $("#messages").replaceChildren();
@@ -86,17 +92,24 @@ async function newThread() {
 async function openThread(id) {
   reset();
   if (!id) return;
+  const screen = shown;
+  $("#send").disabled = true; // until the thread is on screen
+  let list;
   try {
     await get(`/threads/${id}`);
+    list = await listAll(`/threads/${id}/messages?order=asc`);
   } catch (error) {
     if (error.status === 404) forget(id);
+    if (screen === shown) setRun(null);
     throw error;
   }
+  if (screen !== shown) return;
   state.threadId = id;
   fillThreads();
-  const list = await listAll(`/threads/${id}/messages?order=asc`);
   $("#messages").replaceChildren(...list.map((m) => messages.render(m)));
   await inspector.show(id);
+  if (screen !== shown) return;
+  setRun(null);
   const active = inspector.activeRun();
   if (active) {
     setRun(active);

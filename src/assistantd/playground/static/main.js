@@ -25,6 +25,14 @@ async function loadAll() {
   });
 }
 
+// Another key: nothing the previous one saw stays on screen.
+function forgetShown() {
+  chat.reset();
+  assistants.clear();
+  files.clear();
+  emit("connected");
+}
+
 async function start() {
   for (const button of document.querySelectorAll("nav [data-view]")) {
     button.addEventListener("click", () => showView(button.dataset.view));
@@ -42,15 +50,13 @@ async function start() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     setKey($("#api-key").value.trim());
-    chat.reset();
+    forgetShown();
     loadAll();
   });
   $("#forget-key").addEventListener("click", () => {
     setKey("");
     $("#api-key").value = "";
-    chat.reset();
-    assistants.clear();
-    files.clear();
+    forgetShown();
   });
   if (config.api_key_required && !getKey()) {
     showError("This server asks for an API key: enter one above.");
