@@ -114,6 +114,9 @@ def console() -> Console:
 def page(browser: Browser, console: Console) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)  # a loaded CI machine is slower than a desk
     opened = context.new_page()
 
     def on_console(message: Any) -> None:

@@ -42,6 +42,12 @@ def connect(page: Page, live: SandboxServer, key: str = KEY) -> None:
     expect(field).to_be_visible()
     field.fill(key)
     page.get_by_role("button", name="Connect", exact=True).click()
+    loaded(page)
+
+
+def loaded(page: Page) -> None:
+    """Wait until the page has loaded what the key may see (or failed to)."""
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
 
 
 def new_assistant(page: Page, name: str, *, code: bool = False, search: bool = False) -> None:
@@ -165,6 +171,7 @@ def test_sinewave_with_the_code_interpreter(
     thread = page.get_by_role("combobox", name="Thread", exact=True)
     thread_id = thread.input_value()
     page.reload()
+    loaded(page)
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Data Visualization")
     expect(messages.get_by_role("article")).to_have_count(0)
     thread.select_option(thread_id)
@@ -323,7 +330,7 @@ def test_a_failed_run_shows_its_last_error(
     shot("failed")
 
 
-def test_responses_mode(live: SandboxServer, page: Page, shot: Shot) -> None:
+def test_responses_mode(live: SandboxServer, model: ScriptedModel, page: Page, shot: Shot) -> None:
     connect(page, live)
     page.get_by_role("button", name="Responses", exact=True).click()
     page.get_by_label("Response model", exact=True).fill("gpt-4o")
@@ -342,6 +349,20 @@ def test_responses_mode(live: SandboxServer, page: Page, shot: Shot) -> None:
     ).json()
     assert [item["type"] for item in listed["data"]] == ["message", "message"]
     shot("responses")
+
+    # The code interpreter in an auto container: its code and its chart as output items.
+    model.script("sinewave in a response", code_call(SINEWAVE), Reply(text="Drawn."))
+    page.get_by_role("checkbox", name="Code interpreter (auto container)").check()
+    page.get_by_label("Input", exact=True).fill("sinewave in a response")
+    page.get_by_role("button", name="Send input").click()
+    call = items.get_by_role("article", name="code_interpreter_call")
+    expect(call.locator("pre.code")).to_contain_text("y = np.sin(x)", timeout=60_000)
+    expect(items.get_by_role("article").last).to_contain_text("Drawn.", timeout=60_000)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 300",
+        arg=call.locator("img").element_handle(),
+    )
+    shot("responses-code")
 
 
 def test_a_wrong_key_sees_nothing(
@@ -363,6 +384,7 @@ def test_a_wrong_key_sees_nothing(
     # The right key, in the same tab, sees the project's assistants.
     page.get_by_label("API key", exact=True).fill(KEY)
     page.get_by_role("button", name="Connect", exact=True).click()
+    loaded(page)
     expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Not for strangers")
     expect(alert).to_be_hidden()
     new_thread(page)
@@ -370,6 +392,7 @@ def test_a_wrong_key_sees_nothing(
     # Threads this browser remembers are the key's own: another key is not shown them.
     page.get_by_label("API key", exact=True).fill("sk-another-wrong-key")
     page.get_by_role("button", name="Connect", exact=True).click()
+    loaded(page)
     expect(alert).to_contain_text("Incorrect API key provided")
     expect(threads).to_have_count(1)
     expect(options).to_have_count(1)
@@ -395,6 +418,7 @@ def test_open_mode_on_loopback_asks_for_no_key(
             "api_key_required": False
         }
         page.goto(f"{server.url}/playground")
+        loaded(page)
         expect(page.get_by_role("combobox", name="Assistant")).to_contain_text("Open house")
         expect(page.get_by_label("API key", exact=True)).to_be_hidden()
         expect(page.get_by_role("alert")).to_be_hidden()

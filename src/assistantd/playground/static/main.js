@@ -19,10 +19,16 @@ function showView(name) {
 
 // Everything the key may see, afresh (after connecting with another key).
 async function loadAll() {
-  await guarded(async () => {
-    await Promise.all([assistants.load(), files.load()]);
-    emit("connected");
-  });
+  const main = $("main");
+  main.setAttribute("aria-busy", "true");
+  try {
+    await guarded(async () => {
+      await Promise.all([assistants.load(), files.load()]);
+      emit("connected");
+    });
+  } finally {
+    main.setAttribute("aria-busy", "false");
+  }
 }
 
 // Another key: nothing the previous one saw stays on screen.
@@ -59,6 +65,7 @@ async function start() {
     forgetShown();
   });
   if (config.api_key_required && !getKey()) {
+    $("main").setAttribute("aria-busy", "false");
     showError("This server asks for an API key: enter one above.");
     $("#api-key").focus();
     return;

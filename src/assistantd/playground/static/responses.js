@@ -79,9 +79,10 @@ function onEvent(name, data) {
     const known = items.get(data.item_id);
     if (known) {
       known.text += data.delta;
-      let slot = known.article.querySelector(".streamed");
+      const code = name.includes("code");
+      let slot = known.article.querySelector(code ? "pre.code" : ".text");
       if (!slot) {
-        slot = h(name.includes("code") ? "pre" : "div", { class: name.includes("code") ? "code streamed" : "text streamed" });
+        slot = code ? h("pre", { class: "code" }) : h("div", { class: "text" });
         known.article.append(slot);
       }
       slot.textContent = known.text;
