@@ -187,8 +187,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)
     app.add_middleware(RequestContext)  # outermost: ids and metrics for everything
     add_api_routes(app, routes_of(health_router, metrics_router), "")
-    app.include_router(playground_router)  # static files: no transaction, not in the schema
     routes = api_routes()
     for prefix in API_PREFIXES:
         add_api_routes(app, routes, prefix)
+    # After the API's routes, which are matched first; static files need no transaction.
+    app.include_router(playground_router)
     return app

@@ -38,22 +38,21 @@ _SECURITY = {
 
 
 @cache
-def _asset(name: str) -> bytes | None:
-    """The bytes of static file `name` (a plain file name, no folders), or None."""
-    if "/" in name or "\\" in name or name.startswith(".") or not name:
-        return None
-    entry = resources.files(__package__).joinpath("static", name)
-    if not entry.is_file():
-        return None
-    return entry.read_bytes()
+def _assets() -> dict[str, bytes]:
+    """The static files by name, read once (a handful of small files)."""
+    folder = resources.files(__package__).joinpath("static")
+    return {
+        entry.name: entry.read_bytes()
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.name[entry.name.rfind(".") :] in _TYPES
+    }
 
 
 def _serve(name: str) -> Response:
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    body = _asset(name)
-    if body is None or suffix not in _TYPES:
+    body = _assets().get(name)
+    if body is None:
         raise NotFoundError(f"No playground file {name!r}.")
-    return Response(body, media_type=_TYPES[suffix], headers=_SECURITY)
+    return Response(body, media_type=_TYPES[name[name.rfind(".") :]], headers=_SECURITY)
 
 
 @router.api_route("/playground", methods=["GET", "HEAD"])
