@@ -84,6 +84,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         reporter.line("nothing was skipped")
     for reason, count in reasons.most_common():
         reporter.line(f"{count:4d} x {reason}")
+    if any("chromium" in reason or "Playwright" in reason for reason in reasons):
+        reporter.line(
+            "The playground's browser tests need Debian's chromium: ASSISTANTD_REQUIRE_BROWSER=1 "
+            "turns their skips into failures, as CI does."
+        )
     if any(word in reason for reason in reasons for word in ("Docker", "image", "compose")):
         reporter.line(
             "Docker, the sandbox image (make sandbox-image) and the server image (make image) "

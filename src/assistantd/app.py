@@ -29,6 +29,7 @@ from assistantd.messages.router import router as messages_router
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
+from assistantd.playground.router import router as playground_router
 from assistantd.responses.router import router as responses_router
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
@@ -192,4 +193,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = api_routes()
     for prefix in API_PREFIXES:
         add_api_routes(app, routes, prefix)
+    # After the API's routes, which are matched first; static files need no transaction.
+    app.include_router(playground_router)
     return app
