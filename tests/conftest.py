@@ -18,6 +18,7 @@ import pytest
 from openai import AzureOpenAI, OpenAI
 
 from tests.support.scripted_model import ScriptedModel
+from tests.support.seaweed import SeaweedS3
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,21 @@ def database_url(work_dir: Path) -> str:
 
         return start_postgres(ROOT / ".tmp" / "pg")
     return f"sqlite+aiosqlite:///{work_dir / 'assistantd.db'}"
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) on loopback, for the session; started on first use."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(seaweed: SeaweedS3) -> dict[str, str]:
+    """Server environment that stores blobs in a fresh bucket of `seaweed`."""
+    bucket = seaweed.create_bucket(f"assistantd-{os.urandom(4).hex()}")
+    return {"ASSISTANTD_BLOB_URL": f"s3://{bucket}/blobs", **seaweed.env}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -68,6 +84,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         reporter.line("nothing was skipped")
     for reason, count in reasons.most_common():
         reporter.line(f"{count:4d} x {reason}")
+    if any("chromium" in reason or "Playwright" in reason for reason in reasons):
+        reporter.line(
+            "The playground's browser tests need Debian's chromium: ASSISTANTD_REQUIRE_BROWSER=1 "
+            "turns their skips into failures, as CI does."
+        )
     if any(word in reason for reason in reasons for word in ("Docker", "image", "compose")):
         reporter.line(
             "Docker, the sandbox image (make sandbox-image) and the server image (make image) "

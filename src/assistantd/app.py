@@ -16,7 +16,7 @@ from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
-from assistantd.blobs.store import LocalBlobStore
+from assistantd.blobs.factory import log_blob_store, make_blob_store
 from assistantd.containers.router import router as containers_router
 from assistantd.conversations.router import router as conversations_router
 from assistantd.db.engine import make_engine, make_sessionmaker
@@ -30,6 +30,7 @@ from assistantd.messages.router import router as messages_router
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
+from assistantd.playground.router import router as playground_router
 from assistantd.responses.router import router as responses_router
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.query_sessions = make_sessionmaker(engine, write=False, autocommit=True)
         app.state.write_sessions = make_sessionmaker(engine, write=True)
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
-        app.state.blobs = LocalBlobStore(settings.blob_dir)
+        app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
         http = make_http_client(settings)
         deps = RunDeps.build(
@@ -141,7 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
         app.state.sandboxes = CodeInterpreterTool.sandboxes_of(deps.tools)
-        background: list[asyncio.Task[None]] = []
+        background: list[asyncio.Task[None]] = [
+            asyncio.create_task(log_blob_store(app.state.blobs))
+        ]
         if not settings.is_sqlite:
             background.append(
                 asyncio.create_task(listen_postgres(settings.effective_database_url, signals))
@@ -172,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await http.aclose()
+            await app.state.blobs.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -192,4 +196,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = api_routes()
     for prefix in API_PREFIXES:
         add_api_routes(app, routes, prefix)
+    # After the API's routes, which are matched first; static files need no transaction.
+    app.include_router(playground_router)
     return app

@@ -9,10 +9,11 @@ import logging
 import socket
 import sys
 
+from pydantic import AliasChoices, ValidationError
 from sqlalchemy import func, select
 
 from assistantd.ops.logs import configure_logging
-from assistantd.settings import Settings, SettingsError, load_settings
+from assistantd.settings import Settings
 
 log = logging.getLogger("assistantd")
 
@@ -79,7 +80,7 @@ async def _run_worker(settings: Settings) -> None:
 
     from assistantd.backends.chat import make_http_client
     from assistantd.backends.local import start_local_model
-    from assistantd.blobs.store import LocalBlobStore
+    from assistantd.blobs.factory import log_blob_store, make_blob_store
     from assistantd.db.engine import make_engine, make_sessionmaker
     from assistantd.ops.worker_http import WorkerHttp
     from assistantd.runs.deps import RunDeps
@@ -90,13 +91,14 @@ async def _run_worker(settings: Settings) -> None:
     engine = make_engine(settings)
     signals = Signals()
     http = make_http_client(settings)
+    blobs = make_blob_store(settings)
     deps = RunDeps.build(
         settings,
         make_sessionmaker(engine, write=True),
         make_sessionmaker(engine, write=False, autocommit=True),
         signals,
         http,
-        LocalBlobStore(settings.blob_dir),
+        blobs,
     )
     listener = None
     if not settings.is_sqlite:
@@ -109,6 +111,7 @@ async def _run_worker(settings: Settings) -> None:
     sandbox = ReadinessProbe(settings)
     await sandbox.log()
     await sandbox.aclose()
+    await log_blob_store(blobs)
     probes = None
     if settings.worker_http_port is not None:
         probes = WorkerHttp(deps.sessions, lambda: worker.healthy)
@@ -129,6 +132,7 @@ async def _run_worker(settings: Settings) -> None:
         if listener is not None:
             listener.cancel()
         await http.aclose()
+        await blobs.aclose()
         await engine.dispose()
 
 
@@ -285,11 +289,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_settings() -> Settings:
+    """The settings, or exit 2 with one line per bad variable (not a traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"assistantd: {_variable(error['loc'])}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return name if name.isupper() else f"ASSISTANTD_{name.upper()}"
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    return alias if isinstance(alias, str) else f"ASSISTANTD_{name.upper()}"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        sys.exit(f"assistantd: {exc}")
+    settings = _load_settings()
     configure_logging(settings)
     sys.exit(args.func(args, settings))

@@ -5,11 +5,13 @@ Nothing else in the code base reads the environment: build a `Settings` and pass
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PROJECT = "default"
@@ -37,37 +39,22 @@ def database_url_for_drivers(url: str) -> str:
     driver = _DRIVERS.get(scheme.lower())
     if not sep or driver is None:
         raise ValueError(
-            "ASSISTANTD_DATABASE_URL must be a SQLite (sqlite:///path/to/file.db) or PostgreSQL "
+            "must be a SQLite (sqlite:///path/to/file.db) or PostgreSQL "
             "(postgresql://user:pass@host/db) URL; "
             + (f"{scheme}:// is not supported" if sep else "this is not a URL")
         )
     if driver.startswith("sqlite") and not rest.startswith("/"):
         raise ValueError(
-            "ASSISTANTD_DATABASE_URL: a SQLite URL needs three slashes and a path "
+            "a SQLite URL needs three slashes and a path "
             "(sqlite:///relative.db or sqlite:////absolute/path.db)"
         )
     return f"{driver}://{rest}"
 
 
-class SettingsError(Exception):
-    """Settings that cannot work, said in one line."""
-
-
-def load_settings() -> Settings:
-    """`Settings()` from the environment; SettingsError naming the bad setting."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = "ASSISTANTD_" + "_".join(str(p) for p in error["loc"]).upper()
-            message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(message if message.startswith(name) else f"{name}: {message}")
-        raise SettingsError("; ".join(lines)) from None
-
-
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ASSISTANTD_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANTD_", extra="ignore", populate_by_name=True
+    )
 
     # --- storage -----------------------------------------------------------------------------
     data_dir: Path = Field(Path(".assistantd"), description="SQLite file and stored file blobs.")
@@ -87,6 +74,34 @@ class Settings(BaseSettings):
         "(opening one costs far more than a query).",
     )
     migrate_on_start: bool = Field(True, description="`serve` applies migrations on start.")
+    blob_url: str | None = Field(
+        None,
+        description="Where file contents are stored: `s3://BUCKET/PREFIX` for S3-compatible "
+        "object storage (AWS S3, MinIO, SeaweedFS, Ceph RGW; endpoint, region and credentials "
+        "from the standard AWS variables); unset, the `files` folder of the data dir.",
+    )
+    aws_endpoint_url: str | None = Field(
+        None,
+        validation_alias="AWS_ENDPOINT_URL",
+        description="The S3 endpoint of ASSISTANTD_BLOB_URL, e.g. http://minio:9000 (unset: AWS).",
+    )
+    aws_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="Region of the bucket (or AWS_DEFAULT_REGION; unset: us-east-1). "
+        "Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or any other source of "
+        "botocore's chain (AWS_PROFILE, web identity, instance role).",
+    )
+    blob_orphan_grace_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A stored blob no file or upload part refers to is deleted once it is this "
+        "old (what a process that died between storing a blob and committing, or committing and "
+        "deleting, left behind); younger ones may still be getting their row.",
+    )
+    blob_sweep_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often each worker looks for such orphaned blobs."
+    )
 
     # --- API -----------------------------------------------------------------------------------
     api_keys: str = Field(
@@ -327,6 +342,24 @@ class Settings(BaseSettings):
     def _usable_database_url(cls, value: str | None) -> str | None:
         return database_url_for_drivers(value) if value else value
 
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        blob_location(value)
+        return value.strip()
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected http(s)://HOST[:PORT], not {value!r}")
+        return value.strip()
+
     @cached_property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -353,3 +386,24 @@ class Settings(BaseSettings):
                 project, key = DEFAULT_PROJECT, entry
             keys[key.strip()] = project.strip() or DEFAULT_PROJECT
         return keys
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def blob_location(url: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` as (bucket, "some/prefix/"); ValueError says what is wrong."""
+    parts = urlsplit(url.strip())
+    if parts.scheme != "s3":
+        raise ValueError(f"expected s3://BUCKET[/PREFIX], not {url!r}")
+    if parts.query or parts.fragment or parts.port is not None or "@" in parts.netloc:
+        raise ValueError(f"expected s3://BUCKET[/PREFIX] with nothing else, not {url!r}")
+    bucket = parts.netloc
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ValueError(
+            f"{bucket!r} is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-'; in {url!r})"
+        )
+    prefix = parts.path.strip("/")
+    if "//" in prefix or any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError(f"bad key prefix {prefix!r} in {url!r}")
+    return bucket, f"{prefix}/" if prefix else ""

@@ -35,7 +35,11 @@ pytestmark = pytest.mark.skipif(
 
 def config(**env: str) -> subprocess.CompletedProcess[str]:
     assert COMPOSE is not None, "CI must have Docker Compose (.ci/run installs docker-compose)"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANTD_", "POSTGRES_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ASSISTANTD_", "POSTGRES_", "AWS_"))
+    }
     return subprocess.run(
         [*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
@@ -107,3 +111,45 @@ def test_health_checks_and_start_order(services: dict[str, Any]) -> None:
         "service_completed_successfully"
     )
     assert services["sandbox-image"]["network_mode"] == "none"
+
+
+def test_object_storage_profile(services: dict[str, Any]) -> None:
+    """`--profile s3` adds SeaweedFS; the API and workers reach it once ASSISTANTD_BLOB_URL says
+    s3://..., with the same keys; without it they keep the shared volume."""
+    seaweedfs = services["seaweedfs"]
+    assert seaweedfs["profiles"] == ["s3"]
+    assert "-s3" in seaweedfs["command"]
+    assert "-master.telemetry=false" in seaweedfs["command"]  # it reports home by default
+    assert ("objects", "/data") in volumes_of(seaweedfs)
+    keys = {
+        name: seaweedfs["environment"][name]
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    for name in ("api", "worker", "migrate"):
+        env = services[name]["environment"]
+        assert not env["ASSISTANTD_BLOB_URL"], name
+        assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs:8333"
+        assert {key: env[key] for key in keys} == keys
+
+    done = config(
+        ASSISTANTD_API_KEYS="sk-compose-test", ASSISTANTD_BLOB_URL="s3://assistantd/files"
+    )
+    assert done.returncode == 0, done.stderr
+    wired = yaml.safe_load(done.stdout)["services"]
+    for name in ("api", "worker"):
+        assert wired[name]["environment"]["ASSISTANTD_BLOB_URL"] == "s3://assistantd/files"
+
+    # AWS S3 itself: no endpoint, the instance role's credentials.
+    done = config(
+        ASSISTANTD_API_KEYS="sk-compose-test",
+        ASSISTANTD_BLOB_URL="s3://my-bucket/assistantd",
+        AWS_ENDPOINT_URL="",
+        AWS_ACCESS_KEY_ID="",
+        AWS_SECRET_ACCESS_KEY="",
+        AWS_REGION="eu-west-1",
+    )
+    assert done.returncode == 0, done.stderr
+    env = yaml.safe_load(done.stdout)["services"]["worker"]["environment"]
+    assert not env["AWS_ENDPOINT_URL"]
+    assert not env["AWS_ACCESS_KEY_ID"]
+    assert env["AWS_REGION"] == "eu-west-1"

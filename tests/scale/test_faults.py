@@ -81,7 +81,7 @@ def faulty(
     )
     apis = [LiveServer(env, work_dir / f"faults-api{i}.log").start(wait=False) for i in range(2)]
     worker_env = {**env, "ASSISTANTD_WORKER_CONCURRENCY": "12", "ASSISTANTD_DB_POOL_SIZE": "16"}
-    cluster = Cluster(apis, [], url)
+    cluster = Cluster(apis, [], url, env)
     cluster.worker_env = worker_env  # type: ignore[attr-defined]
     for api in apis:
         api.wait_ready(120)

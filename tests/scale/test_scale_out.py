@@ -1,9 +1,12 @@
 """Scale-out on one machine: several `assistantd serve` processes (no embedded worker) and several
-`assistantd worker` processes on loopback, one PostgreSQL. Concurrent clients spread 500 runs
-(streamed, polled, and with function calls answered by submit_tool_outputs, streamed or not)
-across the API processes; mid-way one worker and one API process are killed with SIGKILL. Every
-run must complete exactly once: one run per thread, one assistant message per run, all
-`completed`.
+`assistantd worker` processes on loopback, one PostgreSQL, file blobs in S3 (SeaweedFS), as the
+README's multi-machine deployment has them. Concurrent clients spread 500 runs (streamed, polled,
+and with function calls answered by submit_tool_outputs, streamed or not) across the API
+processes, and upload a file through one API process and read it back through another every
+fifth run; mid-way one worker and one API process are killed with SIGKILL. Every run must
+complete exactly once: one run per thread, one assistant message per run, all `completed`; every
+file reads back whole from any API process, and once the orphan sweep has run no object in the
+bucket lacks its row.
 
 A client whose API process dies under it does what a client behind a load balancer would: it
 goes to another API process, and if it cannot tell whether a create went through, it looks
@@ -12,6 +15,7 @@ before creating again.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -32,6 +36,10 @@ import pytest
 from openai import OpenAI
 from sqlalchemy import create_engine, text
 
+from assistantd.blobs.factory import make_blob_store
+from assistantd.blobs.sweep import sweep_orphans
+from assistantd.db.engine import make_engine, make_sessionmaker
+from assistantd.settings import Settings
 from tests.conftest import ROOT, STATIC_KEY, STATIC_PROJECT, is_postgres
 from tests.runs.conftest import wait_until
 from tests.support.pg import start_postgres
@@ -66,12 +74,16 @@ GONE = (
 
 
 @pytest.fixture(scope="module")
-def cluster(database_url: str, work_dir: Path, model: ScriptedModel) -> Iterator[Cluster]:
+def cluster(
+    database_url: str, work_dir: Path, model: ScriptedModel, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
     if not is_postgres(database_url):
         pytest.skip("scale-out needs PostgreSQL (SQLite is one process with its worker inside)")
+    s3_env: dict[str, str] = request.getfixturevalue("s3_env")  # SeaweedFS, on PostgreSQL only
     # A PostgreSQL server of its own: six processes' pools need most of its 100 connections.
     scale_database = start_postgres(ROOT / ".tmp" / "pg-scale")
     env = {
+        **s3_env,
         "ASSISTANTD_DATA_DIR": str(work_dir / "scale"),
         "ASSISTANTD_DATABASE_URL": scale_database,
         "ASSISTANTD_API_KEYS": f"{STATIC_PROJECT}:{STATIC_KEY}",
@@ -121,7 +133,7 @@ def cluster(database_url: str, work_dir: Path, model: ScriptedModel) -> Iterator
             timeout=120,
             what=f"{worker.log_path.name} to start",
         )
-    cluster = Cluster(apis, workers, env["ASSISTANTD_DATABASE_URL"])
+    cluster = Cluster(apis, workers, env["ASSISTANTD_DATABASE_URL"], env)
     try:
         yield cluster
     finally:
@@ -135,6 +147,7 @@ class Cluster:
     apis: list[LiveServer]
     workers: list[LiveServer]
     database_url: str
+    env: dict[str, str]
     dead: set[int] = field(default_factory=set)  # indexes into apis
     _next: Iterator[int] = field(default_factory=lambda: itertools.count())
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -236,7 +249,19 @@ def one_run(cluster: Cluster, model: ScriptedModel, number: int, assistants: dic
         submit(user, thread.id, run, marker, streamed=kind == "tool_stream")
     run = user.wait(thread.id, run_id, {"completed", "failed", "cancelled", "expired"})
     assert run.status == "completed", (run_id, run.last_error)
+    if number % 5 == 0:
+        file_round_trip(user, marker)
     return thread.id
+
+
+def file_round_trip(user: Client, marker: str) -> None:
+    """Upload through one API process, read back through another: the blob store is shared."""
+    data = (marker.encode() + b"\n") * 200
+    file = user.call(
+        lambda api: api.files.create(file=(f"{marker}.txt", data), purpose="user_data")
+    )
+    user.failover()
+    assert user.call(lambda api: api.files.content(file.id).read()) == data
 
 
 def start_run(user: Client, thread_id: str, assistant_id: str, *, streamed: bool) -> str:
@@ -345,6 +370,7 @@ def test_500_runs_complete_exactly_once_through_crashes(
     assert {row[1] for row in rows} == {"completed"}
     # (a worker killed mid-answer leaves the text it had stored, as an incomplete message)
     assert {row[3] for row in rows} == {1}, "one completed assistant message per run"
+    stored, swept = assert_no_orphaned_blob(cluster)
     reaped = sum(
         worker.log_path.read_text(errors="replace").count("died; requeued")
         for worker in cluster.workers
@@ -353,5 +379,47 @@ def test_500_runs_complete_exactly_once_through_crashes(
         sys.stdout.write(
             f"\nscale-out: {RUNS} runs, {API_PROCESSES} API + {WORKER_PROCESSES} worker "
             f"processes, {CLIENTS} clients, {elapsed:.1f} s ({RUNS / elapsed:.1f} runs/s); "
-            f"{reaped} runs taken over from a worker presumed dead\n"
+            f"{reaped} runs taken over from a worker presumed dead; {stored} blobs in S3, "
+            f"{swept} orphans swept\n"
         )
+
+
+def assert_no_orphaned_blob(cluster: Cluster) -> tuple[int, int]:
+    """What the killed API process left between a blob and its row goes with the sweep (run
+    here at once, with everything quiet, rather than after the workers' grace age); then every
+    object in the bucket is a file's or an upload part's."""
+    env = cluster.env
+    settings = Settings(
+        database_url=env["ASSISTANTD_DATABASE_URL"],
+        blob_url=env["ASSISTANTD_BLOB_URL"],
+        aws_endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_region=env["AWS_REGION"],
+    )
+
+    async def sweep_and_list() -> tuple[int, set[str]]:
+        engine = make_engine(settings)
+        blobs = make_blob_store(settings)
+        try:
+            swept = await sweep_orphans(
+                make_sessionmaker(engine, write=True), blobs, grace_seconds=0.001
+            )
+            return swept.orphans, {
+                key async for page in blobs.stale_keys(older_than=time.time() + 60) for key in page
+            }
+        finally:
+            await blobs.aclose()
+            await engine.dispose()
+
+    with pytest.MonkeyPatch.context() as patch:  # botocore's credential chain reads these
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(name, env[name])
+        swept, stored = asyncio.run(sweep_and_list())
+    referenced = {
+        key
+        for (key,) in cluster.sql(
+            "SELECT blob_key FROM files UNION SELECT blob_key FROM upload_parts"
+        )
+    }
+    assert len(stored) >= RUNS // 5
+    assert stored <= referenced, f"orphaned blobs: {sorted(stored - referenced)[:5]}"
+    return len(stored), swept

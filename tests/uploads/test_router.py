@@ -327,7 +327,8 @@ class TestExpiry:
         engine = make_engine(settings)
         try:
             store = LocalBlobStore(blob_dir(settings.data_dir))
-            assert await service.sweep_expired(make_sessionmaker(engine, write=True), store) >= 1
+            # (the server's own worker may sweep it first: either way it is swept)
+            await service.sweep_expired(make_sessionmaker(engine, write=True), store)
         finally:
             await engine.dispose()
         url = server_env["ASSISTANTD_DATABASE_URL"]

@@ -1,4 +1,4 @@
-"""The blob-store interface and its local-directory implementation.
+"""The blob-store interface and its local-directory implementation (S3: `blobs.s3`).
 
 Writes go to a temporary name and are renamed into place, so a crash never leaves a half blob
 under a real key. All file I/O runs in a worker thread to keep the event loop free; writers
@@ -9,14 +9,18 @@ thread hop each.
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import anyio
 
 CHUNK = 1024 * 1024
+LIST_PAGE = 1000
+KEY = re.compile(r"[0-9a-f]{32}")
+"""What `new_key` makes: the sweep of orphaned blobs touches nothing else in a store."""
 
 
 class BlobTooLarge(Exception):
@@ -48,6 +52,19 @@ class BlobStore(Protocol):
     async def concat(
         self, key: str, parts: Sequence[str], *, digest: Digest | None = None
     ) -> int: ...
+    def stale_keys(self, *, older_than: float) -> AsyncIterator[list[str]]:
+        """Pages of the stored keys last written before `older_than` (Unix seconds)."""
+        ...
+
+    async def drop_abandoned(self, *, older_than: float) -> int:
+        """Remove writes begun before `older_than` and never committed; returns how many."""
+        ...
+
+    async def check(self) -> None:
+        """Raise OSError saying why the store cannot be used (readiness, start-up log)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 class _LocalWriter:
@@ -150,15 +167,76 @@ class LocalBlobStore:
 
         `digest`, if given, is fed every byte written (hashed off the event loop).
         """
-        writer = await self.writer(key, max_size=2**63)
-        try:
-            for part in parts:
-                async for chunk in self.read(part):
-                    if digest is not None:
-                        await anyio.to_thread.run_sync(digest.update, chunk)
-                    await writer.write(chunk)
-            await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
-        return writer.size
+        return await copy_streaming(self, key, parts, digest)
+
+    async def stale_keys(self, *, older_than: float) -> AsyncIterator[list[str]]:
+        for folder in await anyio.to_thread.run_sync(self._folders):
+            page = await anyio.to_thread.run_sync(self._stale_in, folder, older_than)
+            for start in range(0, len(page), LIST_PAGE):
+                yield page[start : start + LIST_PAGE]
+
+    def _folders(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    @staticmethod
+    def _stale_in(folder: Path, older_than: float) -> list[str]:
+        found = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not KEY.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                        found.append(entry.name)
+                except FileNotFoundError:
+                    continue
+        return found
+
+    async def drop_abandoned(self, *, older_than: float) -> int:
+        def _drop() -> int:
+            dropped = 0
+            for folder in self._folders():
+                for path in folder.glob(".*.part"):
+                    try:
+                        if path.stat().st_mtime < older_than:
+                            path.unlink()
+                            dropped += 1
+                    except FileNotFoundError:
+                        continue
+            return dropped
+
+        return await anyio.to_thread.run_sync(_drop)
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    async def check(self) -> None:
+        def _check() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(f"{self.root} is not writable")
+
+        await anyio.to_thread.run_sync(_check)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def copy_streaming(
+    store: BlobStore, key: str, parts: Sequence[str], digest: Digest | None
+) -> int:
+    """`concat` by reading every part through and writing it out again."""
+    writer = await store.writer(key, max_size=2**63)
+    try:
+        for part in parts:
+            async for chunk in store.read(part):
+                if digest is not None:
+                    await anyio.to_thread.run_sync(digest.update, chunk)
+                await writer.write(chunk)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+    return writer.size

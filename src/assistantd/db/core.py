@@ -14,12 +14,21 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Insert, Select, Table, bindparam, insert, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
 from assistantd.db.base import Base
 
 M = TypeVar("M", bound=Base)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that says nothing about the request: the connection or the server
+    (a restart, a dropped connection), worth trying again."""
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    )
 
 
 def table_of(model: type[Base]) -> Table:

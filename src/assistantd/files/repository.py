@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import get_row
-from assistantd.db.models import File
+from assistantd.db.models import File, UploadPart
 from assistantd.kit.pagination import Page, paginate
 from assistantd.kit.timeutil import now
 
@@ -74,3 +74,12 @@ async def expired(session: AsyncSession, at: int, limit: int) -> Sequence[File]:
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+async def referenced_blob_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Those of `keys` that a file (expired or not) or an upload part stores its bytes under."""
+    if not keys:
+        return set()
+    files = select(File.blob_key).where(File.blob_key.in_(keys))
+    parts = select(UploadPart.blob_key).where(UploadPart.blob_key.in_(keys))
+    return set(await session.scalars(files.union(parts)))

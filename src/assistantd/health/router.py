@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from assistantd.blobs.factory import check_blob_store
+from assistantd.blobs.store import BlobStore
 from assistantd.db.migrate import current_revision, head_revision
 from assistantd.sandbox.readiness import ReadinessProbe
 
@@ -24,7 +26,9 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the latest migration; the details say whether
-    the code interpreter can run code (it does not decide readiness: runs without it work)."""
+    the code interpreter can run code and the blob store takes files (neither decides
+    readiness: runs work without them, and an object store's outage should not take every
+    replica out of its load balancer)."""
     state = request.app.state
     try:
         async with state.read_sessions() as session:
@@ -39,8 +43,21 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse(
-        {"status": "ok", "revision": current, "code_interpreter": await _code_interpreter(request)}
+        {
+            "status": "ok",
+            "revision": current,
+            "code_interpreter": await _code_interpreter(request),
+            "blob_store": await _blob_store(request),
+        }
     )
+
+
+async def _blob_store(request: Request) -> dict[str, str]:
+    blobs: BlobStore = request.app.state.blobs
+    problem = await check_blob_store(blobs)
+    if problem is None:
+        return {"status": "ok", "location": str(blobs)}
+    return {"status": "unavailable", "location": str(blobs), "detail": problem}
 
 
 async def _code_interpreter(request: Request) -> dict[str, Any]:

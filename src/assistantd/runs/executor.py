@@ -15,11 +15,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.chat import BackendError, ChatRequest
 from assistantd.backends.routing import ModelRoute, UnknownModelError
+from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
@@ -50,11 +51,6 @@ class RunIncomplete(Exception):
 
 
 _SERVER_ERROR = ("server_error", "The server had an error while processing this run.")
-
-
-def _transient(exc: DBAPIError) -> bool:
-    """A database error that says nothing about the run: the connection or the server."""
-    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -125,7 +121,7 @@ class RunExecutor:
         except BackendError as exc:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
         except DBAPIError as exc:
-            if not _transient(exc):
+            if not is_transient(exc):
                 await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR, cause=exc)
                 return
             # The database, not the run, is at fault: give the run back for another try

@@ -19,9 +19,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistantd.db.core import is_transient
 from assistantd.errors import ServerError
 from assistantd.kit.sse import DONE, encode_event
 from assistantd.runs import repository
@@ -43,6 +46,9 @@ END_EVENTS = frozenset(
 PAGE = 100
 # A safety net: streamers re-read the table this often even without a wake-up.
 POLL_SECONDS = 2.0
+# While the database is unreachable (a restart, dropped connections), a stream waits this long
+# for it, reading again with backoff, before it ends with an error event.
+OUTAGE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -147,13 +153,7 @@ async def _events(
                     feed.stale = True
                 continue
             feed.stale = False
-            async with sessions() as session:
-                rows = await repository.events_after(session, run_id, feed.delivered, PAGE)
-                ended = (
-                    first_read
-                    and not rows
-                    and await repository.last_event_name(session, run_id) in ends
-                )
+            rows, ended = await _read(sessions, run_id, feed.delivered, first_read, ends)
             if ended:
                 yield []
                 return
@@ -174,6 +174,35 @@ async def _events(
                     return
     finally:
         feed.close()
+
+
+async def _read(
+    sessions: async_sessionmaker[AsyncSession],
+    run_id: str,
+    delivered: int,
+    first_read: bool,
+    ends: frozenset[str],
+) -> tuple[list[Any], bool]:
+    """The events after `delivered` (a page), and whether the run had already ended when this
+    first read found nothing; waits out a database outage of up to `OUTAGE_SECONDS`."""
+    delay, waited = 0.1, 0.0
+    while True:
+        try:
+            async with sessions() as session:
+                rows = list(await repository.events_after(session, run_id, delivered, PAGE))
+                ended = (
+                    first_read
+                    and not rows
+                    and await repository.last_event_name(session, run_id) in ends
+                )
+            return rows, ended
+        except DBAPIError as exc:
+            if not is_transient(exc) or waited >= OUTAGE_SECONDS:
+                raise
+            log.info("stream of %s: database unavailable, reading again in %.1f s", run_id, delay)
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 2.0)
 
 
 def error_frame() -> str:

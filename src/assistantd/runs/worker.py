@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
@@ -19,6 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.blobs.sweep import sweep_orphans
 from assistantd.containers import expiry as containers
 from assistantd.db.core import clone
 from assistantd.db.models import Item, Run
@@ -60,6 +62,7 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name="worker-claim"),
             asyncio.create_task(self._watch_loop(), name="worker-watch"),
             asyncio.create_task(self._reap_loop(), name="worker-reap"),
+            asyncio.create_task(self._blob_sweep_loop(), name="worker-blob-sweep"),
         ]
         self.deps.tools.start()
         log.info("worker %s started", self.id)
@@ -230,6 +233,23 @@ class Worker:
                 await containers.sweep_expired(self.deps.sessions, self.deps.blobs, self.deps.tools)
             except Exception:
                 log.exception("reaping runs failed")
+
+    async def _blob_sweep_loop(self) -> None:
+        settings = self.deps.settings
+        interval = settings.blob_sweep_interval_seconds
+        # The first one soon after start (a restart finishes what a crash left), spread out so
+        # that workers started together do not all list the store at once.
+        await asyncio.sleep(random.uniform(0.2, 1.0) * min(interval, 60.0))
+        while True:
+            try:
+                await sweep_orphans(
+                    self.deps.sessions,
+                    self.deps.blobs,
+                    grace_seconds=settings.blob_orphan_grace_seconds,
+                )
+            except Exception:
+                log.exception("sweeping orphaned blobs failed")
+            await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
     async def reap(self) -> None:
         """Requeue or fail runs whose worker died; expire runs past `expires_at`."""

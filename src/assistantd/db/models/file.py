@@ -13,6 +13,7 @@ class File(Owned, Base):
     __table_args__ = (
         Index("ix_files_project_id", "project", "id"),
         Index("ix_files_project_purpose_id", "project", "purpose", "id"),
+        Index("ix_files_blob_key", "blob_key"),  # the orphaned-blob sweep looks keys up
     )
 
     bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -42,7 +43,10 @@ class Upload(Owned, Base):
 
 class UploadPart(Owned, Base):
     __tablename__ = "upload_parts"
-    __table_args__ = (Index("ix_upload_parts_upload_id_id", "upload_id", "id"),)
+    __table_args__ = (
+        Index("ix_upload_parts_upload_id_id", "upload_id", "id"),
+        Index("ix_upload_parts_blob_key", "blob_key"),
+    )
 
     upload_id: Mapped[str] = mapped_column(
         IdType, ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False

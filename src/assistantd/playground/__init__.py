@@ -1,0 +1,1 @@
+"""The playground: a web page at `/playground` that drives the public API (`/v1/...`)."""
