@@ -26,7 +26,15 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assistantd.blobs.store import CHUNK, KEY, BlobTooLarge, BlobWriter, Digest, copy_streaming
+from assistantd.blobs.store import (
+    CHUNK,
+    KEY,
+    BlobTooLarge,
+    BlobWriter,
+    Digest,
+    copy_streaming,
+    put_whole,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -229,13 +237,7 @@ class S3BlobStore:
         return _S3Writer(self, key, max_size)
 
     async def put(self, key: str, data: bytes) -> None:
-        writer = await self.writer(key, max_size=len(data))
-        try:
-            await writer.write(data)
-            await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
+        await put_whole(await self.writer(key, max_size=len(data)), data)
 
     async def read(self, key: str, *, chunk_size: int = CHUNK) -> AsyncGenerator[bytes, None]:
         client = await self.client()

@@ -67,6 +67,16 @@ class BlobStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def put_whole(writer: BlobWriter, data: bytes) -> None:
+    """Write `data` through a new writer and commit it (abort on any failure)."""
+    try:
+        await writer.write(data)
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+
+
 class _LocalWriter:
     def __init__(self, path: Path, key: str, max_size: int) -> None:
         self.key = key
@@ -140,13 +150,7 @@ class LocalBlobStore:
         return writer
 
     async def put(self, key: str, data: bytes) -> None:
-        writer = await self.writer(key, max_size=len(data))
-        try:
-            await writer.write(data)
-            await writer.commit()
-        except BaseException:
-            await writer.abort()
-            raise
+        await put_whole(await self.writer(key, max_size=len(data)), data)
 
     async def read(self, key: str, *, chunk_size: int = CHUNK) -> AsyncGenerator[bytes, None]:
         fh = await anyio.to_thread.run_sync(open, self._path(key), "rb")
