@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import STATIC_KEY, is_postgres
+from tests.sandbox.conftest import fresh_database
 from tests.support.server import LiveServer
 
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -62,12 +63,10 @@ def hostile(server_env: dict[str, str], work_dir: Path) -> Iterator[Hostile]:
         "ASSISTANTD_INGEST_PARSER_MEMORY_MB": str(PARSER_MEMORY_MB),
         "ASSISTANTD_INGEST_PARSER_TIMEOUT_SECONDS": str(PARSER_TIMEOUT_SECONDS),
     }
-    # On SQLite a deployment of its own. On PostgreSQL the suite's database is shared, and so
-    # the blob directory must be too: this worker may claim the other servers' runs and files
-    # (and theirs these), as replicas of one deployment do.
-    if not is_postgres(env["ASSISTANTD_DATABASE_URL"]):
-        env["ASSISTANTD_DATA_DIR"] = str(work_dir / "hostile-data")
-        env["ASSISTANTD_DATABASE_URL"] = f"sqlite+aiosqlite:///{work_dir / 'hostile.db'}"
+    # A deployment of its own (on PostgreSQL a database of its own on the suite's server): its
+    # memory and /healthz measure the attacks, not work its worker took over from other tests.
+    env["ASSISTANTD_DATA_DIR"] = str(work_dir / "hostile-data")
+    env["ASSISTANTD_DATABASE_URL"] = fresh_database(env["ASSISTANTD_DATABASE_URL"], work_dir)
     live = LiveServer(env, work_dir / "hostile-server.log").start()
     worker = None
     if is_postgres(env["ASSISTANTD_DATABASE_URL"]):
