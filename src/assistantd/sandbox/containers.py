@@ -198,33 +198,23 @@ class Containers:
         with contextlib.suppress(Exception):
             await self.docker.remove(sandbox.container_id)
 
-    async def orphans(self) -> list[str]:
-        """Names of running session sandboxes created by a process of this host that is gone
-        (one may have been adopted since: its kernel knows its owner now)."""
-        found = []
+    async def sweep(self) -> list[str]:
+        """Remove stopped sandboxes, and pool containers left by dead processes of this host.
+        Returns the names of running session sandboxes a dead process of this host created
+        (one may have been adopted since: its kernel knows its owner now), from the same
+        listing."""
+        orphans: list[str] = []
         for info in await self.docker.containers([LABEL]):
             names = [n.lstrip("/") for n in info.get("Names") or []]
-            sessions = [n for n in names if n.startswith(SESSION_PREFIX)]
-            if info.get("State") != "running" or not sessions:
-                continue
-            if owner_alive(str((info.get("Labels") or {}).get(OWNER_LABEL, ""))) is False:
-                found.extend(sessions)
-        return found
-
-    async def sweep(self) -> None:
-        """Remove stopped sandboxes, and pool containers left by dead processes of this host."""
-        host = socket.gethostname()
-        for info in await self.docker.containers([LABEL]):
-            labels = info.get("Labels") or {}
-            stale = info.get("State") in ("exited", "dead")
-            owner_host, _, pid = str(labels.get(OWNER_LABEL, "")).partition(":")
-            names = [n.lstrip("/") for n in info.get("Names") or []]
+            owner_gone = owner_alive(str((info.get("Labels") or {}).get(OWNER_LABEL, ""))) is False
+            state = info.get("State")
             pooled = any(n.startswith(POOL_PREFIX) for n in names)
-            if pooled and owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
-                stale = True
-            if stale:
+            if state in ("exited", "dead") or (pooled and owner_gone):
                 with contextlib.suppress(Exception):
                     await self.docker.remove(info["Id"])
+            elif state == "running" and owner_gone:
+                orphans.extend(n for n in names if n.startswith(SESSION_PREFIX))
+        return orphans
 
 
 def owner_alive(owner_id: str) -> bool | None:

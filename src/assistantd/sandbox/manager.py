@@ -403,20 +403,19 @@ class SandboxManager:
         interval = min(max(self.settings.sandbox_orphan_seconds / 2, 0.5), SWEEP_INTERVAL)
         while True:
             try:
-                await self.containers.sweep()
-                await self._sweep_orphans()
+                await self._sweep_orphans(await self.containers.sweep())
             except DockerUnavailable:
                 pass  # no engine, no sandboxes; look again later
             except Exception:
                 log.warning("sandbox sweep failed", exc_info=True)
             await asyncio.sleep(interval)
 
-    async def _sweep_orphans(self) -> None:
+    async def _sweep_orphans(self, orphans: list[str]) -> None:
         """Remove the sandboxes of dead processes nobody took over and nobody used for
         ASSISTANTD_SANDBOX_ORPHAN_SECONDS (a thread's next call within that time re-attaches
         to its kernel, variables and all)."""
         held = {s.name for s in self._sessions.values() if s.sandbox is not None}
-        for name in await self.containers.orphans():
+        for name in orphans:
             if name in held:
                 continue
             sandbox = await self.containers.adopt(name)
