@@ -3,6 +3,7 @@ memory for slow clients, the error event, and what the official SDKs make of it.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ from assistantd.db.models import RunEvent
 from assistantd.kit.sse import DONE
 from assistantd.runs import repository, stream
 from assistantd.runs.events import EventWriter
-from assistantd.runs.signals import FEED_LIMIT, Signals
+from assistantd.runs.signals import FEED_LIMIT, Signals, on_outcome
 from tests.streaming.support import Recorder, parse_frames
 
 RUN = "run_feed"
@@ -330,3 +331,82 @@ def test_the_sdks_raise_on_the_error_event(mocked_sdk: OpenAI) -> None:
         handler.until_done()
     assert handler.names == ["thread.run.created"]
     assert handler.calls[-2:] == [("exception", "APIError"), ("end",)]
+
+
+async def _stored_seqs(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with sessions() as session:
+        return [row.seq for row in await repository.events_after(session, RUN, 0, 100)]
+
+
+async def test_held_events_reach_the_feed_at_once_and_the_table_with_the_next_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    counting = CountingSessions(sessions)
+    signals = Signals()
+    feed = signals.open_feed(RUN)
+    writer = EventWriter(counting, signals, RUN, 0, hold_seconds=30)
+    try:
+        for _ in range(5):
+            writer.emit("thread.message.delta", {"id": RUN})
+        assert [e.seq for e in feed.events] == [1, 2, 3, 4, 5]
+        await writer.flush()  # nothing was handed to the store
+        assert counting.opened == 0
+        assert await _stored_seqs(sessions) == []
+        async with writer.transaction() as session:
+            writer.stage("thread.run.completed", {"id": RUN})
+            await writer.commit(session)
+        assert counting.opened == 1  # the held events went with the state change
+        assert await _stored_seqs(sessions) == [1, 2, 3, 4, 5, 6]
+    finally:
+        await writer.close()
+        feed.close()
+
+
+async def test_held_events_are_stored_when_the_hold_is_up(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = EventWriter(sessions, Signals(), RUN, 0, hold_seconds=0.05)
+    writer.emit("thread.message.delta", {"id": RUN})
+    writer.emit("thread.message.delta", {"id": RUN})
+    assert await _stored_seqs(sessions) == []
+    await asyncio.sleep(0.2)  # the release timer hands them to the store, which writes them
+    await writer.flush()
+    assert await _stored_seqs(sessions) == [1, 2]
+    writer.emit("thread.message.delta", {"id": RUN})  # past the hold: stored as emitted
+    await writer.flush()
+    assert await _stored_seqs(sessions) == [1, 2, 3]
+    await writer.close()
+
+
+async def test_held_events_of_a_rolled_back_transaction_are_held_again(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = EventWriter(sessions, Signals(), RUN, 0, hold_seconds=30)
+    writer.emit("thread.message.delta", {"id": RUN})
+    async with writer.transaction() as session:
+        writer.stage("thread.run.completed", {"id": RUN})
+        writer.discard_staged()
+        await session.rollback()
+    assert await _stored_seqs(sessions) == []
+    writer.emit("thread.message.delta", {"id": RUN})
+    await writer.close()  # what is still held is stored on close, in order
+    assert await _stored_seqs(sessions) == [1, 2]
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback", "close"])
+async def test_a_transaction_tells_its_outcome_once(
+    sessions: async_sessionmaker[AsyncSession], end: str
+) -> None:
+    told: list[bool] = []
+    session = sessions()
+    await store(sessions)  # the table exists; a write to end
+    session.add(RunEvent(run_id=RUN, seq=1, event="e", data="{}", created_at=0))
+    on_outcome(session, told.append)
+    await session.flush()
+    if end == "commit":
+        await session.commit()
+    elif end == "rollback":
+        await session.rollback()
+    await session.close()
+    assert told == [end == "commit"]
+    assert await _stored_seqs(sessions) == ([1] if end == "commit" else [])

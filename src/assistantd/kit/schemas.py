@@ -6,6 +6,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+from starlette.responses import Response
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -18,6 +19,16 @@ class WireModel(BaseModel):
     """Every object the API returns. Fields follow the order of OpenAI's API reference."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class WireResponse(Response):
+    """A wire object as the answer of a route that may answer otherwise too (a stream), which
+    FastAPI would serialize with its slow generic encoder (no `response_model`)."""
+
+    media_type = "application/json"
+
+    def __init__(self, obj: BaseModel, status_code: int = 200) -> None:
+        super().__init__(obj.model_dump_json(by_alias=True), status_code)
 
 
 class RequestModel(BaseModel):

@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from assistantd.deps import BlobsDep, PageDep, ProjectDep, SessionDep
 from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
-from assistantd.kit.schemas import DeletedObject, ListResponse
+from assistantd.kit.schemas import DeletedObject, ListResponse, WireResponse
 from assistantd.responses import create, render, repository, service
 from assistantd.responses.schemas import (
     CreateResponse,
@@ -56,7 +56,7 @@ def _sse(frames: object) -> StreamingResponse:
 @router.post("/responses", response_model=None)
 async def create_response(
     body: CreateResponse, request: Request, session: SessionDep, project: ProjectDep
-) -> Response | ResponseObject:
+) -> Response:
     """Create a model response."""
     state = request.app.state
     run = await create.create_response(
@@ -70,7 +70,7 @@ async def create_response(
         )
         return _sse(frames)
     if body.background:
-        return render.response(run)
+        return WireResponse(render.response(run))
     outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)
     return AwaitedResponse(outcome)
 
@@ -98,7 +98,7 @@ async def get_response(
     stream: Annotated[bool, Query()] = False,
     starting_after: Annotated[int | None, Query(ge=0, le=2_147_483_647)] = None,
     include_obfuscation: Annotated[bool | None, Query()] = None,
-) -> Response | ResponseObject:
+) -> Response:
     """Retrieve a response, or (`stream=true`) stream its events from the start or from
     `starting_after`."""
     run = await service.require(session, project, response_id)
@@ -109,7 +109,7 @@ async def get_response(
                 state.query_sessions, state.signals, run.id, starting_after, before_commit=False
             )
         )
-    return await render.full(session, run, frozenset(include or ()))
+    return WireResponse(await render.full(session, run, frozenset(include or ())))
 
 
 @router.delete("/responses/{response_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -114,9 +115,9 @@ async def _assistant(session: AsyncSession, project: str, assistant_id: str) -> 
 
 
 class RunTaker(Protocol):
-    """A worker in this process that can start a run the moment its creation commits."""
+    """A worker in this process that can start a run the moment it is created."""
 
-    async def take(self, session: AsyncSession, run: Run) -> Run | None: ...
+    def take(self, run: Run) -> Run | None: ...
 
     def start_on_commit(
         self,
@@ -125,6 +126,15 @@ class RunTaker(Protocol):
         last_seq: int,
         context: Sequence[Item] | None = None,
     ) -> None: ...
+
+    def start_early(
+        self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
+    ) -> None: ...
+
+
+# Loop turns a run started early needs to send its model request (httpx yields ~4 times on the
+# way) before its creator goes on with the statements that create it.
+_EARLY_TURNS = 8
 
 
 async def queue(
@@ -137,20 +147,29 @@ async def queue(
     context: Sequence[Item] | None = None,
 ) -> Run:
     """Store a new run (or response) and its first events. It is answered as created (queued);
-    a worker of this process may take it at once, in this transaction, and start with
-    `context` as its first turn's items."""
-    # A plain INSERT of the row the caller built: the ORM's unit of work costs more than it.
-    await session.execute(insert_into(table_of(Run)), [row_values(run)])
+    a worker of this process may take it at once, in this transaction. `context`, when the
+    caller knows all of it (items it is inserting in this transaction), is the first turn's
+    items: the run then starts before this transaction commits, its model request overlapping
+    the commit (see `RunTaker.start_early`)."""
+    taken = worker.take(run) if worker is not None else None
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
-    taken = await worker.take(session, run) if worker is not None else None
     if taken is not None:
         announced += await surface.claimed(session, taken)
+        if context is not None:
+            assert worker is not None
+            worker.start_early(session, taken, len(announced), context)
+            for _ in range(_EARLY_TURNS):
+                await asyncio.sleep(0)
+    # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
+    # costs more than it.
+    await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
-    if worker is not None and taken is not None:
-        worker.start_on_commit(session, taken, last_seq, context)
-    else:
+    if taken is None:
         run_queued_on_commit(session, signals)
+    elif context is None:
+        assert worker is not None
+        worker.start_on_commit(session, taken, last_seq)
     return run
 
 
@@ -176,6 +195,7 @@ async def create_run(
         additional_instructions=body.additional_instructions,
     )
     run.include = include
+    run.options = {"stream": bool(body.stream)}
     for message in body.additional_messages or []:
         await messages.create_from_request(session, thread, message)
     return await queue(session, signals, run, [], worker)
@@ -198,5 +218,6 @@ async def create_thread_and_run(
         thread.tool_resources = {**(run_resources or {}), **(thread.tool_resources or {})}
         await session.flush()
     run = _new_run(body, assistant, thread, models, settings)
+    run.options = {"stream": bool(body.stream)}
     await queue(session, signals, run, [("thread.created", threads.render(thread))], worker)
     return thread, run

@@ -14,7 +14,8 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from assistantd.db.core import column_values, insert_into, row_values, table_of
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, Run, RunEvent
 from assistantd.runs import repository
-from assistantd.runs.signals import Signals, events_stored, publish_after_commit
+from assistantd.runs.signals import Signals, events_stored, on_outcome, publish_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,21 @@ class EventWriter:
         last_seq: int,
         *,
         owner: str | None = None,
+        hold_seconds: float = 0.0,
     ) -> None:
         """`owner`, the worker holding the run's lease: what it writes is fenced by the lease
-        (a writer whose run was taken over writes nothing and fails with `LeaseLost`)."""
+        (a writer whose run was taken over writes nothing and fails with `LeaseLost`).
+
+        `hold_seconds`, for a run whose streamers are in this process (they get every event
+        from the feed at once): for that long from now, emitted events are held back and
+        stored with the next `transaction`, or when the time is up. A short answer is then
+        stored in the transaction that ends it rather than in a few of its own."""
         self._signals = signals
+        self._sessions = sessions
         self._store = _Store.of(sessions, signals)
+        self._hold_until = time.monotonic() + hold_seconds if hold_seconds > 0 else 0.0
+        self._held: list[_Pending] = []
+        self._release_timer: asyncio.TimerHandle | None = None
         self.run_id = run_id
         self.owner = owner
         self.seq = last_seq
@@ -207,19 +218,60 @@ class EventWriter:
             raise self._error
         self.seq += 1
         row = _row(self.run_id, self.seq, name, self._encoded(data, self.seq))
-        self._unstored += 1
-        self._idle.clear()
         changes: list[_Change] = []
         if update is not None:
             model, row_id, values = update
             changes.append((table_of(model), row_id, column_values(model, values)))
-        self._store.add(
+        pending = _Pending(
             self, row, [(table_of(type(new)), row_values(new)) for new in rows], changes
         )
+        if self._hold_until and time.monotonic() < self._hold_until:
+            self._held.append(pending)
+            if self._release_timer is None:
+                loop = asyncio.get_running_loop()
+                delay = self._hold_until - time.monotonic()
+                self._release_timer = loop.call_later(delay, self.release)
+        else:
+            self.release()  # what is held goes first
+            self._store_later(pending)
         self._signals.publish(self.run_id, self.seq, name, row["data"])
 
+    def _store_later(self, pending: _Pending) -> None:
+        self._unstored += 1
+        self._idle.clear()
+        self._store.add(pending)
+
+    def release(self) -> None:
+        """Stop holding events back: what is held goes to the event store now."""
+        self._hold_until = 0.0
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        held, self._held = self._held, []
+        for pending in held:
+            self._store_later(pending)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session for a state change of the run, to end with `commit`: what the writer
+        emitted is stored before it or, what it held back, first thing in it."""
+        await self.flush()
+        async with self._sessions() as session:
+            held, self._held = self._held, []
+            if held:
+                await _write_pending(session, held)
+                events_stored(session, self._signals, {self.run_id: held[-1].event["seq"]})
+
+                def outcome(committed: bool) -> None:
+                    if not committed:  # they were not stored: hold them again
+                        self._held[:0] = held
+
+                on_outcome(session, outcome)
+            yield session
+
     async def flush(self) -> None:
-        """Wait until every emitted event is stored."""
+        """Wait until the emitted events handed to the event store are stored (what is held
+        back is stored by `transaction`)."""
         await self._idle.wait()
         if self._error is not None:
             raise self._error
@@ -258,6 +310,7 @@ class EventWriter:
         self.seq = last
 
     async def close(self) -> None:
+        self.release()
         await self.flush()
 
     def _stored(self, count: int) -> None:
@@ -296,14 +349,8 @@ class _Store:
             store = cls._instances[sessions] = cls(sessions, signals)
         return store
 
-    def add(
-        self,
-        writer: EventWriter,
-        event: dict[str, Any],
-        rows: list[_NewRow],
-        changes: list[_Change],
-    ) -> None:
-        self._queue.append(_Pending(writer, event, rows, changes))
+    def add(self, pending: _Pending) -> None:
+        self._queue.append(pending)
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="run-events-store")
 
@@ -367,16 +414,9 @@ class _Store:
                         if w.owner is not None and holders.get(w.run_id) != w.owner
                     }
                     kept = [(w, batch) for w, batch in by_writer.items() if w not in fenced]
-                    pendings = [pending for _, batch in kept for pending in batch]
-                    for pending in pendings:
-                        for table, values in pending.rows:
-                            await session.execute(insert_into(table), [values])
-                    await _insert_rows(session, [pending.event for pending in pendings])
-                    for pending in pendings:
-                        for table, row_id, values in pending.changes:
-                            await session.execute(
-                                update(table).where(table.c.id == row_id).values(values)
-                            )
+                    await _write_pending(
+                        session, [pending for _, batch in kept for pending in batch]
+                    )
                     last_seqs = {w.run_id: batch[-1].event["seq"] for w, batch in kept}
                     events_stored(session, self._signals, last_seqs)
                     await session.commit()
@@ -386,6 +426,18 @@ class _Store:
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
         return set()
+
+
+async def _write_pending(session: AsyncSession, pendings: Sequence[_Pending]) -> None:
+    """Store emitted events in `session`: the rows they announce, the events, then the changes
+    they carry."""
+    for pending in pendings:
+        for table, values in pending.rows:
+            await session.execute(insert_into(table), [values])
+    await _insert_rows(session, [pending.event for pending in pendings])
+    for pending in pendings:
+        for table, row_id, values in pending.changes:
+            await session.execute(update(table).where(table.c.id == row_id).values(values))
 
 
 _NewRow = tuple[Table, dict[str, Any]]

@@ -50,6 +50,18 @@ class RunIncomplete(Exception):
         self.reason = reason
 
 
+# How long an execution holds its events back (see EventWriter), when no streamer in another
+# process waits for them: a short answer is stored in the transaction that ends it. A client
+# re-attaching from another process gets the first events that much later; a crash loses at
+# most as much of them.
+HOLD_SECONDS = 0.5
+
+
+def _streamed(run: Run) -> bool:
+    """Whether the run's creator asked to stream it (a streamer may wait in any process)."""
+    return bool((run.options or {}).get("stream"))
+
+
 _SERVER_ERROR = ("server_error", "The server had an error while processing this run.")
 
 
@@ -70,15 +82,21 @@ class RunExecutor:
         worker_id: str,
         *,
         context: Sequence[Item] | None = None,
+        gate: asyncio.Future[bool] | None = None,
+        local: bool = False,
     ) -> None:
         """`run` as claimed (what an interrupted attempt left tidied, `in_progress` announced
         in the claiming transaction) and its last event number; `context`, when its creator
-        knew them, the items of its first turn."""
+        knew them, the items of its first turn. `gate`, for a run started before its creation
+        committed: True once it has (nothing is written before), False if it never will."""
         self.deps = deps
         self.run_id = run.id
         self.worker_id = worker_id
         self._claimed = (run, last_seq)
         self._preloaded = list(context) if context is not None else None
+        self._gate = gate
+        self.local = local
+        self.abandoned = False  # its creation did not commit
         self.cancel_requested = False
         self.hand_back = False
         self.lease_lost = False
@@ -92,10 +110,27 @@ class RunExecutor:
 
     # --- entry ------------------------------------------------------------------------------
 
+    @property
+    def created(self) -> bool:
+        """Whether the run is stored (its creation has committed)."""
+        gate = self._gate
+        return gate is None or (gate.done() and gate.result())
+
+    async def _until_created(self) -> None:
+        """Wait until the run's creation has committed, before writing anything of it."""
+        gate = self._gate
+        if gate is not None and not await gate:
+            raise asyncio.CancelledError()  # the worker cancels the task too (`abandoned`)
+
     async def execute(self) -> None:
         run, last = self._claimed
         writer = EventWriter(
-            self.deps.sessions, self.deps.signals, run.id, last, owner=self.worker_id
+            self.deps.sessions,
+            self.deps.signals,
+            run.id,
+            last,
+            owner=self.worker_id,
+            hold_seconds=HOLD_SECONDS if self.local or not _streamed(run) else 0.0,
         )
         self.rec = surface_of(run.id).recorder(self.deps, run, writer)
         try:
@@ -104,8 +139,8 @@ class RunExecutor:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            if self.lease_lost:
-                return  # another worker owns the run now
+            if self.lease_lost or self.abandoned:
+                return  # another worker owns the run now, or it never existed
             if self.cancel_requested:
                 await self._finish(run, writer, RunStatus.CANCELLED)
             elif self.hand_back:
@@ -154,7 +189,8 @@ class RunExecutor:
                 )
             request, prompt_estimate = await self._request(run, route, tools, server_tools)
             self._turn = Turn(self.deps, run, self.rec)
-            result = await self._turn.stream(route, request)
+            held = None if self.created else self._until_created
+            result = await self._turn.stream(route, request, created=held)
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
             run.completion_tokens += result.completion_tokens
@@ -332,8 +368,7 @@ class RunExecutor:
         owns_usage: bool,
     ) -> None:
         annotations = await self._annotations(result.text)
-        await writer.flush()
-        async with self.deps.sessions() as session:
+        async with writer.transaction() as session:
             await self._close_message_in(session, result, cut_short, usage, owns_usage, annotations)
             await writer.commit(session)
 
@@ -404,8 +439,7 @@ class RunExecutor:
             outcomes.append(CallOutcome(call, output=output))
         waiting = any(o.result is None and o.output is None for o in outcomes)
         stamp = now()
-        await writer.flush()
-        async with self.deps.sessions() as session:
+        async with writer.transaction() as session:
             for outcome in outcomes:
                 item = outcome.call.item
                 item.status = "failed" if outcome.result and outcome.result.failed else "completed"
@@ -519,8 +553,8 @@ class RunExecutor:
         in the same transaction. `cause` is the unexpected exception that failed the run (its
         traceback goes with the run's failure line in the log).
         """
+        await self._until_created()
         annotations = await self._annotations(closing[0].text) if closing else []
-        await writer.flush()
         fields: dict[str, Any] = {
             "usage": _usage(run.prompt_tokens, run.completion_tokens),
             **self._counters(run),
@@ -535,7 +569,7 @@ class RunExecutor:
         }.get(status, [RunStatus.IN_PROGRESS])
         partial = self._turn.result if self._turn is not None else None
         partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
-        async with self.deps.sessions() as session:
+        async with writer.transaction() as session:
             if closing is not None:
                 result, cut_short, usage = closing
                 await self._close_message_in(session, result, cut_short, usage, True, annotations)
@@ -576,6 +610,8 @@ class RunExecutor:
     async def _hand_back(self, run: Run, writer: EventWriter) -> None:
         """Shutdown, or the database failing: give the run back to the queue, and wake a
         worker to take it."""
+        await self._until_created()
+        writer.release()
         with contextlib.suppress(Exception):  # events that could not be stored stay unstored
             await writer.flush()
         partial = self._turn.result if self._turn is not None else None

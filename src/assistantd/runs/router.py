@@ -17,7 +17,7 @@ from assistantd.deps import (
     ThreadDep,
 )
 from assistantd.kit.pagination import list_response
-from assistantd.kit.schemas import INT64_MAX, ListResponse
+from assistantd.kit.schemas import INT64_MAX, ListResponse, WireResponse
 from assistantd.runs import cancel as cancel_use_case
 from assistantd.runs import create, render, repository, stream
 from assistantd.runs import submit_tool_outputs as submit_use_case
@@ -63,7 +63,7 @@ async def create_thread_and_run(
     session: SessionDep,
     project: ProjectDep,
     settings: SettingsDep,
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Create a thread and run it in one request."""
     state = request.app.state
     _, run = await create.create_thread_and_run(
@@ -77,7 +77,7 @@ async def create_thread_and_run(
     )
     if body.stream:
         return _event_stream(request, run.id, 0)
-    return render.run(run)
+    return WireResponse(render.run(run))
 
 
 @router.post("/threads/{thread_id}/runs", response_model=None)
@@ -88,7 +88,7 @@ async def create_run(
     session: SessionDep,
     settings: SettingsDep,
     include: IncludeQuery = None,
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Create a run."""
     state = request.app.state
     run = await create.create_run(
@@ -103,7 +103,7 @@ async def create_run(
     )
     if body.stream:
         return _event_stream(request, run.id, 0)
-    return render.run(run)
+    return WireResponse(render.run(run))
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -140,7 +140,7 @@ async def cancel_run(run: RunDep, request: Request, session: SessionDep) -> RunO
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
 async def submit_tool_outputs(
     run: RunDep, body: SubmitToolOutputs, request: Request, session: SessionDep
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Submit the outputs of the run's function calls."""
     after_seq = await repository.last_seq(session, run.id)
     run = await submit_use_case.submit_tool_outputs(
@@ -148,7 +148,7 @@ async def submit_tool_outputs(
     )
     if body.stream:
         return _event_stream(request, run.id, after_seq)
-    return render.run(run)
+    return WireResponse(render.run(run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/events", response_model=None)

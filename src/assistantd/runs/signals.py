@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 RUN_EVENTS_CHANNEL = "assistantd_run_events"
 RUNS_QUEUED_CHANNEL = "assistantd_runs_queued"
 _AFTER_COMMIT = "assistantd_after_commit"
+_OUTCOME = "assistantd_outcome"
 _LAUNCHES = "assistantd_launches"
 # Loop turns a started run needs to send its model request (httpx yields ~4 times on the way).
 _HEAD_START_TURNS = 8
@@ -176,13 +178,34 @@ async def head_start(session: AsyncSession) -> None:
             await asyncio.sleep(0)
 
 
+def on_outcome(session: AsyncSession, callback: Callable[[bool], None]) -> None:
+    """Call `callback(True)` once the session's current transaction has committed (before the
+    `after_commit` callbacks), `callback(False)` if it ends any other way."""
+    session.sync_session.info.setdefault(_OUTCOME, []).append(callback)
+
+
+def _tell_outcome(sync_session: Session, committed: bool) -> None:
+    for callback in sync_session.info.pop(_OUTCOME, []):
+        try:
+            callback(committed)
+        except Exception:
+            log.exception("transaction outcome callback failed")
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(sync_session: Session) -> None:
+    _tell_outcome(sync_session, True)
     for callback in sync_session.info.pop(_AFTER_COMMIT, []):
         try:
             callback()
         except Exception:  # a wake-up must never break a committed request
             log.exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended_uncommitted(sync_session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        _tell_outcome(sync_session, False)  # nothing left after a commit
 
 
 @event.listens_for(Session, "after_rollback")

@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.core import table_of
 from assistantd.db.models import Run, RunEvent
 from assistantd.kit.timeutil import now
 from assistantd.ops import metrics
@@ -141,6 +140,11 @@ def log_run_end(run: Run, status: RunStatus, cause: BaseException | None = None)
         log.info("run %s incomplete: %s: the run's %s budget ran out", run.id, reason, reason)
 
 
+def claimed_values(worker_id: str, lease_seconds: float) -> dict[str, Any]:
+    """What claiming a new run writes: in progress since now, held by `worker_id`."""
+    return {**_claimed(worker_id, lease_seconds), "started_at": now()}
+
+
 def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:
     """What claiming writes: in progress, held by `worker_id` for `lease_seconds`."""
     return {
@@ -185,27 +189,6 @@ async def claim(
 
 # A plain UPDATE (the caller keeps its own copy of the row); the claim's values come as
 # parameters named after their columns.
-_CLAIM_ONE = (
-    update(table_of(Run))
-    .where(
-        table_of(Run).c.id == bindparam("run_id"),
-        table_of(Run).c.status == RunStatus.QUEUED.value,
-        table_of(Run).c.started_at.is_(None),
-    )
-    .values(attempts=table_of(Run).c.attempts + 1)
-)
-
-
-async def claim_one(
-    session: AsyncSession, run_id: str, worker_id: str, lease_seconds: float
-) -> dict[str, Any] | None:
-    """Take one queued run for `worker_id` by id (the run its own process is creating): the
-    values it changed, or None when it was no longer queued."""
-    values = {**_claimed(worker_id, lease_seconds), "started_at": now()}
-    result = await session.execute(_CLAIM_ONE, {"run_id": run_id, **values})
-    return values if result.rowcount else None  # type: ignore[attr-defined]
-
-
 async def renew_leases(
     session: AsyncSession, worker_id: str, run_ids: Iterable[str], lease_seconds: float
 ) -> set[str]:

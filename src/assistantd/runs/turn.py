@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from assistantd.backends.chat import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
+from assistantd.backends.chat import (
+    ChatEvent,
+    ChatRequest,
+    Finish,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_tokens
 from assistantd.db.models import Item, Run
@@ -33,6 +42,26 @@ _FIRST_TOKEN_TURNS = 3
 async def _turns_of_the_loop(count: int) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
+
+
+async def _held(
+    events: AsyncGenerator[ChatEvent, None], until: Callable[[], Awaitable[None]]
+) -> AsyncIterator[ChatEvent]:
+    """`events`, started at once, with the first of them (or how they fail) held back until
+    `until()` returns."""
+    async with aclosing(events):
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            await until()
+            return
+        except Exception:
+            await until()
+            raise
+        await until()
+        yield first
+        async for event in events:
+            yield event
 
 
 @dataclass
@@ -66,8 +95,18 @@ class Turn:
         self._by_index: dict[int, PendingCall] = {}
         self._saved_at = time.monotonic()
 
-    async def stream(self, route: ModelRoute, request: ChatRequest) -> TurnResult:
-        async for event in self.deps.backend.stream(route, request):
+    async def stream(
+        self,
+        route: ModelRoute,
+        request: ChatRequest,
+        *,
+        created: Callable[[], Awaitable[None]] | None = None,
+    ) -> TurnResult:
+        """Stream the model's answer; `created`, when given, is awaited before the first event
+        (or failure) is handled, while the request is already out."""
+        answer = self.deps.backend.stream(route, request)
+        events = answer if created is None else _held(answer, created)
+        async for event in events:
             if isinstance(event, TextDelta):
                 if event.text:
                     first = self.result.message is None

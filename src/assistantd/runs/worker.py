@@ -31,7 +31,7 @@ from assistantd.runs import events, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.recorder import surface_of
-from assistantd.runs.signals import launch_on_commit, run_queued_on_commit
+from assistantd.runs.signals import launch_on_commit, on_outcome, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.uploads import service as uploads
 
@@ -136,17 +136,15 @@ class Worker:
         seqs = await events.append_many(session, self.deps.signals, batches)
         return [(run, seqs[run.id]) for run, _ in claimed]
 
-    async def take(self, session: AsyncSession, run: Run) -> Run | None:
-        """Claim `run`, which `session` is creating in this process, for this worker: the run
-        as claimed (`run` itself stays as created); start it with `start_on_commit`. None when
-        this worker has no free slot: the run then stays queued for whichever worker claims
-        it."""
+    def take(self, run: Run) -> Run | None:
+        """Claim `run`, which its creator is about to insert in this process, for this worker:
+        the run as claimed, to insert instead (`run` itself stays as created); start it with
+        `start_early` or `start_on_commit`. None when this worker has no free slot: the run is
+        then inserted queued, for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
             return None
-        changed = await state.claim_one(session, run.id, self.id, settings.worker_lease_seconds)
-        if changed is None:
-            return None
+        changed = state.claimed_values(self.id, settings.worker_lease_seconds)
         return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
 
     def start_on_commit(
@@ -158,12 +156,49 @@ class Worker:
     ) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
         through the queue. `context`, when the creator knows it, is the first turn's items."""
-        launch_on_commit(session, lambda: self._launch(run, last_seq, context))
 
-    def _launch(self, run: Run, last_seq: int, context: Sequence[Item] | None = None) -> None:
-        executor = RunExecutor(self.deps, run, last_seq, self.id, context=context)
+        def launch() -> None:
+            self._launch(run, last_seq, context, local=True)
+
+        launch_on_commit(session, launch)
+
+    def start_early(
+        self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
+    ) -> None:
+        """Execute a run `take` claimed now, while `session` is still creating it: its first
+        model request goes out at once, and the answer is handled once the creation has
+        committed (the execution writes nothing before). `context` is the first turn's items,
+        all of them (nothing is read before the commit). If the creation does not commit, the
+        execution is dropped."""
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        executor = self._launch(run, last_seq, context, gate=gate, local=True)
+
+        def outcome(committed: bool) -> None:
+            if not gate.done():
+                gate.set_result(committed)
+            if not committed:
+                executor.abandoned = True
+                entry = self._active.get(run.id)
+                if entry is not None:
+                    entry[1].cancel()
+
+        on_outcome(session, outcome)
+
+    def _launch(
+        self,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item] | None = None,
+        *,
+        gate: asyncio.Future[bool] | None = None,
+        local: bool = False,
+    ) -> RunExecutor:
+        executor = RunExecutor(
+            self.deps, run, last_seq, self.id, context=context, gate=gate, local=local
+        )
         task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
         self._active[run.id] = (executor, task)
+        return executor
 
     async def _execute(self, executor: RunExecutor) -> None:
         # This task's log lines carry the run id (a context variable, local to the task).
@@ -187,7 +222,8 @@ class Worker:
         last_renew = time.monotonic()
         while True:
             await asyncio.sleep(settings.worker_cancel_check_seconds)
-            ids = list(self._active)
+            # Not the runs whose creation has not committed yet: they are in no table.
+            ids = [run_id for run_id, (ex, _) in self._active.items() if ex.created]
             if not ids:
                 continue
             lost: set[str] = set()
