@@ -12,7 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, insert, select
+from sqlalchemy import Insert, Select, Table, Update, bindparam, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,3 +72,22 @@ async def get_row(
 def insert_into(table: Table) -> Insert:
     """A plain INSERT into `table`, built once; execute it with a list of rows."""
     return insert(table)
+
+
+@functools.cache
+def _update_by_id(table: Table, columns: tuple[str, ...]) -> Update:
+    return (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values({column: bindparam(f"set_{column}") for column in columns})
+    )
+
+
+async def update_by_id(
+    session: AsyncSession, table: Table, row_id: str, values: Mapping[str, Any]
+) -> None:
+    """UPDATE one row of `table` by id, `values` by column name; the statement is built once
+    per set of columns (building it and its cache key costs more than running it)."""
+    columns = tuple(sorted(values))
+    params = {f"set_{column}": values[column] for column in columns}
+    await session.execute(_update_by_id(table, columns), {"row_id": row_id, **params})

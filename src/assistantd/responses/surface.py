@@ -8,7 +8,8 @@ response.
 
 from __future__ import annotations
 
-import secrets
+import random
+import string
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,11 @@ from assistantd.runs.turn import PendingCall
 from assistantd.sandbox.code_stream import CodeStream
 from assistantd.sandbox.tool import parse_code
 from assistantd.tools.base import ToolResult
+
+# Delta padding (`obfuscation`) hides token lengths from whoever watches the traffic's sizes,
+# not from the client: a generator seeded from the OS, without a system call per delta.
+_PAD = random.Random()
+_PAD_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 # Statuses after which a response's items join its conversation.
 _JOINS_CONVERSATION = frozenset({"completed", "incomplete"})
@@ -79,7 +85,7 @@ class ResponseRecorder:
     def _delta_extras(self) -> dict[str, Any]:
         if not self._obfuscate:
             return {}
-        return {"obfuscation": secrets.token_urlsafe(8)[: 1 + secrets.randbelow(11)]}
+        return {"obfuscation": "".join(_PAD.choices(_PAD_ALPHABET, k=_PAD.randint(1, 11)))}
 
     # --- while the model streams ----------------------------------------------------------------
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.db.core import column_values, insert_into, row_values, table_of
+from assistantd.db.core import column_values, insert_into, row_values, table_of, update_by_id
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, Run, RunEvent
 from assistantd.runs import repository
@@ -251,6 +251,22 @@ class EventWriter:
         for pending in held:
             self._store_later(pending)
 
+    def amend(self, model: type[Base], row_id: str, values: dict[str, Any]) -> bool:
+        """Set `values` (by attribute) on a row an emitted event announced, if it is still held
+        back: it is then stored with them (no UPDATE after its INSERT), and what was held to
+        change it is dropped. False when the row is stored or on its way."""
+        table = table_of(model)
+        for pending in self._held:
+            for row_table, row in pending.rows:
+                if row_table is table and row["id"] == row_id:
+                    row.update(column_values(model, values))
+                    for later in self._held:
+                        later.changes[:] = [
+                            c for c in later.changes if not (c[0] is table and c[1] == row_id)
+                        ]
+                    return True
+        return False
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session for a state change of the run, to end with `commit`: what the writer
@@ -437,7 +453,7 @@ async def _write_pending(session: AsyncSession, pendings: Sequence[_Pending]) ->
     await _insert_rows(session, [pending.event for pending in pendings])
     for pending in pendings:
         for table, row_id, values in pending.changes:
-            await session.execute(update(table).where(table.c.id == row_id).values(values))
+            await update_by_id(session, table, row_id, values)
 
 
 _NewRow = tuple[Table, dict[str, Any]]

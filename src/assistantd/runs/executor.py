@@ -368,20 +368,21 @@ class RunExecutor:
         owns_usage: bool,
     ) -> None:
         annotations = await self._annotations(result.text)
+        closed = self._closed_message(result, writer, cut_short, annotations)
         async with writer.transaction() as session:
-            await self._close_message_in(session, result, cut_short, usage, owns_usage, annotations)
+            await self._close_message_in(session, result, closed, cut_short, usage, owns_usage)
             await writer.commit(session)
 
-    async def _close_message_in(
+    def _closed_message(
         self,
-        session: AsyncSession,
         result: TurnResult,
+        writer: EventWriter,
         cut_short: bool,
-        usage: dict[str, int],
-        owns_usage: bool,
         annotations: list[dict[str, Any]],
-    ) -> None:
-        """Complete (or cut short) the turn's message in `session`."""
+    ) -> tuple[dict[str, Any], bool]:
+        """The turn's message as it closes (completed, or cut short): its column values, and
+        whether they are in place already (the writer still held the row back, and took them).
+        Call before the writer's transaction."""
         message = result.message
         assert message is not None
         stamp = now()
@@ -401,9 +402,25 @@ class RunExecutor:
             )
         else:
             values.update(status="completed", completed_at=stamp)
+        return values, writer.amend(Item, message.id, values)
+
+    async def _close_message_in(
+        self,
+        session: AsyncSession,
+        result: TurnResult,
+        closed: tuple[dict[str, Any], bool],
+        cut_short: bool,
+        usage: dict[str, int],
+        owns_usage: bool,
+    ) -> None:
+        """Complete (or cut short) the turn's message in `session` (see `_closed_message`)."""
+        message = result.message
+        assert message is not None
+        values, in_place = closed
         # The turn created the row, and only the run writes its content and status: update it
         # by key and keep the turn's copy rather than read it back.
-        await repository.update_item(session, message.id, values)
+        if not in_place:
+            await repository.update_item(session, message.id, values)
         for key, value in values.items():
             setattr(message, key, value)
         await self.rec.message_closed(
@@ -554,7 +571,10 @@ class RunExecutor:
         traceback goes with the run's failure line in the log).
         """
         await self._until_created()
-        annotations = await self._annotations(closing[0].text) if closing else []
+        last_message = None
+        if closing is not None:
+            annotations = await self._annotations(closing[0].text)
+            last_message = self._closed_message(closing[0], writer, closing[1], annotations)
         fields: dict[str, Any] = {
             "usage": _usage(run.prompt_tokens, run.completion_tokens),
             **self._counters(run),
@@ -570,9 +590,9 @@ class RunExecutor:
         partial = self._turn.result if self._turn is not None else None
         partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
         async with writer.transaction() as session:
-            if closing is not None:
+            if closing is not None and last_message is not None:
                 result, cut_short, usage = closing
-                await self._close_message_in(session, result, cut_short, usage, True, annotations)
+                await self._close_message_in(session, result, last_message, cut_short, usage, True)
             # A first execution that completes has closed every item it opened (the last
             # turn's just above); otherwise look for what was left open.
             closed: Sequence[Item] = ()

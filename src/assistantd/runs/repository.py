@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.db.core import column_values, get_row, table_of
+from assistantd.db.core import column_values, get_row, table_of, update_by_id
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Item, Run, RunEvent, RunStep, Thread
 from assistantd.kit.pagination import Page, paginate
@@ -111,10 +111,7 @@ async def _update_by_key(
 ) -> None:
     """UPDATE one row by id as a plain statement (`values` by attribute name): the ORM's
     bulk-update layer costs more than the statement, and the caller keeps its own copy."""
-    table = table_of(model)
-    await session.execute(
-        update(table).where(table.c.id == row_id).values(column_values(model, values))
-    )
+    await update_by_id(session, table_of(model), row_id, column_values(model, values))
 
 
 _LOCK_THREAD = select(Thread.id).where(Thread.id == bindparam("thread_id")).with_for_update()

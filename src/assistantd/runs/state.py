@@ -8,12 +8,13 @@ and the loser learns it from the row count.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Run, RunEvent
@@ -114,18 +115,30 @@ async def transition(
         values.setdefault("expires_at", None)
     if to is not RunStatus.REQUIRES_ACTION and to not in TERMINAL:
         values.setdefault("required_action", None)
-    query = update(Run).where(Run.id == run_id, Run.status.in_([s.value for s in sources]))
+    columns = tuple(sorted(values))
+    query = _transition_query(tuple(sorted(s.value for s in sources)), held_by is not None, columns)
+    params = {f"set_{column}": values[column] for column in columns}
     if held_by is not None:
-        query = query.where(Run.lease_owner == held_by)
-    moved = await session.scalar(
-        query.values(**values)
-        .returning(Run)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
+        params["held_by"] = held_by
+    moved: Run | None = await session.scalar(query, {"run_id": run_id, **params})
     if moved is not None and to in TERMINAL:
         metrics.observe_run_end(run_id, to.value)
         log_run_end(moved, to, cause)
     return moved
+
+
+@functools.cache
+def _transition_query(sources: tuple[str, ...], held: bool, columns: tuple[str, ...]) -> Any:
+    """`transition`'s statement, built once per shape (building one costs more than running
+    it): the run by id, in one of `sources` (and held by `:held_by`), its `columns` set."""
+    query = update(Run).where(Run.id == bindparam("run_id"), Run.status.in_(sources))
+    if held:
+        query = query.where(Run.lease_owner == bindparam("held_by"))
+    return (
+        query.values({column: bindparam(f"set_{column}") for column in columns})
+        .returning(Run)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
 
 
 def log_run_end(run: Run, status: RunStatus, cause: BaseException | None = None) -> None:
