@@ -6,6 +6,7 @@ deleting or expiring a container removes its sandbox."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import time
@@ -19,7 +20,15 @@ from openai import OpenAI
 
 from assistantd.blobs.store import LocalBlobStore
 from assistantd.db.engine import make_engine, make_sessionmaker
-from assistantd.sandbox.containers import LABEL, session_name
+from assistantd.sandbox.containers import (
+    LABEL,
+    OWNER_LABEL,
+    POOL_CPU_SHARES,
+    POOL_PREFIX,
+    SESSION_CPU_SHARES,
+    owner,
+    session_name,
+)
 from assistantd.sandbox.tool import CodeInterpreterResult, CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolContext, ToolUnavailable
@@ -221,6 +230,37 @@ async def test_memory_limit_from_the_pool(client: OpenAI, runner: Runner) -> Non
     assert info is not None
     assert info["HostConfig"]["Memory"] == 512 * MIB
     assert_limit_seen(result, 512 * MIB)
+
+
+def pool_containers() -> list[dict[str, Any]]:
+    """The containers waiting in the pools of this process's sandbox managers (not the live
+    server's; a taken one keeps its label, but not its name)."""
+    labels = [f"{LABEL}=pool", f"{OWNER_LABEL}={owner()}"]
+    with _docker_http() as http:
+        response = http.get("/containers/json", params={"filters": json.dumps({"label": labels})})
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return [c for c in found if c["Names"][0].lstrip("/").startswith(POOL_PREFIX)]
+
+
+async def test_the_pool_warms_at_a_low_cpu_weight_and_sessions_get_the_default(
+    client: OpenAI, runner: Runner
+) -> None:
+    await pooled(runner)
+    warming = [inspect(c["Id"]) for c in pool_containers()]
+    assert warming
+    assert all(c is not None and c["HostConfig"]["CpuShares"] == POOL_CPU_SHARES for c in warming)
+    container = client.containers.create(name="weights")
+    result = await runner.run(container.id, "print(1)")
+    assert logs(result).strip() == "1"
+    name = session_name(runner.project, container.id)
+    # Taken from the pool; before the pool warms another container, the taken one's weight
+    # is a session's.
+    await pooled(runner)
+    taken = inspect(name)
+    assert taken is not None
+    assert taken["Config"]["Labels"][LABEL] == "pool"
+    assert taken["HostConfig"]["CpuShares"] == SESSION_CPU_SHARES
 
 
 async def test_memory_limit_of_a_cold_start(

@@ -58,6 +58,12 @@ class Sandbox:
         return self.connection.alive
 
 
+# CPU weights (cgroup cpu.shares; Docker's default is 1024): a pool container's against a
+# session's, when they compete for the machine's cores.
+SESSION_CPU_SHARES = 1024
+POOL_CPU_SHARES = 16
+
+
 class Containers:
     """Creates, adopts and removes sandbox containers."""
 
@@ -108,6 +114,10 @@ class Containers:
                 "Memory": memory,
                 "MemorySwap": memory,
                 "NanoCpus": int(s.sandbox_cpus * 1e9),
+                # A pool container warms up (its kernel imports numpy, pandas and matplotlib:
+                # a second of CPU or more) on what the sessions leave over; taken, it gets the
+                # default weight back (`Containers.claim`).
+                "CpuShares": POOL_CPU_SHARES if pool else SESSION_CPU_SHARES,
                 "PidsLimit": s.sandbox_pids_limit,
                 "IpcMode": "private",
                 "OomScoreAdj": 500,
@@ -139,12 +149,17 @@ class Containers:
             raise
         return Sandbox(container_id, name, connection, memory_mb)
 
-    async def resize(self, sandbox: Sandbox, memory_mb: int) -> None:
-        """Change a running sandbox's memory limit (a pooled one taken for a container of
-        another size): Docker updates the cgroup in place, the kernel keeps running."""
-        memory = memory_mb * 1024 * 1024
-        await self.docker.update(sandbox.container_id, {"Memory": memory, "MemorySwap": memory})
-        sandbox.memory_mb = memory_mb
+    async def claim(self, sandbox: Sandbox, memory_mb: int | None = None) -> None:
+        """Give a pooled sandbox taken by a session a session's CPU weight and, when given,
+        another memory limit (a container of another size): Docker updates the cgroups in
+        place, the kernel keeps running."""
+        resources: dict[str, Any] = {"CpuShares": SESSION_CPU_SHARES}
+        if memory_mb is not None:
+            memory = memory_mb * 1024 * 1024
+            resources.update(Memory=memory, MemorySwap=memory)
+        await self.docker.update(sandbox.container_id, resources)
+        if memory_mb is not None:
+            sandbox.memory_mb = memory_mb
 
     async def _create(self, name: str, config: dict[str, Any]) -> str:
         try:

@@ -44,6 +44,7 @@ PUT_CHUNK = 1024 * 1024
 READ_CHUNK = 4 * 1024 * 1024
 MAX_OUTPUT_FILES = 50
 AVAILABILITY_TTL = 10.0
+REFILL_DELAY_SECONDS = 0.5  # after a session takes a pooled sandbox, before the pool refills
 SWEEP_INTERVAL = 30.0  # at most; shorter when ASSISTANTD_SANDBOX_ORPHAN_SECONDS is
 
 
@@ -91,6 +92,8 @@ class SandboxManager:
         self.containers = Containers(settings, self.docker)
         self._sessions: dict[tuple[str, str], Session] = {}
         self._pool: deque[Sandbox] = deque()
+        self._taken_at = 0.0
+        self._unclaimed: list[Sandbox] = []  # taken from the pool, still at its CPU weight
         self._pool_changed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -205,6 +208,7 @@ class SandboxManager:
     async def _from_pool(self, session: Session) -> Sandbox | None:
         while self._pool:
             sandbox = self._pool.popleft()
+            self._taken_at = time.monotonic()
             if self._pool_changed is not None:
                 self._pool_changed.set()
             if not sandbox.alive:
@@ -213,7 +217,11 @@ class SandboxManager:
             try:
                 await self.containers.rename(sandbox, session.name)
                 if session.memory_mb is not None and session.memory_mb != sandbox.memory_mb:
-                    await self.containers.resize(sandbox, session.memory_mb)
+                    await self.containers.claim(sandbox, session.memory_mb)
+                else:
+                    # Its CPU weight is raised before the pool warms a container again
+                    # (`_pool_loop`), off its first cell's path.
+                    self._unclaimed.append(sandbox)
             except DockerError:
                 log.warning("could not take pooled sandbox %s", sandbox.name, exc_info=True)
                 await self.containers.remove(sandbox)
@@ -354,6 +362,17 @@ class SandboxManager:
             data += chunk
         return bytes(data)
 
+    async def _claim_taken(self) -> None:
+        """Give the sandboxes sessions took from the pool a session's CPU weight."""
+        while self._unclaimed:
+            sandbox = self._unclaimed.pop()
+            if not sandbox.alive:
+                continue
+            try:
+                await self.containers.claim(sandbox)
+            except DockerError:
+                log.warning("could not raise the CPU weight of sandbox %s", sandbox.name)
+
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Finish `work` even though the caller is being cancelled."""
         task = asyncio.get_running_loop().create_task(work)
@@ -376,6 +395,12 @@ class SandboxManager:
                 self._pool.remove(sandbox)
                 await self.containers.remove(sandbox)
             if len(self._pool) < size:
+                # A session just took one: its first cells run now, and starting a container
+                # takes the Docker engine's CPU (which no weight governs). Let them go first.
+                wait = self._taken_at + REFILL_DELAY_SECONDS - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._claim_taken()
                 try:
                     await self.check_available()
                 except ToolUnavailable as exc:
