@@ -220,7 +220,7 @@ async def create_response(
     await _check_call_outputs(
         session, project, given_input, thread_id=thread.id if thread else None, chain=chain
     )
-    container_id = await tools.container_for(
+    container_id, new_container = await tools.container_for(
         session, project, toolset, chain=chain, thread_id=thread.id if thread else None
     )
     for tool in toolset.engine:
@@ -253,6 +253,8 @@ async def create_response(
         "conversation": thread.id if thread else None,
         "container_id": container_id,
     }
+    if new_container:
+        options["container_new"] = True  # not echoed: see ToolContext.new_container
     if body.stream_options is not None and body.stream_options.include_obfuscation is not None:
         options["include_obfuscation"] = body.stream_options.include_obfuscation
     run = Run(

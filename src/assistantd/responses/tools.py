@@ -163,17 +163,18 @@ async def container_for(
     *,
     chain: list[str],
     thread_id: str | None,
-) -> str | None:
-    """The container the code interpreter of this response runs in: the one the tool names,
-    or for `{"type": "auto"}` the one its chain (or conversation) used last, while it lives,
-    else a new one. `file_ids` of an auto container are copied into it either way."""
+) -> tuple[str | None, bool]:
+    """The container the code interpreter of this response runs in, and whether it is new:
+    the one the tool names, or for `{"type": "auto"}` the one its chain (or conversation) used
+    last, while it lives, else a new one. `file_ids` of an auto container are copied into it
+    either way."""
     spec = tools.container
     if spec is None:
-        return None
+        return None, False
     param = tools.container_param
     if isinstance(spec, str):
         row = await containers.use(session, project, spec, param=param)
-        return row.id
+        return row.id, False
     earlier = await _earlier_container(session, project, chain=chain, thread_id=thread_id)
     if earlier is not None:
         row = await containers.require(session, project, earlier)
@@ -181,7 +182,7 @@ async def container_for(
             await containers.touch(session, row)
             if spec.file_ids:
                 await containers.add_by_ids(session, row, spec.file_ids, param=f"{param}.file_ids")
-            return row.id
+            return row.id, False
     created = await containers.create_auto(
         session,
         project,
@@ -189,7 +190,7 @@ async def container_for(
         memory_limit=spec.memory_limit,
         param=f"{param}.file_ids",
     )
-    return created.id
+    return created.id, True
 
 
 async def _earlier_container(

@@ -539,6 +539,8 @@ class RunExecutor:
             include=list(run.include or []),
             emit_delta=lambda delta: self.rec.tool_delta(call, position, delta),
             container_id=(run.options or {}).get("container_id"),
+            # made with the response; a retry may find what the first attempt started
+            new_container=bool((run.options or {}).get("container_new")) and run.attempts == 1,
         )
 
     # --- ends -----------------------------------------------------------------------------------

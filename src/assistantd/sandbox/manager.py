@@ -165,8 +165,9 @@ class SandboxManager:
             session = self._sessions[key] = Session(project, thread_id)
         return session
 
-    async def ensure(self, session: Session) -> Sandbox:
-        """The session's running sandbox: its own, re-attached, from the pool, or new."""
+    async def ensure(self, session: Session, *, adopt: bool = True) -> Sandbox:
+        """The session's running sandbox: its own, re-attached (unless `adopt` is false: none
+        can exist), from the pool, or new."""
         session.last_used = time.monotonic()
         if session.sandbox is not None:
             if session.sandbox.alive:
@@ -174,7 +175,7 @@ class SandboxManager:
             await self.containers.death(session.sandbox)
             session.sandbox = None
         session.inputs = {}
-        adopted = await self._adopt(session)
+        adopted = await self._adopt(session) if adopt else None
         if adopted is not None:
             session.sandbox = adopted
             return adopted

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +154,8 @@ class CodeInterpreterTool:
                 f"The code interpreter is unavailable: the Docker engine answered: {exc.message}"
             ) from exc
         note = None
-        if outcome.cell == 1 and await self._ran_before(ctx):
+        # A container's sandbox is the container's (no thread's earlier code ran in it).
+        if outcome.cell == 1 and ctx.container_id is None and await self._ran_before(ctx):
             note = (
                 "[This ran in a new Python session: the previous one ended, so variables, "
                 "imports and files created by earlier code are gone.]"
@@ -206,7 +208,7 @@ class CodeInterpreterTool:
                 if container is not None:
                     session.memory_mb = container.memory_mb
                 try:
-                    await self.manager.ensure(session)
+                    await self.manager.ensure(session, adopt=not ctx.new_container)
                     added = await self._copy_inputs(ctx, session, inputs, container)
                     return session, await self.manager.run(session, code), added
                 except (KernelGone, TimeoutError, SandboxError):
@@ -258,11 +260,14 @@ class CodeInterpreterTool:
                     raise ToolUnavailable(
                         f"The code interpreter's container is unavailable: {exc.message}"
                     ) from exc
-            attachments = await db.scalars(
-                select(Item.attachments).where(
-                    Item.thread_id == ctx.thread_id, Item.project == ctx.project
+            # A container's files are its own; a thread's sandbox gets its messages' files.
+            attachments: Iterable[list[dict[str, Any]] | None] = []
+            if container is None:
+                attachments = await db.scalars(
+                    select(Item.attachments).where(
+                        Item.thread_id == ctx.thread_id, Item.project == ctx.project
+                    )
                 )
-            )
             for entries in attachments:
                 for entry in entries or []:
                     if any(t.get("type") == "code_interpreter" for t in entry.get("tools") or []):

@@ -34,6 +34,9 @@ class ToolContext:
     # The container (a named sandbox, Responses API) the code interpreter runs in; without
     # one, the thread's own sandbox.
     container_id: str | None = None
+    # The container was made for this execution: no sandbox of it can exist yet (none to
+    # look for, here or in Docker).
+    new_container: bool = False
 
     @property
     def sandbox_key(self) -> str:
