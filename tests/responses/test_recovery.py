@@ -4,6 +4,7 @@ is taken over by another worker and completes once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -86,3 +87,34 @@ def test_a_killed_workers_response_completes_once(
         assert events[-1]["type"] == "response.completed"
         added = [e["output_index"] for e in events if e["type"] == "response.output_item.added"]
         assert added == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def sleepy(tuned_server: Callable[..., Tuned], database_url: str) -> Tuned | None:
+    """Workers that look for queued runs on their own only every minute: what they start
+    sooner, a notification woke them for."""
+    if not is_postgres(database_url):
+        return None
+    return tuned_server({"ASSISTANTD_WORKER_POLL_SECONDS": "60"}, workers=1)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_worker_process_starts_a_new_response_at_once(
+    sleepy: Tuned, model: ScriptedModel, marker: str, background: bool
+) -> None:
+    client = sleepy.client
+    model.script(marker, Reply(text="Woken."))
+    started = time.monotonic()
+    if background:
+        created = client.responses.create(model="gpt-4o", input=marker, background=True)
+        final = wait_until(
+            lambda: client.responses.retrieve(created.id),
+            lambda r: r.status not in ("queued", "in_progress"),
+            timeout=30,
+            what="the background response to finish",
+        )
+    else:
+        final = client.responses.create(model="gpt-4o", input=marker)
+    assert final.status == "completed", final.error
+    assert final.output_text == "Woken."
+    assert time.monotonic() - started < 10  # not the worker's minute

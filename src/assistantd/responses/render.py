@@ -103,5 +103,6 @@ async def full(
     session: AsyncSession, run: Run, include: frozenset[str] | None = None
 ) -> ResponseObject:
     """The response with its output, read from `session`."""
-    output = await output_of(session, run.id)
+    # Output comes from executions; a response no worker has taken yet has none to read.
+    output = await output_of(session, run.id) if run.attempts else []
     return response(run, output, include=include, files=await items.filenames(session, output))

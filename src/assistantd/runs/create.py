@@ -166,7 +166,7 @@ async def queue(
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
     if taken is None:
-        run_queued_on_commit(session, signals)
+        await run_queued_on_commit(session, signals)
     elif context is None:
         assert worker is not None
         worker.start_on_commit(session, taken, last_seq)

@@ -653,7 +653,7 @@ class RunExecutor:
             if queued is not None:
                 for name, payload in surface_of(run.id).requeued(queued):
                     writer.stage(name, payload)
-                run_queued_on_commit(session, self.deps.signals)
+                await run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session, fence=False)  # the transition guards
 
 

@@ -245,10 +245,14 @@ def _parse_run_note(payload: str) -> tuple[str, int | None]:
     return run_id, int(upto) if upto.isdigit() else None
 
 
-def run_queued_on_commit(session: AsyncSession, signals: Signals) -> None:
-    """Wake this process's worker once the transaction commits. The transaction stores the
-    run's `thread.run.queued` event, from which the `run_events` trigger wakes the workers of
-    every other process (PostgreSQL)."""
+async def run_queued_on_commit(session: AsyncSession, signals: Signals) -> None:
+    """Wake the workers once the transaction commits: this process's, and on PostgreSQL every
+    process's (a notification, delivered on commit; the `run_events` trigger sends one only
+    for `thread.run.queued`, not for a response)."""
+    if is_postgres(session):
+        await session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_QUEUED_CHANNEL}
+        )
     after_commit(session, signals.run_queued)
 
 

@@ -94,5 +94,5 @@ async def submit_tool_outputs(
         run.id,
         [("thread.run.step.completed", render.step(step)), ("thread.run.queued", render.run(run))],
     )
-    run_queued_on_commit(session, signals)
+    await run_queued_on_commit(session, signals)
     return run

@@ -27,7 +27,7 @@ from assistantd.db.models import Item, Run
 from assistantd.files import service as files
 from assistantd.ops import logs, metrics
 from assistantd.responses import service as responses
-from assistantd.runs import events, state
+from assistantd.runs import context, events, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.executor import RunExecutor
 from assistantd.runs.recorder import surface_of
@@ -98,7 +98,7 @@ class Worker:
             signals.queued.clear()
             self._slot_free.clear()
             capacity = settings.worker_concurrency - len(self._active)
-            claimed: list[tuple[Run, int]] = []
+            claimed: list[tuple[Run, int, list[Item] | None]] = []
             if capacity > 0:
                 try:
                     async with self.deps.sessions() as session:
@@ -115,8 +115,8 @@ class Worker:
                     log.exception("claiming runs failed")
                     await asyncio.sleep(1.0)
                     continue
-            for run, last_seq in claimed:
-                self._launch(run, last_seq)
+            for run, last_seq, items in claimed:
+                self._launch(run, last_seq, items)
             if claimed and len(claimed) == min(capacity, 32):
                 continue  # there may be more
             wake = signals.queued if capacity > 0 else self._slot_free
@@ -125,16 +125,19 @@ class Worker:
 
     async def _prepare(
         self, session: AsyncSession, claimed: list[tuple[Run, int]]
-    ) -> list[tuple[Run, int]]:
+    ) -> list[tuple[Run, int, list[Item] | None]]:
         """The claimed runs with their new last event numbers, their `in_progress` events stored
-        in the claim's transaction (one insert per batch, no transaction per run)."""
+        in the claim's transaction (one insert per batch, no transaction per run), and the
+        first turn's items of those whose items are their own (one read for the batch, not
+        one per run)."""
         if not claimed:
             return []
         batches = {
             run.id: (seq, await surface_of(run.id).claimed(session, run)) for run, seq in claimed
         }
         seqs = await events.append_many(session, self.deps.signals, batches)
-        return [(run, seqs[run.id]) for run, _ in claimed]
+        items = await context.load_many(session, [run for run, _ in claimed])
+        return [(run, seqs[run.id], items.get(run.id)) for run, _ in claimed]
 
     def take(self, run: Run) -> Run | None:
         """Claim `run`, which its creator is about to insert in this process, for this worker:
@@ -315,7 +318,7 @@ class Worker:
             for run in await state.overdue(session, skip_locked=self._skip_locked):
                 await self._end(session, run.id, RunStatus(run.status), RunStatus.EXPIRED, None)
             if requeued:
-                run_queued_on_commit(session, signals)
+                await run_queued_on_commit(session, signals)
             await session.commit()
 
     async def _end(
