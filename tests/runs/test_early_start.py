@@ -78,21 +78,25 @@ async def _rows(engine: Engine, response_id: str) -> tuple[Run | None, int, int]
     return run, events or 0, items or 0
 
 
+async def _create(engine: Engine, session: AsyncSession, marker: str) -> Run:
+    """The Responses API's create use case in `session`, which the test ends."""
+    return await create_response(
+        session,
+        PROJECT,
+        CreateResponse(model="gpt-4o", input=marker),
+        models=engine.deps.models,
+        signals=engine.deps.signals,
+        worker=engine.worker,
+    )
+
+
 async def test_the_model_is_called_before_the_commit_and_answered_after_it(
     engine: Engine, model: ScriptedModel
 ) -> None:
     marker = f"early-{uuid.uuid4().hex[:8]}"
     model.script(marker, Reply(text=["early ", "bird"]))
-    body = CreateResponse(model="gpt-4o", input=marker)
     async with engine.writes() as session:
-        run = await create_response(
-            session,
-            PROJECT,
-            body,
-            models=engine.deps.models,
-            signals=engine.deps.signals,
-            worker=engine.worker,
-        )
+        run = await _create(engine, session, marker)
         # The request is out while the creating transaction is still open ...
         await asyncio.to_thread(model.wait_requests, 1, marker)
         await asyncio.sleep(0.2)  # ... and its answer waits for the commit
@@ -121,16 +125,8 @@ async def test_a_creation_that_does_not_commit_drops_the_started_response(
 ) -> None:
     marker = f"dropped-{uuid.uuid4().hex[:8]}"
     model.script(marker, Reply(text=["never ", "seen"], hang=True))
-    body = CreateResponse(model="gpt-4o", input=marker)
     async with engine.writes() as session:
-        run = await create_response(
-            session,
-            PROJECT,
-            body,
-            models=engine.deps.models,
-            signals=engine.deps.signals,
-            worker=engine.worker,
-        )
+        run = await _create(engine, session, marker)
         await asyncio.to_thread(model.wait_requests, 1, marker)
         await session.rollback()
     await _until_idle(engine.worker)  # the execution stopped ...
