@@ -86,6 +86,11 @@ async def submit_tool_outputs(
         )
         for call_id, output in outputs.items()
     )
+    options = dict(run.options or {})
+    if bool(body.stream) != bool(options.get("stream")):
+        # Whether a streamer may wait in another process (see executor.HOLD_SECONDS).
+        options["stream"] = bool(body.stream)
+        await repository.update_run(session, run.id, {"options": options})
     await session.flush()
     await session.refresh(run)
     await events.append(
