@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import socket
 import sys
+from collections.abc import Callable
 
 from pydantic import AliasChoices, ValidationError
 from sqlalchemy import func, select
@@ -141,8 +142,18 @@ def _worker(_: argparse.Namespace, settings: Settings) -> int:
 
     if settings.migrate_on_start:
         upgrade(settings)
-    asyncio.run(_run_worker(settings))
+    # The event loop `serve` runs on too (uvicorn picks uvloop when it is installed).
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_run_worker(settings))
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:
