@@ -6,7 +6,6 @@ from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -14,6 +13,7 @@ from assistantd.deps import BlobsDep, PageDep, ProjectDep, SessionDep
 from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse, WireResponse
+from assistantd.kit.sse import EventStreamResponse
 from assistantd.responses import create, render, repository, service
 from assistantd.responses.schemas import (
     CreateResponse,
@@ -45,14 +45,6 @@ class AwaitedResponse(Response):
         await super().__call__(scope, receive, send)
 
 
-def _sse(frames: object) -> StreamingResponse:
-    return StreamingResponse(
-        frames,  # type: ignore[arg-type]
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 @router.post("/responses", response_model=None)
 async def create_response(
     body: CreateResponse, request: Request, session: SessionDep, project: ProjectDep
@@ -68,7 +60,7 @@ async def create_response(
         frames = service.events_after(
             state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget
         )
-        return _sse(frames)
+        return EventStreamResponse(frames)
     if body.background:
         return WireResponse(render.response(run))
     outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)
@@ -104,7 +96,7 @@ async def get_response(
     run = await service.require(session, project, response_id)
     if stream:
         state = request.app.state
-        return _sse(
+        return EventStreamResponse(
             service.events_after(
                 state.query_sessions, state.signals, run.id, starting_after, before_commit=False
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from assistantd.deps import (
     PageDep,
@@ -18,6 +17,7 @@ from assistantd.deps import (
 )
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import INT64_MAX, ListResponse, WireResponse
+from assistantd.kit.sse import EventStreamResponse
 from assistantd.runs import cancel as cancel_use_case
 from assistantd.runs import create, render, repository, stream
 from assistantd.runs import submit_tool_outputs as submit_use_case
@@ -39,17 +39,13 @@ IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
 
 def _event_stream(
     request: Request, run_id: str, after_seq: int, *, before_commit: bool = True
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Stream the run's events after `after_seq`; by default called before the request commits."""
     state = request.app.state
     frames = stream.open_stream(
         state.query_sessions, state.signals, run_id, after_seq, before_commit=before_commit
     )
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStreamResponse(frames)
 
 
 def _poll_hint(response: Response, settings: SettingsDep) -> None:
@@ -154,7 +150,7 @@ async def submit_tool_outputs(
 @router.get("/threads/{thread_id}/runs/{run_id}/events", response_model=None)
 async def run_events(
     run: RunDep, request: Request, after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
     return _event_stream(request, run.id, after, before_commit=False)
 
