@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 from openai import OpenAI
@@ -175,3 +176,41 @@ def test_many_streams_of_one_run(
         "done",
     ]
     assert all(names == expected for names in results), results[0]
+
+
+def _events_streams_answered(server: LiveServer) -> float:
+    """How many `GET .../events` streams the server has finished (any status)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    route = 'route="/v1/threads/{thread_id}/runs/{run_id}/events"'
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("assistantd_http_requests_total{") and route in line
+    )
+
+
+def test_a_stream_the_client_left_ends_on_the_server_at_once(
+    http: httpx.Client,
+    client: OpenAI,
+    server: LiveServer,
+    assistant: Assistant,
+    model: ScriptedModel,
+    marker: str,
+) -> None:
+    model.script(marker, Reply(text=[f"w{i} " for i in range(40)], chunk_delay=0.1))  # ~4 s
+    thread_id = _thread(http, marker)
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant.id)
+    before = _events_streams_answered(server)
+    deltas = 0
+    with http.stream("GET", f"/threads/{thread_id}/runs/{run.id}/events") as response:
+        for frame in parse_frames(response.iter_lines()):
+            deltas += frame.event == "thread.message.delta"
+            if deltas == 2:
+                break  # leave: the connection closes
+    # The server stops streaming to nobody (the request is answered) while the run goes on.
+    deadline = time.monotonic() + 2.0
+    while _events_streams_answered(server) == before:
+        assert time.monotonic() < deadline, "the stream went on after its client left"
+        time.sleep(0.05)
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
+    assert wait_run(client, thread_id, run.id).status == "completed"
