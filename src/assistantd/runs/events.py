@@ -181,10 +181,10 @@ class EventWriter:
         """`owner`, the worker holding the run's lease: what it writes is fenced by the lease
         (a writer whose run was taken over writes nothing and fails with `LeaseLost`).
 
-        `hold_seconds`, for a run whose streamers are in this process (they get every event
-        from the feed at once): for that long from now, emitted events are held back and
-        stored with the next `transaction`, or when the time is up. A short answer is then
-        stored in the transaction that ends it rather than in a few of its own."""
+        `hold_seconds`, for a run no streamer in another process waits for (this process's
+        get every event from the feed at once): for that long from now, emitted events are
+        held back and stored with the next `transaction`, or when the time is up. A short
+        answer is then stored in the transaction that ends it rather than in a few of its own."""
         self._signals = signals
         self._sessions = sessions
         self._store = _Store.of(sessions, signals)

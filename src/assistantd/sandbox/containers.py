@@ -71,6 +71,9 @@ class Containers:
         self.settings = settings
         self.docker = docker
         self._kernel = kernel_source()
+        # Whether a running sandbox's limits can change (gVisor's cannot): else a pool
+        # container could never get a session's CPU weight back, and warms at that weight.
+        self.updatable = settings.sandbox_runtime != "runsc"
 
     def config(self, *, preload: bool, pool: bool, memory_mb: int | None = None) -> dict[str, Any]:
         """A container's configuration; `memory_mb` defaults to ASSISTANTD_SANDBOX_MEMORY_MB."""
@@ -117,7 +120,7 @@ class Containers:
                 # A pool container warms up (its kernel imports numpy, pandas and matplotlib:
                 # a second of CPU or more) on what the sessions leave over; taken, it gets the
                 # default weight back (`Containers.claim`).
-                "CpuShares": POOL_CPU_SHARES if pool else SESSION_CPU_SHARES,
+                "CpuShares": POOL_CPU_SHARES if pool and self.updatable else SESSION_CPU_SHARES,
                 "PidsLimit": s.sandbox_pids_limit,
                 "IpcMode": "private",
                 "OomScoreAdj": 500,

@@ -219,7 +219,7 @@ class SandboxManager:
                 await self.containers.rename(sandbox, session.name)
                 if session.memory_mb is not None and session.memory_mb != sandbox.memory_mb:
                     await self.containers.claim(sandbox, session.memory_mb)
-                else:
+                elif self.containers.updatable:
                     # Its CPU weight is raised before the pool warms a container again
                     # (`_pool_loop`), off its first cell's path.
                     self._unclaimed.append(sandbox)
