@@ -74,13 +74,21 @@ def insert_into(table: Table) -> Insert:
     return insert(table)
 
 
+def set_parameters(values: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """`values` (by column) as the shape of an UPDATE built once per set of columns (the
+    statement's cache key) and its parameters, for `set_clause`."""
+    columns = tuple(sorted(values))
+    return columns, {f"set_{column}": values[column] for column in columns}
+
+
+def set_clause(columns: tuple[str, ...]) -> dict[str, Any]:
+    """The SET of an UPDATE of `columns`, as bound parameters (see `set_parameters`)."""
+    return {column: bindparam(f"set_{column}") for column in columns}
+
+
 @functools.cache
 def _update_by_id(table: Table, columns: tuple[str, ...]) -> Update:
-    return (
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values({column: bindparam(f"set_{column}") for column in columns})
-    )
+    return update(table).where(table.c.id == bindparam("row_id")).values(set_clause(columns))
 
 
 async def update_by_id(
@@ -88,6 +96,5 @@ async def update_by_id(
 ) -> None:
     """UPDATE one row of `table` by id, `values` by column name; the statement is built once
     per set of columns (building it and its cache key costs more than running it)."""
-    columns = tuple(sorted(values))
-    params = {f"set_{column}": values[column] for column in columns}
+    columns, params = set_parameters(values)
     await session.execute(_update_by_id(table, columns), {"row_id": row_id, **params})

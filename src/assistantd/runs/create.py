@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -19,7 +18,7 @@ from assistantd.runs import events
 from assistantd.runs.guard import ensure_no_active_run
 from assistantd.runs.recorder import surface_of
 from assistantd.runs.schemas import RunCreate, ThreadAndRunCreate, ToolChoiceFunction, _RunOptions
-from assistantd.runs.signals import Signals, run_queued_on_commit
+from assistantd.runs.signals import Signals, give_way, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.settings import Settings
 from assistantd.threads import service as threads
@@ -119,22 +118,11 @@ class RunTaker(Protocol):
 
     def take(self, run: Run) -> Run | None: ...
 
-    def start_on_commit(
-        self,
-        session: AsyncSession,
-        run: Run,
-        last_seq: int,
-        context: Sequence[Item] | None = None,
-    ) -> None: ...
+    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None: ...
 
     def start_early(
         self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
     ) -> None: ...
-
-
-# Loop turns a run started early needs to send its model request (httpx yields ~4 times on the
-# way) before its creator goes on with the statements that create it.
-_EARLY_TURNS = 8
 
 
 async def queue(
@@ -159,8 +147,7 @@ async def queue(
         if context is not None:
             assert worker is not None
             worker.start_early(session, taken, len(announced), context)
-            for _ in range(_EARLY_TURNS):
-                await asyncio.sleep(0)
+            await give_way()  # its request leaves before the statements below
     # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
     # costs more than it.
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db.core import set_clause, set_parameters
 from assistantd.db.models import Run, RunEvent
 from assistantd.kit.timeutil import now
 from assistantd.ops import metrics
@@ -115,9 +116,8 @@ async def transition(
         values.setdefault("expires_at", None)
     if to is not RunStatus.REQUIRES_ACTION and to not in TERMINAL:
         values.setdefault("required_action", None)
-    columns = tuple(sorted(values))
+    columns, params = set_parameters(values)
     query = _transition_query(tuple(sorted(s.value for s in sources)), held_by is not None, columns)
-    params = {f"set_{column}": values[column] for column in columns}
     if held_by is not None:
         params["held_by"] = held_by
     moved: Run | None = await session.scalar(query, {"run_id": run_id, **params})
@@ -135,7 +135,7 @@ def _transition_query(sources: tuple[str, ...], held: bool, columns: tuple[str, 
     if held:
         query = query.where(Run.lease_owner == bindparam("held_by"))
     return (
-        query.values({column: bindparam(f"set_{column}") for column in columns})
+        query.values(set_clause(columns))
         .returning(Run)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
@@ -200,8 +200,6 @@ async def claim(
     return sorted(((run, int(seq)) for run, seq in claimed.tuples()), key=lambda c: c[0].id)
 
 
-# A plain UPDATE (the caller keeps its own copy of the row); the claim's values come as
-# parameters named after their columns.
 async def renew_leases(
     session: AsyncSession, worker_id: str, run_ids: Iterable[str], lease_seconds: float
 ) -> set[str]:

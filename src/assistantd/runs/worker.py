@@ -150,18 +150,12 @@ class Worker:
         changed = state.claimed_values(self.id, settings.worker_lease_seconds)
         return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
 
-    def start_on_commit(
-        self,
-        session: AsyncSession,
-        run: Run,
-        last_seq: int,
-        context: Sequence[Item] | None = None,
-    ) -> None:
+    def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
-        through the queue. `context`, when the creator knows it, is the first turn's items."""
+        through the queue (its first turn's items are read then)."""
 
         def launch() -> None:
-            self._launch(run, last_seq, context, local=True)
+            self._launch(run, last_seq, local=True)
 
         launch_on_commit(session, launch)
 
