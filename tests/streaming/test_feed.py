@@ -15,10 +15,12 @@ import httpx
 import openai
 import pytest
 from openai import AzureOpenAI, OpenAI
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from assistantd.db.models import RunEvent
+from assistantd.db.models import Item, RunEvent
+from assistantd.items.kinds import new_item
 from assistantd.kit.sse import DONE
 from assistantd.runs import repository, stream
 from assistantd.runs.events import EventWriter
@@ -391,6 +393,58 @@ async def test_held_events_of_a_rolled_back_transaction_are_held_again(
     writer.emit("thread.message.delta", {"id": RUN})
     await writer.close()  # what is still held is stored on close, in order
     assert await _stored_seqs(sessions) == [1, 2]
+
+
+@pytest.fixture
+async def item_sessions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    async with sessions() as session:
+        await session.run_sync(lambda s: Item.metadata.create_all(s.connection(), [Item.__table__]))
+        await session.commit()
+    return sessions
+
+
+async def _status(sessions: async_sessionmaker[AsyncSession], item_id: str) -> str | None:
+    async with sessions() as session:
+        return await session.scalar(select(Item.status).where(Item.id == item_id))
+
+
+def _announced(writer: EventWriter) -> Item:
+    """Emit the event that announces a new item, in progress (as a turn's message is)."""
+    item = new_item("proj", "function_call", thread_id=None, status="in_progress", run_id=RUN)
+    writer.emit("response.output_item.added", {"id": item.id}, rows=[item])
+    return item
+
+
+@pytest.mark.parametrize("held", [True, False])
+async def test_a_transaction_amends_a_row_held_back_or_stored(
+    item_sessions: async_sessionmaker[AsyncSession], held: bool
+) -> None:
+    writer = EventWriter(item_sessions, Signals(), RUN, 0, hold_seconds=30 if held else 0)
+    item = _announced(writer)
+    done = {"status": "completed"}
+    async with writer.transaction(amend=(Item, item.id, done)) as session:
+        await writer.commit(session)
+    assert await _status(item_sessions, item.id) == "completed"
+    await writer.close()
+    assert await _stored_seqs(item_sessions) == [1]
+
+
+async def test_a_row_amended_by_a_rolled_back_transaction_is_stored_as_emitted(
+    item_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A run's final transaction completes its message in the held row; if that transaction
+    fails, what is stored later (a hand-back releases it) must not carry the completion, or
+    the run's next attempt answers again next to a completed answer."""
+    writer = EventWriter(item_sessions, Signals(), RUN, 0, hold_seconds=30)
+    item = _announced(writer)
+    async with writer.transaction(amend=(Item, item.id, {"status": "completed"})) as session:
+        await session.rollback()
+    writer.release()
+    await writer.flush()
+    assert await _status(item_sessions, item.id) == "in_progress"
+    await writer.close()
 
 
 @pytest.mark.parametrize("end", ["commit", "rollback", "close"])

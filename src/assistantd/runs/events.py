@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +32,8 @@ from assistantd.runs.signals import Signals, events_stored, on_outcome, publish_
 log = logging.getLogger(__name__)
 
 Payload = BaseModel | dict[str, Any]
+# A change to one row: its model, its id, column values by attribute.
+Amendment = tuple[type[Base], str, dict[str, Any]]
 
 
 class LeaseLost(Exception):
@@ -251,31 +253,23 @@ class EventWriter:
         for pending in held:
             self._store_later(pending)
 
-    def amend(self, model: type[Base], row_id: str, values: dict[str, Any]) -> bool:
-        """Set `values` (by attribute) on a row an emitted event announced, if it is still held
-        back: it is then stored with them (no UPDATE after its INSERT), and what was held to
-        change it is dropped. False when the row is stored or on its way."""
-        table = table_of(model)
-        for pending in self._held:
-            for row_table, row in pending.rows:
-                if row_table is table and row["id"] == row_id:
-                    row.update(column_values(model, values))
-                    for later in self._held:
-                        later.changes[:] = [
-                            c for c in later.changes if not (c[0] is table and c[1] == row_id)
-                        ]
-                    return True
-        return False
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, amend: Amendment | None = None) -> AsyncIterator[AsyncSession]:
         """A session for a state change of the run, to end with `commit`: what the writer
-        emitted is stored before it or, what it held back, first thing in it."""
+        emitted is stored before it or, what it held back, first thing in it.
+
+        `amend` (a model, the id of a row an emitted event announced, values by attribute) is
+        this transaction's change to that row: made to the row as it is inserted, if it was
+        still held back (no UPDATE after its INSERT), else by an UPDATE. Only the transaction
+        carries it: if it does not commit, what is held again is as it was emitted, so a
+        later write never stores a change that was rolled back (say, a message completed by
+        a run's final transaction that failed)."""
         await self.flush()
         async with self._sessions() as session:
             held, self._held = self._held, []
+            written, in_place = _amended(held, amend) if amend is not None else (held, False)
             if held:
-                await _write_pending(session, held)
+                await _write_pending(session, written)
                 events_stored(session, self._signals, {self.run_id: held[-1].event["seq"]})
 
                 def outcome(committed: bool) -> None:
@@ -283,6 +277,9 @@ class EventWriter:
                         self._held[:0] = held
 
                 on_outcome(session, outcome)
+            if amend is not None and not in_place:
+                model, row_id, values = amend
+                await update_by_id(session, table_of(model), row_id, column_values(model, values))
             yield session
 
     async def flush(self) -> None:
@@ -454,6 +451,27 @@ async def _write_pending(session: AsyncSession, pendings: Sequence[_Pending]) ->
     for pending in pendings:
         for table, row_id, values in pending.changes:
             await update_by_id(session, table, row_id, values)
+
+
+def _amended(held: list[_Pending], amendment: Amendment) -> tuple[list[_Pending], bool]:
+    """`held` with `amendment` made to the row one of them inserts (copies: the originals stay
+    as emitted), and whether one does; what they held to change that row is dropped."""
+    model, row_id, values = amendment
+    table = table_of(model)
+    if not any(t is table and row["id"] == row_id for p in held for t, row in p.rows):
+        return held, False
+    columns = column_values(model, values)
+    return [
+        replace(
+            pending,
+            rows=[
+                (t, {**row, **columns}) if t is table and row["id"] == row_id else (t, row)
+                for t, row in pending.rows
+            ],
+            changes=[c for c in pending.changes if not (c[0] is table and c[1] == row_id)],
+        )
+        for pending in held
+    ], True
 
 
 _NewRow = tuple[Table, dict[str, Any]]

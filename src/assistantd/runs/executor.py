@@ -29,7 +29,7 @@ from assistantd.runs import context, finish, repository, state
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter, LeaseLost
 from assistantd.runs.recorder import CallOutcome, surface_of
-from assistantd.runs.signals import run_queued_on_commit
+from assistantd.runs.signals import on_outcome, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
@@ -368,21 +368,17 @@ class RunExecutor:
         owns_usage: bool,
     ) -> None:
         annotations = await self._annotations(result.text)
-        closed = self._closed_message(result, writer, cut_short, annotations)
-        async with writer.transaction() as session:
-            await self._close_message_in(session, result, closed, cut_short, usage, owns_usage)
+        assert result.message is not None
+        values = self._closed_message(result, cut_short, annotations)
+        async with writer.transaction(amend=(Item, result.message.id, values)) as session:
+            await self._close_message_in(session, result, values, cut_short, usage, owns_usage)
             await writer.commit(session)
 
     def _closed_message(
-        self,
-        result: TurnResult,
-        writer: EventWriter,
-        cut_short: bool,
-        annotations: list[dict[str, Any]],
-    ) -> tuple[dict[str, Any], bool]:
-        """The turn's message as it closes (completed, or cut short): its column values, and
-        whether they are in place already (the writer still held the row back, and took them).
-        Call before the writer's transaction."""
+        self, result: TurnResult, cut_short: bool, annotations: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The column values (by attribute) of the turn's message as it closes: completed, or
+        cut short. The writer's transaction that closes it applies them (`amend`)."""
         message = result.message
         assert message is not None
         stamp = now()
@@ -402,25 +398,30 @@ class RunExecutor:
             )
         else:
             values.update(status="completed", completed_at=stamp)
-        return values, writer.amend(Item, message.id, values)
+        return values
 
     async def _close_message_in(
         self,
         session: AsyncSession,
         result: TurnResult,
-        closed: tuple[dict[str, Any], bool],
+        values: dict[str, Any],
         cut_short: bool,
         usage: dict[str, int],
         owns_usage: bool,
     ) -> None:
-        """Complete (or cut short) the turn's message in `session` (see `_closed_message`)."""
+        """The turn's message closes in `session` (the writer's transaction amends its row
+        with `values`): the turn's copy takes them, back to what it was if the transaction
+        does not commit (a hand-back then keeps the text streamed so far)."""
         message = result.message
         assert message is not None
-        values, in_place = closed
-        # The turn created the row, and only the run writes its content and status: update it
-        # by key and keep the turn's copy rather than read it back.
-        if not in_place:
-            await repository.update_item(session, message.id, values)
+        before = {key: getattr(message, key) for key in values}
+
+        def outcome(committed: bool) -> None:
+            if not committed:
+                for key, value in before.items():
+                    setattr(message, key, value)
+
+        on_outcome(session, outcome)
         for key, value in values.items():
             setattr(message, key, value)
         await self.rec.message_closed(
@@ -574,9 +575,11 @@ class RunExecutor:
         """
         await self._until_created()
         last_message = None
-        if closing is not None:
+        amend = None
+        if closing is not None and closing[0].message is not None:
             annotations = await self._annotations(closing[0].text)
-            last_message = self._closed_message(closing[0], writer, closing[1], annotations)
+            last_message = self._closed_message(closing[0], closing[1], annotations)
+            amend = (Item, closing[0].message.id, last_message)
         fields: dict[str, Any] = {
             "usage": _usage(run.prompt_tokens, run.completion_tokens),
             **self._counters(run),
@@ -591,7 +594,7 @@ class RunExecutor:
         }.get(status, [RunStatus.IN_PROGRESS])
         partial = self._turn.result if self._turn is not None else None
         partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
-        async with writer.transaction() as session:
+        async with writer.transaction(amend=amend) as session:
             if closing is not None and last_message is not None:
                 result, cut_short, usage = closing
                 await self._close_message_in(session, result, last_message, cut_short, usage, True)
