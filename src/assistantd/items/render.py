@@ -27,7 +27,7 @@ async def filenames(session: AsyncSession, items: Iterable[Item]) -> dict[str, s
     if not ids:
         return {}
     rows = await session.execute(select(File.id, File.filename).where(File.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def item(

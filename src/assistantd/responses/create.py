@@ -140,7 +140,7 @@ async def _check_call_outputs(
                 Item.call_id.in_(wanted), Item.project == project, Item.type.in_(CALL_TYPES)
             )
         )
-        for call_id, in_thread, run_id, input_of in rows.tuples():
+        for call_id, in_thread, run_id, input_of in rows:
             in_conversation = thread_id is not None and in_thread == thread_id
             if call_id is not None and (in_conversation or run_id in chain or input_of in chain):
                 known.add(call_id)

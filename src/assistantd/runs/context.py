@@ -230,7 +230,7 @@ async def _message_content(
 
 async def _file_names(session: AsyncSession, file_ids: list[str]) -> dict[str, str]:
     rows = await session.execute(select(File.id, File.filename).where(File.id.in_(file_ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def _assistant_text(item: Item) -> str:

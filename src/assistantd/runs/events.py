@@ -50,7 +50,7 @@ async def _holders(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, s
     query = _HOLDERS.with_for_update(read=True) if is_postgres(session) else _HOLDERS
     rows = await session.execute(query, {"ids": list(run_ids)})
     # not dict(rows): a result has keys() (its columns), so dict() would take it for a mapping
-    return {run_id: owner for run_id, owner in rows.tuples()}  # noqa: C416
+    return {run_id: owner for run_id, owner in rows}  # noqa: C416
 
 
 def _model(value: Any) -> Any:

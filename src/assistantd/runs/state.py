@@ -197,7 +197,7 @@ async def claim(
         .returning(Run, last_seq)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(((run, int(seq)) for run, seq in claimed.tuples()), key=lambda c: c[0].id)
+    return sorted(((run, int(seq)) for run, seq in claimed), key=lambda c: c[0].id)
 
 
 async def renew_leases(
