@@ -194,6 +194,27 @@ class TestReattach:
         text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
         assert text == "".join(f"w{i} " for i in range(30))
 
+    def test_a_response_nobody_streams_sends_its_text_gathered(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        """Created without `stream`, its text goes out in a delta event per 50 ms at most
+        (one, for an answer that comes at once), not one per chunk; the deltas still add up
+        to the text, and a streamed response keeps one per chunk."""
+        chunks = [f"t{i} " for i in range(40)]
+        model.script(marker, Reply(text=chunks))
+        response = client.responses.create(model="gpt-4o", input=marker, background=True)
+        assert wait_response(client, response.id).output_text == "".join(chunks)
+        events = raw_events(client, f"responses/{response.id}", params={"stream": "true"})
+        check_numbering(events)
+        deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+        assert "".join(deltas) == "".join(chunks)
+        assert 1 <= len(deltas) <= 3, deltas
+        streamed = raw_events(
+            client, "responses", body={"model": "gpt-4o", "input": marker, "stream": True}
+        )
+        deltas = [e["delta"] for e in streamed if e["type"] == "response.output_text.delta"]
+        assert deltas == chunks
+
     def test_the_sdk_resumes_a_stream(
         self, client: OpenAI, model: ScriptedModel, marker: str
     ) -> None:

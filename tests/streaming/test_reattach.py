@@ -136,7 +136,7 @@ def test_many_streams_of_one_run(
                 if line.startswith("event:"):
                     event = line[6:].strip()
                     names.append(event)
-                    if event == "thread.message.delta" and names.count(event) == 2:
+                    if event == "thread.message.delta":
                         await ready.put(None)
         return names
 
@@ -167,8 +167,7 @@ def test_many_streams_of_one_run(
         "thread.run.step.in_progress",
         "thread.message.created",
         "thread.message.in_progress",
-        "thread.message.delta",
-        "thread.message.delta",
+        "thread.message.delta",  # nobody streamed the run: its text is gathered (turn.py)
         "thread.run.cancelling",
         "thread.message.incomplete",
         "thread.run.step.cancelled",

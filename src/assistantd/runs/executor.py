@@ -190,7 +190,9 @@ class RunExecutor:
             request, prompt_estimate = await self._request(run, route, tools, server_tools)
             self._turn = Turn(self.deps, run, self.rec)
             held = None if self.created else self._until_created
-            result = await self._turn.stream(route, request, created=held)
+            result = await self._turn.stream(
+                route, request, created=held, gather=not _streamed(run)
+            )
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
             run.completion_tokens += result.completion_tokens

@@ -9,6 +9,7 @@ as the backend produces it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -35,6 +36,10 @@ from assistantd.tools.base import ServerTool
 
 # How often the text of a message being streamed is stored.
 CHECKPOINT_SECONDS = 1.0
+# For a run nobody streams (it is polled, or its request waits for the whole answer): the
+# longest its text is gathered before a delta event goes out. A fast backend's burst of
+# chunks then costs one event, not one per chunk.
+GATHER_SECONDS = 0.05
 # Loop turns a streamer needs to write a frame it was woken for.
 _FIRST_TOKEN_TURNS = 3
 
@@ -94,6 +99,8 @@ class Turn:
         self.result = TurnResult()
         self._by_index: dict[int, PendingCall] = {}
         self._saved_at = time.monotonic()
+        self._unsent = ""  # text received and not yet in a delta event (gathering)
+        self._send_timer: asyncio.TimerHandle | None = None
 
     async def stream(
         self,
@@ -101,34 +108,78 @@ class Turn:
         request: ChatRequest,
         *,
         created: Callable[[], Awaitable[None]] | None = None,
+        gather: bool = False,
     ) -> TurnResult:
         """Stream the model's answer; `created`, when given, is awaited before the first event
-        (or failure) is handled, while the request is already out."""
+        (or failure) is handled, while the request is already out. With `gather` (nobody
+        streams the run), text goes out in one delta event per `GATHER_SECONDS` at most."""
         answer = self.deps.backend.stream(route, request)
         events = answer if created is None else _held(answer, created)
-        async for event in events:
-            if isinstance(event, TextDelta):
-                if event.text:
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    if gather:
+                        self._gather(event.text)
+                        continue
                     first = self.result.message is None
                     self.text(event.text)
                     if first:
-                        # Let the streams this woke send the first token before the rest of a
-                        # burst is handled (a fast backend sends many chunks in one read).
+                        # Let the streams this woke send the first token before the rest of
+                        # a burst is handled (a fast backend sends many chunks in one read).
                         await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
-            elif isinstance(event, ToolCallDelta):
-                self._tool_delta(event)
-            elif isinstance(event, Finish):
-                self.result.finish_reason = event.reason
-            elif isinstance(event, Usage):
-                self.result.prompt_tokens = event.prompt_tokens
-                self.result.completion_tokens = event.completion_tokens
-                self.result.usage_reported = True
+                    continue
+                self._send_gathered()  # the text so far comes before what follows it
+                if isinstance(event, ToolCallDelta):
+                    self._tool_delta(event)
+                elif isinstance(event, Finish):
+                    self.result.finish_reason = event.reason
+                elif isinstance(event, Usage):
+                    self.result.prompt_tokens = event.prompt_tokens
+                    self.result.completion_tokens = event.completion_tokens
+                    self.result.usage_reported = True
+            self._send_gathered()
+        finally:
+            # A turn that fails or is stopped sends nothing more; what it gathered is in
+            # its result (the message closes with it).
+            if self._send_timer is not None:
+                self._send_timer.cancel()
         if not self.result.usage_reported:
             produced = self.result.text + "".join(c.name + c.arguments for c in self.result.calls)
             self.result.completion_tokens = estimate_tokens(produced)
         return self.result
 
     def text(self, fragment: str) -> None:
+        """A fragment of the message's text, in a delta event now."""
+        self._receive(fragment)
+        self._send(fragment)
+
+    def _gather(self, fragment: str) -> None:
+        """A fragment of the message's text, in the turn's result at once (what a cancel or a
+        hand-back keeps) and in a delta event with the fragments that follow it."""
+        self._receive(fragment)
+        self._unsent += fragment
+        if self._send_timer is None:  # a backend that pauses does not keep it back
+            loop = asyncio.get_running_loop()
+            self._send_timer = loop.call_later(GATHER_SECONDS, self._send_on_time)
+
+    def _send_on_time(self) -> None:
+        self._send_timer = None
+        # A writer that cannot store (its lease lost, say) keeps the error: the turn meets it
+        # with its next event.
+        with contextlib.suppress(Exception):
+            self._send_gathered()
+
+    def _send_gathered(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        if self._unsent:
+            fragment, self._unsent = self._unsent, ""
+            self._send(fragment)
+
+    def _receive(self, fragment: str) -> None:
         result = self.result
         if result.message is None:
             # The item is stored with its first event by the event store, in the background:
@@ -144,6 +195,10 @@ class Turn:
             )
             self.recorder.message_started(result.message)
         result.text += fragment
+
+    def _send(self, fragment: str) -> None:
+        result = self.result
+        assert result.message is not None
         save = None
         now = time.monotonic()
         if now - self._saved_at >= CHECKPOINT_SECONDS:
