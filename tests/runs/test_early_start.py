@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from assistantd.db.models import Item, Run, RunEvent
@@ -73,3 +74,39 @@ async def test_a_creation_that_does_not_commit_drops_the_started_response(
         while not model.disconnects(marker):
             await asyncio.sleep(0.02)
     assert await _rows(engine, run.id) == (None, 0, 0)  # and wrote nothing
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+async def test_an_answer_handled_before_the_commit_is_stored_only_after_it(
+    engine: Engine, model: ScriptedModel, end: str
+) -> None:
+    """The model answers while the creation is still open: the turn takes the answer at once
+    (its events go to this process's streams, which start at the commit) and stores nothing;
+    after a commit everything is stored, after a rollback nothing ever is."""
+    marker = f"before-{uuid.uuid4().hex[:8]}"
+    model.script(marker, Reply(text=["handled ", "early"]))
+    async with engine.writes() as session:
+        run = await create(engine, session, marker)
+        executor, _ = engine.worker._active[run.id]
+        async with asyncio.timeout(10):
+            while executor._turn is None or executor._turn.result.text != "handled early":
+                await asyncio.sleep(0.01)
+        assert await _rows(engine, run.id) == (None, 0, 0)
+        if end == "commit":
+            await session.commit()
+        else:
+            await session.rollback()
+    await until_idle(engine.worker)
+    await asyncio.sleep(0.6)  # past the writer's hold: anything it kept back would be stored
+    stored, events, _ = await _rows(engine, run.id)
+    if end == "rollback":
+        assert (stored, events) == (None, 0)
+        return
+    assert stored is not None
+    assert stored.status == "completed"
+    async with engine.deps.reads() as session:
+        text = await session.scalar(
+            select(Item.content).where(Item.run_id == run.id, Item.type == "message")
+        )
+    assert text is not None
+    assert text[0]["text"]["value"] == "handled early"

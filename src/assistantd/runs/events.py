@@ -179,6 +179,7 @@ class EventWriter:
         *,
         owner: str | None = None,
         hold_seconds: float = 0.0,
+        created: asyncio.Future[bool] | None = None,
     ) -> None:
         """`owner`, the worker holding the run's lease: what it writes is fenced by the lease
         (a writer whose run was taken over writes nothing and fails with `LeaseLost`).
@@ -186,13 +187,19 @@ class EventWriter:
         `hold_seconds`, for a run no streamer in another process waits for (this process's
         get every event from the feed at once): for that long from now, emitted events are
         held back and stored with the next `transaction`, or when the time is up. A short
-        answer is then stored in the transaction that ends it rather than in a few of its own."""
+        answer is then stored in the transaction that ends it rather than in a few of its own.
+
+        `created`, for a run whose creation has not committed yet: everything emitted is held
+        back (and published) until it resolves; True, it is stored as usual from then on;
+        False (the run never existed), nothing is ever stored."""
         self._signals = signals
         self._sessions = sessions
         self._store = _Store.of(sessions, signals)
         self._hold_until = time.monotonic() + hold_seconds if hold_seconds > 0 else 0.0
         self._held: list[_Pending] = []
         self._release_timer: asyncio.TimerHandle | None = None
+        self._created = created
+        self._waits_for_creation = False
         self.run_id = run_id
         self.owner = owner
         self.seq = last_seq
@@ -227,12 +234,14 @@ class EventWriter:
         pending = _Pending(
             self, row, [(table_of(type(new)), row_values(new)) for new in rows], changes
         )
-        if self._hold_until and time.monotonic() < self._hold_until:
+        if (self._hold_until and time.monotonic() < self._hold_until) or self._uncreated():
             self._held.append(pending)
-            if self._release_timer is None:
+            if self._release_timer is None and self._hold_until:
                 loop = asyncio.get_running_loop()
-                delay = self._hold_until - time.monotonic()
+                delay = max(self._hold_until - time.monotonic(), 0.0)
                 self._release_timer = loop.call_later(delay, self.release)
+            elif not self._hold_until:
+                self.release()  # they go once the run is created
         else:
             self.release()  # what is held goes first
             self._store_later(pending)
@@ -249,9 +258,21 @@ class EventWriter:
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
+        created = self._created
+        if created is not None and self._uncreated():
+            if created.done():  # the run never existed: nothing of it is stored
+                self._held.clear()
+            elif not self._waits_for_creation:
+                self._waits_for_creation = True
+                created.add_done_callback(lambda _: self.release())
+            return
         held, self._held = self._held, []
         for pending in held:
             self._store_later(pending)
+
+    def _uncreated(self) -> bool:
+        created = self._created
+        return created is not None and not (created.done() and created.result())
 
     @asynccontextmanager
     async def transaction(self, amend: Amendment | None = None) -> AsyncIterator[AsyncSession]:
@@ -264,6 +285,8 @@ class EventWriter:
         carries it: if it does not commit, what is held again is as it was emitted, so a
         later write never stores a change that was rolled back (say, a message completed by
         a run's final transaction that failed)."""
+        if self._uncreated():
+            raise RuntimeError("a run's transaction before its creation committed")
         await self.flush()
         async with self._sessions() as session:
             held, self._held = self._held, []

@@ -131,6 +131,7 @@ class RunExecutor:
             last,
             owner=self.worker_id,
             hold_seconds=HOLD_SECONDS if self.local or not _streamed(run) else 0.0,
+            created=self._gate,
         )
         self.rec = surface_of(run.id).recorder(self.deps, run, writer)
         try:
@@ -189,10 +190,9 @@ class RunExecutor:
                 )
             request, prompt_estimate = await self._request(run, route, tools, server_tools)
             self._turn = Turn(self.deps, run, self.rec)
-            held = None if self.created else self._until_created
-            result = await self._turn.stream(
-                route, request, created=held, gather=not _streamed(run)
-            )
+            # Before the run's creation commits, the turn's events are published (a stream
+            # sends them once it starts, at the commit) and held back from the table.
+            result = await self._turn.stream(route, request, gather=not _streamed(run))
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
             run.completion_tokens += result.completion_tokens
@@ -335,6 +335,7 @@ class RunExecutor:
         self, run: Run, writer: EventWriter, result: TurnResult, turn_usage: dict[str, int]
     ) -> bool:
         """Record the turn; True when the run stops here (finished or waiting)."""
+        await self._until_created()  # what follows writes, or runs tools
         cut_short = result.finish_reason == "length"
         if result.calls:
             if result.message is not None:

@@ -134,7 +134,15 @@ async def _events(
     when attached after the run's last event: nothing more will come)."""
     try:
         first_read = attached
+        opening = not attached
         while True:
+            if opening:
+                # A stream that opens with its run's creation: a run started early may have
+                # its model's first token at hand; let it publish what follows, so the
+                # opening events and the first token go out in one write.
+                opening = False
+                for _ in range(3):
+                    await asyncio.sleep(0)
             feed.wake.clear()
             batch: list[FeedEvent] = []
             while (item := feed.next_event()) is not None:

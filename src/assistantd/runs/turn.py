@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from assistantd.backends.chat import (
-    ChatEvent,
     ChatRequest,
     Finish,
     TextDelta,
@@ -47,26 +45,6 @@ _FIRST_TOKEN_TURNS = 3
 async def _turns_of_the_loop(count: int) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
-
-
-async def _held(
-    events: AsyncGenerator[ChatEvent, None], until: Callable[[], Awaitable[None]]
-) -> AsyncIterator[ChatEvent]:
-    """`events`, started at once, with the first of them (or how they fail) held back until
-    `until()` returns."""
-    async with aclosing(events):
-        try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            await until()
-            return
-        except Exception:
-            await until()
-            raise
-        await until()
-        yield first
-        async for event in events:
-            yield event
 
 
 @dataclass
@@ -107,39 +85,36 @@ class Turn:
         route: ModelRoute,
         request: ChatRequest,
         *,
-        created: Callable[[], Awaitable[None]] | None = None,
         gather: bool = False,
     ) -> TurnResult:
-        """Stream the model's answer; `created`, when given, is awaited before the first event
-        (or failure) is handled, while the request is already out. With `gather` (nobody
-        streams the run), text goes out in one delta event per `GATHER_SECONDS` at most."""
-        answer = self.deps.backend.stream(route, request)
-        events = answer if created is None else _held(answer, created)
+        """Stream the model's answer. With `gather` (nobody streams the run), text goes out
+        in one delta event per `GATHER_SECONDS` at most."""
         try:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    if not event.text:
+            async with aclosing(self.deps.backend.stream(route, request)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        if not event.text:
+                            continue
+                        if gather:
+                            self._gather(event.text)
+                            continue
+                        first = self.result.message is None
+                        self.text(event.text)
+                        if first:
+                            # Let the streams this woke send the first token before the rest of
+                            # a burst is handled (a fast backend sends many chunks in one read).
+                            await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
                         continue
-                    if gather:
-                        self._gather(event.text)
-                        continue
-                    first = self.result.message is None
-                    self.text(event.text)
-                    if first:
-                        # Let the streams this woke send the first token before the rest of
-                        # a burst is handled (a fast backend sends many chunks in one read).
-                        await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
-                    continue
-                self._send_gathered()  # the text so far comes before what follows it
-                if isinstance(event, ToolCallDelta):
-                    self._tool_delta(event)
-                elif isinstance(event, Finish):
-                    self.result.finish_reason = event.reason
-                elif isinstance(event, Usage):
-                    self.result.prompt_tokens = event.prompt_tokens
-                    self.result.completion_tokens = event.completion_tokens
-                    self.result.usage_reported = True
-            self._send_gathered()
+                    self._send_gathered()  # the text so far comes before what follows it
+                    if isinstance(event, ToolCallDelta):
+                        self._tool_delta(event)
+                    elif isinstance(event, Finish):
+                        self.result.finish_reason = event.reason
+                    elif isinstance(event, Usage):
+                        self.result.prompt_tokens = event.prompt_tokens
+                        self.result.completion_tokens = event.completion_tokens
+                        self.result.usage_reported = True
+                self._send_gathered()
         finally:
             # A turn that fails or is stopped sends nothing more; what it gathered is in
             # its result (the message closes with it).
