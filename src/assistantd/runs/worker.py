@@ -163,10 +163,11 @@ class Worker:
         self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
     ) -> None:
         """Execute a run `take` claimed now, while `session` is still creating it: its first
-        model request goes out at once, and the answer is handled once the creation has
-        committed (the execution writes nothing before). `context` is the first turn's items,
-        all of them (nothing is read before the commit). If the creation does not commit, the
-        execution is dropped."""
+        model request goes out at once, and the answer is taken as it comes (its events go to
+        this process's streams, which start at the commit); nothing is written, and no tool
+        runs, before the creation has committed. `context` is the first turn's items, all of
+        them (nothing is read before the commit). If the creation does not commit, the
+        execution is dropped and what it emitted is never stored."""
         gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         executor = self._launch(run, last_seq, context, gate=gate, local=True)
 
