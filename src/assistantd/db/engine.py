@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from assistantd.db.sqlite_driver import InlineSQLite, driver_connection
-from assistantd.kit.text import BAD_CHAR, scrub, scrub_json
+from assistantd.kit.text import has_bad_char, scrub, scrub_json
 from assistantd.settings import Settings
 
 
@@ -63,7 +63,7 @@ def _values(row: Any) -> Any:
 
 
 def _needs_scrub(row: Any) -> bool:
-    return any(isinstance(v, str) and BAD_CHAR.search(v) for v in _values(row))
+    return any(isinstance(v, str) and has_bad_char(v) for v in _values(row))
 
 
 def _scrub_row(row: Any) -> Any:
