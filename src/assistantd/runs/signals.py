@@ -177,9 +177,10 @@ async def head_start(session: AsyncSession) -> None:
         await give_way()
 
 
-async def give_way() -> None:
-    """Let the event loop turn until a run started just now has sent its model request."""
-    for _ in range(_HEAD_START_TURNS):
+async def give_way(turns: int = _HEAD_START_TURNS) -> None:
+    """Let the event loop turn `turns` times: by default, until a run started just now has
+    sent its model request."""
+    for _ in range(turns):
         await asyncio.sleep(0)
 
 

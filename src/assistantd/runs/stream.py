@@ -28,7 +28,7 @@ from assistantd.db.core import is_transient
 from assistantd.errors import ServerError
 from assistantd.kit.sse import DONE, encode_event
 from assistantd.runs import repository
-from assistantd.runs.signals import Feed, FeedEvent, Signals
+from assistantd.runs.signals import Feed, FeedEvent, Signals, give_way
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ END_EVENTS = frozenset(
 PAGE = 100
 # A safety net: streamers re-read the table this often even without a wake-up.
 POLL_SECONDS = 2.0
+# Loop turns a stream that opens with its run's creation gives that run first (see `_events`).
+_OPENING_TURNS = 3
 # While the database is unreachable (a restart, dropped connections), a stream waits this long
 # for it, reading again with backoff, before it ends with an error event.
 OUTAGE_SECONDS = 60.0
@@ -141,8 +143,7 @@ async def _events(
                 # its model's first token at hand; let it publish what follows, so the
                 # opening events and the first token go out in one write.
                 opening = False
-                for _ in range(3):
-                    await asyncio.sleep(0)
+                await give_way(_OPENING_TURNS)
             feed.wake.clear()
             batch: list[FeedEvent] = []
             while (item := feed.next_event()) is not None:

@@ -30,6 +30,7 @@ from assistantd.kit.ids import Prefix, new_id
 from assistantd.messages import service as messages
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.recorder import Recorder
+from assistantd.runs.signals import give_way
 from assistantd.tools.base import ServerTool
 
 # How often the text of a message being streamed is stored.
@@ -40,11 +41,6 @@ CHECKPOINT_SECONDS = 1.0
 GATHER_SECONDS = 0.05
 # Loop turns a streamer needs to write a frame it was woken for.
 _FIRST_TOKEN_TURNS = 3
-
-
-async def _turns_of_the_loop(count: int) -> None:
-    for _ in range(count):
-        await asyncio.sleep(0)
 
 
 @dataclass
@@ -103,7 +99,7 @@ class Turn:
                         if first:
                             # Let the streams this woke send the first token before the rest of
                             # a burst is handled (a fast backend sends many chunks in one read).
-                            await _turns_of_the_loop(_FIRST_TOKEN_TURNS)
+                            await give_way(_FIRST_TOKEN_TURNS)
                         continue
                     self._send_gathered()  # the text so far comes before what follows it
                     if isinstance(event, ToolCallDelta):
