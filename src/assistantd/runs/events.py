@@ -199,7 +199,8 @@ class EventWriter:
         self._held: list[_Pending] = []
         self._release_timer: asyncio.TimerHandle | None = None
         self._created = created
-        self._waits_for_creation = False
+        if created is not None and not created.done():
+            created.add_done_callback(self._creation_resolved)
         self.run_id = run_id
         self.owner = owner
         self.seq = last_seq
@@ -240,8 +241,6 @@ class EventWriter:
                 loop = asyncio.get_running_loop()
                 delay = max(self._hold_until - time.monotonic(), 0.0)
                 self._release_timer = loop.call_later(delay, self.release)
-            elif not self._hold_until:
-                self.release()  # they go once the run is created
         else:
             self.release()  # what is held goes first
             self._store_later(pending)
@@ -258,17 +257,17 @@ class EventWriter:
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
-        created = self._created
-        if created is not None and self._uncreated():
-            if created.done():  # the run never existed: nothing of it is stored
-                self._held.clear()
-            elif not self._waits_for_creation:
-                self._waits_for_creation = True
-                created.add_done_callback(lambda _: self.release())
-            return
+        if self._uncreated():
+            return  # stored once the run is created (`_creation_resolved`), never if it is not
         held, self._held = self._held, []
         for pending in held:
             self._store_later(pending)
+
+    def _creation_resolved(self, created: asyncio.Future[bool]) -> None:
+        if not created.result():
+            self._held.clear()  # the run never existed: nothing of it is stored
+        elif not self._hold_until:
+            self.release()  # the hold was up already: what it kept goes now
 
     def _uncreated(self) -> bool:
         created = self._created
