@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "(opening one costs far more than a query).",
     )
     migrate_on_start: bool = Field(True, description="`serve` applies migrations on start.")
+    secret_key: str | None = Field(
+        None,
+        description="The server key that seals `reasoning.encrypted_content` and compaction "
+        "items (AES-GCM) for clients that carry them across turns; any string. Unset: one is "
+        "generated into the data dir (`secret.key`) at first use. Set the same one on every "
+        "machine that serves the API or runs workers.",
+    )
     blob_url: str | None = Field(
         None,
         description="Where file contents are stored: `s3://BUCKET/PREFIX` for S3-compatible "
