@@ -16,7 +16,10 @@ last one repeats once they are used up. The newest matching rule wins. Without a
 echoes: "Echo: <last user text>".
 
 Replies stream exactly as OpenAI streams them (`chat.completion.chunk` objects in SSE
-`data: ...` lines, a role chunk, content chunks, each tool call as a chunk with its id and name
+`data: ...` lines, a role chunk, reasoning chunks as reasoning servers send them (vLLM's and
+DeepSeek's `reasoning_content`, or Ollama's `reasoning`: `Reply.reasoning_field`), content
+chunks (each one token, with its `logprobs` when the request asks: `Reply.logprobs`, else made
+up), each tool call as a chunk with its id and name
 and then argument fragments, a finish chunk, a usage chunk when `stream_options.include_usage`,
 then `data: [DONE]`), or as one `chat.completion` with `stream: false`. Requests are checked as
 OpenAI checks them (for example, tool messages must answer the tool calls before them); a bad
@@ -72,6 +75,10 @@ class Reply:
     delay: float = 0.0  # before the response starts
     chunk_delay: float = 0.0  # between stream chunks
     hang: bool = False  # stream the text, then never finish (until the client leaves or stop())
+    reasoning: str | list[str] = ""  # streamed before the text; a list is the exact chunks
+    reasoning_field: str = "reasoning_content"  # or "reasoning" (Ollama, newer vLLM)
+    reasoning_tokens: int | None = None  # usage's completion_tokens_details; default: estimated
+    logprobs: list[float] | None = None  # each text chunk's, when asked; default: made up
 
 
 @dataclass
@@ -325,16 +332,24 @@ class _Completion:
         self.include_usage = bool(options.get("include_usage"))
         self.pieces = reply.text if isinstance(reply.text, list) else _words(reply.text)
         self.text = "".join(self.pieces)
+        given = reply.reasoning
+        self.thoughts = given if isinstance(given, list) else _words(given)
+        self.reasoning = "".join(self.thoughts)
+        self.logprobs = bool(request.get("logprobs"))
+        self.top_logprobs = int(request.get("top_logprobs") or 0)
         self.calls = [(call.id or _call_id(), call) for call in reply.tool_calls]
         self.finish_reason = reply.finish_reason or ("tool_calls" if self.calls else "stop")
         prompt, completion = reply.usage or self._estimate(request)
+        reasoning_tokens = reply.reasoning_tokens
+        if reasoning_tokens is None:
+            reasoning_tokens = estimate_tokens(self.reasoning) if self.reasoning else 0
         self.usage = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -344,7 +359,7 @@ class _Completion:
     def _estimate(self, request: dict[str, Any]) -> tuple[int, int]:
         prompt = estimate_message_tokens(request.get("messages") or [])
         prompt += estimate_tools_tokens(request.get("tools") or [])
-        output = estimate_tokens(self.text)
+        output = estimate_tokens(self.text) + estimate_tokens(self.reasoning)
         output += sum(estimate_tokens(c.name + c.arguments) + 4 for _, c in self.calls)
         return prompt, max(output, 1)
 
@@ -355,6 +370,8 @@ class _Completion:
             "refusal": None,
             "annotations": [],
         }
+        if self.reasoning:
+            message[self.reply.reasoning_field] = self.reasoning
         if self.calls:
             message["tool_calls"] = [
                 {
@@ -373,7 +390,9 @@ class _Completion:
                 {
                     "index": 0,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": {"content": self._logprobs(self.pieces), "refusal": None}
+                    if self.logprobs
+                    else None,
                     "finish_reason": self.finish_reason,
                 }
             ],
@@ -385,11 +404,16 @@ class _Completion:
     def chunks(self) -> Iterable[bytes]:
         """SSE lines; `_HANG` marks where a hanging reply stops."""
         role: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        if self.pieces or not self.calls:
+        if self.pieces or self.thoughts or not self.calls:
             yield self._chunk(role)
             role = {}
-        for piece in self.pieces:
-            yield self._chunk({"content": piece})
+        for thought in self.thoughts:
+            yield self._chunk({self.reply.reasoning_field: thought})
+        for number, piece in enumerate(self.pieces):
+            logprobs = None
+            if self.logprobs:
+                logprobs = {"content": self._logprobs([piece], number), "refusal": None}
+            yield self._chunk({"content": piece}, logprobs=logprobs)
         for index, (call_id, call) in enumerate(self.calls):
             head = {
                 "index": index,
@@ -414,9 +438,41 @@ class _Completion:
             yield _sse(self._envelope([], self.usage))
         yield b"data: [DONE]\n\n"
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def _chunk(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        *,
+        logprobs: dict[str, Any] | None = None,
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return _sse(self._envelope([choice], None))
+
+    def _logprobs(self, pieces: list[str], start: int = 0) -> list[dict[str, Any]]:
+        """Chat Completions `logprobs.content` for text chunks (one token each), numbered from
+        `start`: the reply's values, else made up (-0.1, -0.2, ...); `top_logprobs` alternatives
+        (the token itself first, then `<token>~1`...), as many as the request asked for."""
+        given = self.reply.logprobs
+        out = []
+        for number, token in enumerate(pieces, start):
+            value = given[number] if given and number < len(given) else -0.1 * (number + 1)
+            top = [
+                {
+                    "token": token if k == 0 else f"{token}~{k}",
+                    "logprob": value if k == 0 else value - k,
+                    "bytes": list((token if k == 0 else f"{token}~{k}").encode()),
+                }
+                for k in range(self.top_logprobs)
+            ]
+            out.append(
+                {
+                    "token": token,
+                    "logprob": value,
+                    "bytes": list(token.encode()),
+                    "top_logprobs": top,
+                }
+            )
+        return out
 
     def _envelope(
         self, choices: list[dict[str, Any]], usage: dict[str, Any] | None

@@ -3,12 +3,15 @@
 `ChatBackend.stream(route, request)` POSTs `{base_url}/chat/completions` with `stream: true` and
 `stream_options: {include_usage: true}` and yields `ChatEvent`s as the bytes arrive:
 
-- `TextDelta` for each content fragment;
+- `ReasoningDelta` for each fragment of the model's reasoning (`delta.reasoning_content`, as
+  vLLM, DeepSeek and llama.cpp send it, or `delta.reasoning`, as Ollama and newer vLLM do);
+- `TextDelta` for each content fragment, with the fragment's token log probabilities when
+  they were asked for (`ChatRequest.logprobs`);
 - `ToolCallDelta` for each tool-call fragment: its `index`, the `id` and `name` when the chunk
   carries them, and the next fragment of the JSON `arguments`;
 - exactly one `Finish`, after the deltas (a backend that says `stop` after emitting tool calls
   is reported as `tool_calls`; unknown reasons become `stop`);
-- then one `Usage` if the backend reported any.
+- then one `Usage` if the backend reported any (with its `reasoning_tokens`, when it says).
 
 An upstream that answers with a plain `chat.completion` JSON body despite `stream: true` works
 too: its content, tool calls, finish reason and usage come out as the same events.
@@ -56,6 +59,8 @@ __all__ = [
     "ChatRequest",
     "Finish",
     "FinishReason",
+    "LogProb",
+    "ReasoningDelta",
     "TextDelta",
     "ToolCallDelta",
     "Usage",
@@ -87,6 +92,8 @@ class ChatRequest:
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
+    logprobs: bool = False  # ask for the answer's token log probabilities
+    top_logprobs: int | None = None  # and this many alternatives at each token
 
     def payload(self, model: str) -> dict[str, Any]:
         """The request body; `None` fields are left out, and so are the tool options when
@@ -111,11 +118,26 @@ class ChatRequest:
             "reasoning_effort": self.reasoning_effort,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
+        if self.logprobs:
+            body["logprobs"] = True
+            if self.top_logprobs:
+                body["top_logprobs"] = self.top_logprobs
         return body
+
+
+# A token's log probability in the Responses API's `LogProb` shape: `token`, `logprob`,
+# `bytes`, `top_logprobs` (each `token`, `logprob`, `bytes`).
+LogProb = dict[str, Any]
 
 
 @dataclass
 class TextDelta:
+    text: str
+    logprobs: list[LogProb] | None = None  # the fragment's tokens, when asked for
+
+
+@dataclass
+class ReasoningDelta:
     text: str
 
 
@@ -136,9 +158,10 @@ class Finish:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int | None = None  # of completion_tokens; None: not reported
 
 
-ChatEvent = TextDelta | ToolCallDelta | Finish | Usage
+ChatEvent = ReasoningDelta | TextDelta | ToolCallDelta | Finish | Usage
 
 
 @dataclass
@@ -330,10 +353,18 @@ def _chunk_events(chunk: dict[str, Any], progress: _Progress, *, key: str) -> li
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue  # we ask for one choice
         delta = choice.get(key) or {}
+        # One fragment, under either name (a server that sends both sends the same text).
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(thought, str) and thought:
+            events.append(ReasoningDelta(thought))
+        logprobs = _logprobs(choice.get("logprobs"))
         for text_key in ("content", "refusal"):
             text = delta.get(text_key)
             if isinstance(text, str) and text:
-                events.append(TextDelta(text))
+                events.append(TextDelta(text, logprobs))
+                logprobs = None
+        if logprobs:  # tokens without text (a server that splits them): still the answer's
+            events.append(TextDelta("", logprobs))
         for position, call in enumerate(delta.get("tool_calls") or ()):
             function = call.get("function") or {}
             arguments = function.get("arguments")
@@ -357,11 +388,43 @@ def _chunk_events(chunk: dict[str, Any], progress: _Progress, *, key: str) -> li
             events.append(Finish(_finish_reason(str(reason), progress)))
     usage = chunk.get("usage")
     if isinstance(usage, dict):
+        details = usage.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
         progress.usage = Usage(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            reasoning_tokens=int(reasoning) if isinstance(reasoning, int | float) else None,
         )
     return events
+
+
+def _logprobs(given: Any) -> list[LogProb] | None:
+    """A choice's `logprobs.content` (Chat Completions) as `LogProb`s; None when absent."""
+    if not isinstance(given, dict):
+        return None
+    tokens = given.get("content")
+    if not isinstance(tokens, list) or not tokens:
+        return None
+    return [_logprob(token, top=True) for token in tokens if isinstance(token, dict)]
+
+
+def _logprob(token: dict[str, Any], *, top: bool) -> LogProb:
+    text = str(token.get("token") or "")
+    raw = token.get("bytes")
+    value = token.get("logprob")
+    out: LogProb = {
+        "token": text,
+        "logprob": float(value) if isinstance(value, int | float) else 0.0,
+        "bytes": raw if isinstance(raw, list) else list(text.encode()),
+    }
+    if top:
+        alternatives = token.get("top_logprobs")
+        out["top_logprobs"] = [
+            _logprob(alternative, top=False)
+            for alternative in alternatives or ()
+            if isinstance(alternative, dict)
+        ]
+    return out
 
 
 def _finish_reason(reason: str | None, progress: _Progress) -> FinishReason:

@@ -19,6 +19,7 @@ the default backend, `ASSISTANTD_MODEL_BASE_URL` (key `ASSISTANTD_MODEL_API_KEY`
         upstream_model: llama3        # default: the name itself
         context_window: 8192          # default: the backend's, else ASSISTANTD_MODEL_CONTEXT_WINDOW
         max_output_tokens: 2048       # default: the backend's, else none
+        reasoning_to_backend: false   # send earlier turns' reasoning back (`reasoning_content`)
       gpt-4o: {backend: openai, context_window: 128000}
       small: qwen2.5:0.5b             # shorthand: upstream model on the default backend
     default:                          # optional catch-all for names not listed above
@@ -29,7 +30,10 @@ the default backend, `ASSISTANTD_MODEL_BASE_URL` (key `ASSISTANTD_MODEL_API_KEY`
 A model (or `default`) without `backend` uses `ASSISTANTD_MODEL_BASE_URL` if set, else the file's
 only backend. Names match exactly, then case-insensitively. A name that is not listed goes to the
 `default` section if there is one, else to `ASSISTANTD_MODEL_BASE_URL` if set; otherwise it is
-unknown. The file is read once, when the router is built; an invalid file raises
+unknown. `reasoning_to_backend: true` (default false) sends the reasoning of earlier turns back to
+the backend as the assistant message's `reasoning_content` (what vLLM and DeepSeek accept; for
+models that want their reasoning replayed, such as gpt-oss); otherwise the backend sees only the
+answers. The file is read once, when the router is built; an invalid file raises
 `ModelsFileError` naming the file and the problem.
 
 With neither configured, the embedded local model (`assistantd.backends.local`, when wanted)
@@ -62,6 +66,8 @@ class ModelRoute:
     max_output_tokens: int | None
     # How a forced tool choice is sent (the embedded llama.cpp); None: as OpenAI defines it.
     forced_calls: ForcedCalls | None = None
+    # Earlier turns' reasoning goes back to the backend (as `reasoning_content`).
+    reasoning_to_backend: bool = False
 
 
 class UnknownModelError(Exception):
@@ -88,6 +94,7 @@ class _ModelSpec(_Spec):
     upstream_model: str | None = None
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
+    reasoning_to_backend: bool = False
 
 
 class _ModelsFile(_Spec):
@@ -186,6 +193,7 @@ class ModelRouter:
             upstream_model=entry.upstream_model or name,
             context_window=entry.context_window or backend.context_window or self._default_context,
             max_output_tokens=entry.max_output_tokens or backend.max_output_tokens,
+            reasoning_to_backend=entry.reasoning_to_backend,
         )
 
     def can_serve(self, name: str) -> bool:
