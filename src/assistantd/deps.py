@@ -31,6 +31,7 @@ from assistantd.errors import not_found
 from assistantd.files import service as files
 from assistantd.kit.ids import THREAD_IDS, Prefix, check_prefix
 from assistantd.kit.pagination import Page
+from assistantd.kit.sealed import Sealer
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
 from assistantd.runs.signals import head_start
@@ -133,6 +134,11 @@ async def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
+async def _sealer(request: Request) -> Sealer:
+    sealer: Sealer = request.app.state.sealer
+    return sealer
+
+
 async def _sandboxes(request: Request) -> SandboxManager | None:
     sandboxes: SandboxManager | None = request.app.state.sandboxes
     return sandboxes
@@ -140,6 +146,7 @@ async def _sandboxes(request: Request) -> SandboxManager | None:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+SealerDep = Annotated[Sealer, Depends(_sealer)]
 SandboxesDep = Annotated[SandboxManager | None, Depends(_sandboxes)]
 
 

@@ -79,4 +79,5 @@ async def create(engine: Engine, session: AsyncSession, marker: str) -> Run:
         models=engine.deps.models,
         signals=engine.deps.signals,
         worker=engine.worker,
+        sealer=engine.deps.sealer,
     )

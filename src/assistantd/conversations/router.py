@@ -13,7 +13,7 @@ from assistantd.conversations.schemas import (
     ConversationUpdate,
     ItemsCreate,
 )
-from assistantd.deps import PageDep, ProjectDep, SessionDep
+from assistantd.deps import PageDep, ProjectDep, SealerDep, SessionDep
 from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse
@@ -27,10 +27,10 @@ IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
 
 @router.post("/conversations")
 async def create_conversation(
-    body: ConversationCreate, session: SessionDep, project: ProjectDep
+    body: ConversationCreate, session: SessionDep, project: ProjectDep, sealer: SealerDep
 ) -> ConversationObject:
     """Create a conversation, with up to 20 first items."""
-    return service.render(await service.create(session, project, body))
+    return service.render(await service.create(session, project, body, sealer))
 
 
 @router.get("/conversations/{conversation_id}")
@@ -68,11 +68,12 @@ async def create_items(
     body: ItemsCreate,
     session: SessionDep,
     project: ProjectDep,
+    sealer: SealerDep,
     include: IncludeQuery = None,
 ) -> ListResponse[dict[str, Any]]:
     """Add up to 20 items to a conversation."""
     row = await service.require(session, project, conversation_id)
-    added = await service.append_items(session, row, body.items)
+    added = await service.append_items(session, row, body.items, sealer)
     files = await items.filenames(session, added)
     wanted = frozenset(include or ())
     return list_response(added, False, lambda item: items.item(item, wanted, files))

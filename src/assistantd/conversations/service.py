@@ -16,6 +16,7 @@ from assistantd.items import repository as items
 from assistantd.items.schemas import InputItem
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.pagination import Page
+from assistantd.kit.sealed import Sealer
 from assistantd.runs import guard
 from assistantd.threads import repository as threads
 
@@ -33,7 +34,9 @@ async def require(session: AsyncSession, project: str, conversation_id: str) -> 
     return row
 
 
-async def create(session: AsyncSession, project: str, body: ConversationCreate) -> Thread:
+async def create(
+    session: AsyncSession, project: str, body: ConversationCreate, sealer: Sealer
+) -> Thread:
     conversation_id = new_id(Prefix.CONVERSATION)
     row = Thread(
         id=conversation_id,
@@ -43,28 +46,35 @@ async def create(session: AsyncSession, project: str, body: ConversationCreate) 
         metadata_=body.metadata or {},
     )
     await threads.add(session, row)
-    await add_items(session, row, body.items or [], param="items")
+    await add_items(session, row, body.items or [], sealer, param="items")
     return row
 
 
 async def add_items(
-    session: AsyncSession, row: Thread, given: Sequence[InputItem], *, param: str = "items"
+    session: AsyncSession,
+    row: Thread,
+    given: Sequence[InputItem],
+    sealer: Sealer,
+    *,
+    param: str = "items",
 ) -> list[Item]:
     """New items at the end of the conversation, in the order given."""
-    added = await convert.rows(session, row.project, given, thread_id=row.id, param=param)
+    added = await convert.rows(
+        session, row.project, given, thread_id=row.id, param=param, sealer=sealer
+    )
     session.add_all(added)
     await session.flush()
     return added
 
 
 async def append_items(
-    session: AsyncSession, row: Thread, given: Sequence[InputItem]
+    session: AsyncSession, row: Thread, given: Sequence[InputItem], sealer: Sealer
 ) -> list[Item]:
     """`POST /conversations/{id}/items`: refused while a run or response is active on the
     conversation, as the Assistants API refuses messages (its items would land between a
     tool call and its output)."""
     await guard.ensure_no_active_run(session, row.id, for_run=False)
-    return await add_items(session, row, given)
+    return await add_items(session, row, given, sealer)
 
 
 async def list_items(session: AsyncSession, row: Thread, page: Page) -> tuple[Sequence[Item], bool]:

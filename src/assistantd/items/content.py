@@ -69,10 +69,13 @@ def input_parts(content: list[dict[str, Any]], include: frozenset[str]) -> list[
     return parts
 
 
-def output_parts(content: list[dict[str, Any]], files: dict[str, str]) -> list[dict[str, Any]]:
+def output_parts(
+    content: list[dict[str, Any]], files: dict[str, str], *, logprobs: bool = False
+) -> list[dict[str, Any]]:
     """An assistant message's stored content as Responses output parts. `files` names the
-    files its citations point to (file id -> filename). Images a code interpreter made belong
-    to its call item on this surface, not to the message."""
+    files its citations point to (file id -> filename); `logprobs`: show the tokens' log
+    probabilities stored with the text. Images a code interpreter made belong to its call item
+    on this surface, not to the message."""
     parts: list[dict[str, Any]] = []
     for part in content:
         if part["type"] == "text":
@@ -83,7 +86,7 @@ def output_parts(content: list[dict[str, Any]], files: dict[str, str]) -> list[d
                     "annotations": [
                         wire_annotation(a, files) for a in text.get("annotations") or []
                     ],
-                    "logprobs": text.get("logprobs") or [],
+                    "logprobs": (text.get("logprobs") or []) if logprobs else [],
                     "text": text["value"],
                 }
             )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.db.models import Item
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.files import repository as files
-from assistantd.items import content
+from assistantd.items import content, reasoning
 from assistantd.items.kinds import PREFIX, new_item
 from assistantd.items.schemas import (
     CodeInterpreterCallItem,
@@ -26,6 +26,7 @@ from assistantd.items.schemas import (
     ReasoningItem,
 )
 from assistantd.kit.ids import Prefix, check_prefix, new_id
+from assistantd.kit.sealed import Sealer
 from assistantd.messages import service as messages
 
 # Statuses an item keeps when it comes in (server tool calls also report finer ones).
@@ -50,7 +51,12 @@ def _message(
 
 
 def _row(
-    project: str, given: InputItem, *, thread_id: str | None, input_of: str | None
+    project: str,
+    given: InputItem,
+    *,
+    thread_id: str | None,
+    input_of: str | None,
+    opened: str | None = None,
 ) -> Item | None:
     """The row of one item; None for a reference (resolved by the caller)."""
     if isinstance(given, MessageItem):
@@ -73,6 +79,8 @@ def _row(
     elif isinstance(given, ReasoningItem):
         kind, call_id = "reasoning", None
         data = given.model_dump(include={"summary", "content", "encrypted_content"})
+        if opened is not None:
+            data["_text"] = opened  # what the sealed content holds, for the model
     elif isinstance(given, CodeInterpreterCallItem):
         kind, call_id = "code_interpreter_call", given.id
         data = given.model_dump(include={"code", "container_id", "outputs"})
@@ -134,13 +142,20 @@ async def rows(
     thread_id: str | None = None,
     input_of: str | None = None,
     param: str = "input",
+    sealer: Sealer,
 ) -> list[Item]:
     """New item rows for `given`, in order (not yet added to the session).
 
     An item keeps the id it came with when that id is free (a client's own); an item that was
     ours already (an output replayed as input) gets a new one. A reference becomes a copy of
-    the item it names.
+    the item it names. A reasoning item's `encrypted_content` must be one `sealer` made (else a
+    400 `invalid_encrypted_content`); its text is kept for the model.
     """
+    opened: dict[int, str] = {}
+    for index, item in enumerate(given):
+        if isinstance(item, ReasoningItem) and item.encrypted_content is not None:
+            where = f"{param}[{index}].encrypted_content"
+            opened[index] = reasoning.opened(sealer, item.encrypted_content, param=where)
     named = _files_named(given, param)
     if named:
         await _check_files(session, project, named)
@@ -154,11 +169,11 @@ async def rows(
     taken = await _taken(session, wanted)
     references = await _references(session, project, given)
     out: list[Item] = []
-    for item in given:
+    for index, item in enumerate(given):
         if isinstance(item, ItemReference):
             out.append(_copy(references[item.id], thread_id=thread_id, input_of=input_of))
             continue
-        row = _row(project, item, thread_id=thread_id, input_of=input_of)
+        row = _row(project, item, thread_id=thread_id, input_of=input_of, opened=opened.get(index))
         assert row is not None
         if item.id is not None and item.id not in taken:
             row.id = item.id

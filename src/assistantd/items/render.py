@@ -15,6 +15,7 @@ from assistantd.items import content
 CODE_INTERPRETER_OUTPUTS = "code_interpreter_call.outputs"
 FILE_SEARCH_RESULTS = "file_search_call.results"
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+OUTPUT_LOGPROBS = "message.output_text.logprobs"
 
 
 async def filenames(session: AsyncSession, items: Iterable[Item]) -> dict[str, str]:
@@ -38,7 +39,8 @@ def item(
     kind = row.type
     if kind == "message":
         if row.role == "assistant":
-            parts = content.output_parts(row.content or [], files or {})
+            logprobs = OUTPUT_LOGPROBS in include
+            parts = content.output_parts(row.content or [], files or {}, logprobs=logprobs)
         else:
             parts = content.input_parts(row.content or [], include)
         return {

@@ -18,8 +18,10 @@ from assistantd.db.models import Item, Run, Thread
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import convert
 from assistantd.items.kinds import CALL_TYPES
+from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.items.schemas import FunctionCallItem, FunctionCallOutputItem, MessageItem
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
+from assistantd.kit.sealed import Sealer
 from assistantd.responses import repository, tools
 from assistantd.responses.schemas import (
     ConversationRef,
@@ -72,6 +74,15 @@ def _check_json_word(body: CreateResponse) -> None:
             "'text.format' of type 'json_object'.",
             param="input",
         )
+
+
+def _include(body: CreateResponse) -> list[str] | None:
+    """What the response shows beyond the defaults: the request's `include`, and the output
+    text's log probabilities when `top_logprobs` asks for them."""
+    include: list[str] = list(body.include or ())
+    if body.top_logprobs and OUTPUT_LOGPROBS not in include:
+        include.append(OUTPUT_LOGPROBS)
+    return include or None
 
 
 def conversation_id(value: str | ConversationRef | None) -> str | None:
@@ -160,6 +171,7 @@ async def create_response(
     models: ModelRouter,
     signals: Signals,
     worker: RunTaker | None,
+    sealer: Sealer,
 ) -> Run:
     if body.model is None:
         raise InvalidRequestError(
@@ -184,13 +196,6 @@ async def create_response(
             "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must "
             "be provided.",
             code="missing_required_parameter",
-        )
-    if body.top_logprobs or (body.include and "message.output_text.logprobs" in body.include):
-        raise InvalidRequestError(
-            "Log probabilities are not returned by this server: leave out 'top_logprobs' and "
-            "the 'message.output_text.logprobs' include.",
-            param="top_logprobs" if body.top_logprobs else "include",
-            code="unsupported_parameter",
         )
     store = body.store is not False
     if body.background and not store:
@@ -230,7 +235,7 @@ async def create_response(
     response_id = new_id(Prefix.RESPONSE)
     if isinstance(body.input, str):
         given_input = [MessageItem(role="user", content=body.input)]
-    rows = await convert.rows(session, project, given_input, input_of=response_id)
+    rows = await convert.rows(session, project, given_input, input_of=response_id, sealer=sealer)
     reasoning = body.reasoning
     options: dict[str, Any] = {
         "store": store,
@@ -278,7 +283,7 @@ async def create_response(
         tool_choice=engine_choice,
         parallel_tool_calls=body.parallel_tool_calls is not False,
         response_format=response_format,
-        include=list(body.include) if body.include else None,
+        include=_include(body),
         options=options,
         expires_at=None,
         attempts=0,

@@ -32,7 +32,7 @@ def usage(run: Run) -> dict[str, Any] | None:
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": run.usage.get("reasoning_tokens", 0)},
         "total_tokens": prompt + completion,
     }
 

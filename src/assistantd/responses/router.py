@@ -52,7 +52,13 @@ async def create_response(
     """Create a model response."""
     state = request.app.state
     run = await create.create_response(
-        session, project, body, models=state.models, signals=state.signals, worker=state.worker
+        session,
+        project,
+        body,
+        models=state.models,
+        signals=state.signals,
+        worker=state.worker,
+        sealer=state.sealer,
     )
     # An unstored response is removed once its request has its answer.
     forget = state.write_sessions if body.store is False else None
@@ -76,7 +82,8 @@ async def count_input_tokens(
     blobs: BlobsDep,
 ) -> InputTokensObject:
     """Count the input tokens a response would start with."""
-    tokens = await service.input_tokens(session, blobs, project, body, request.app.state.models)
+    state = request.app.state
+    tokens = await service.input_tokens(session, blobs, project, body, state.models, state.sealer)
     return InputTokensObject(input_tokens=tokens)
 
 

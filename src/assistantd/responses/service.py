@@ -17,6 +17,7 @@ from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import convert
 from assistantd.items.schemas import MessageItem
 from assistantd.kit.ids import Prefix, new_id
+from assistantd.kit.sealed import Sealer
 from assistantd.kit.timeutil import now
 from assistantd.responses import create, render, repository, tools
 from assistantd.responses.schemas import InputTokensRequest
@@ -196,6 +197,7 @@ async def input_tokens(
     project: str,
     body: InputTokensRequest,
     models: ModelRouter,
+    sealer: Sealer,
 ) -> int:
     """The prompt tokens a response with this request would start with (instructions, the
     chain's or conversation's items, the input, and the tool definitions)."""
@@ -213,7 +215,7 @@ async def input_tokens(
     if isinstance(given, str):
         given = [MessageItem(role="user", content=given)]
     probe = new_id(Prefix.RESPONSE)
-    rows = await convert.rows(session, project, given or [], input_of=probe)
+    rows = await convert.rows(session, project, given or [], input_of=probe, sealer=sealer)
     earlier = await context.items_of(session, thread_id=thread_id, responses=list(reversed(chain)))
     run = Run(
         id=probe,

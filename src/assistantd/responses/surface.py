@@ -17,6 +17,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Item, Run
+from assistantd.items import reasoning
 from assistantd.items import render as items
 from assistantd.responses import render
 from assistantd.runs import finish
@@ -48,6 +49,7 @@ def lifecycle(kind: str, wire: Any) -> tuple[str, Payload]:
 
 class ResponseRecorder:
     waits_for_outputs: bool = False
+    keeps_reasoning: bool = True
     # Its conversation gets the items only when it completes.
     items_thread_id: str | None = None
 
@@ -60,6 +62,7 @@ class ResponseRecorder:
         self._index: dict[str, int] = {}
         self._next = 0
         self._include = frozenset(run.include or ())
+        self._summary = (options.get("reasoning") or {}).get("summary")
         self._container_id = options.get("container_id") or ""
         self._code_streams: dict[str, CodeStream] = {}
 
@@ -89,6 +92,64 @@ class ResponseRecorder:
 
     # --- while the model streams ----------------------------------------------------------------
 
+    def reasoning_started(self, item: Item) -> None:
+        index = self._start(item)
+        wire = items.item(item)
+        self._emit("response.output_item.added", rows=[item], output_index=index, item=wire)
+        self._emit(
+            "response.content_part.added",
+            item_id=item.id,
+            output_index=index,
+            content_index=0,
+            part={"type": "reasoning_text", "text": ""},
+        )
+
+    def reasoning_text(self, item: Item, fragment: str) -> None:
+        self._emit(
+            "response.reasoning_text.delta",
+            item_id=item.id,
+            output_index=self._index[item.id],
+            content_index=0,
+            delta=fragment,
+        )
+
+    def reasoning_done(self, item: Item, text: str) -> None:
+        index = self._index[item.id]
+        item.data = reasoning.data(text, self._summary, self.deps.sealer)
+        item.status = "completed"
+        self._emit(
+            "response.reasoning_text.done",
+            item_id=item.id,
+            output_index=index,
+            content_index=0,
+            text=text,
+        )
+        part = {"type": "reasoning_text", "text": text}
+        self._emit(
+            "response.content_part.done",
+            item_id=item.id,
+            output_index=index,
+            content_index=0,
+            part=part,
+        )
+        for number, summary in enumerate(item.data["summary"]):
+            where: dict[str, Any] = {
+                "item_id": item.id,
+                "output_index": index,
+                "summary_index": number,
+            }
+            empty = {"type": "summary_text", "text": ""}
+            self._emit("response.reasoning_summary_part.added", **where, part=empty)
+            self._emit("response.reasoning_summary_text.delta", **where, delta=summary["text"])
+            self._emit("response.reasoning_summary_text.done", **where, text=summary["text"])
+            self._emit("response.reasoning_summary_part.done", **where, part=summary)
+        self._emit(
+            "response.output_item.done",
+            update=(Item, item.id, {"status": "completed", "data": item.data}),
+            output_index=index,
+            item=items.item(item, self._include),
+        )
+
     def message_started(self, message: Item) -> None:
         index = self._start(message)
         self._emit(
@@ -105,7 +166,14 @@ class ResponseRecorder:
             part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
         )
 
-    def text(self, message: Item, fragment: str, *, save: dict[str, Any] | None = None) -> None:
+    def text(
+        self,
+        message: Item,
+        fragment: str,
+        *,
+        save: dict[str, Any] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> None:
         self._emit(
             "response.output_text.delta",
             update=(Item, message.id, save) if save else None,
@@ -113,7 +181,7 @@ class ResponseRecorder:
             output_index=self._index[message.id],
             content_index=0,
             delta=fragment,
-            logprobs=[],
+            logprobs=_event_logprobs(logprobs) if logprobs else [],
             **self._delta_extras(),
         )
 
@@ -211,7 +279,7 @@ class ResponseRecorder:
     ) -> None:
         index = self._index[message.id]
         files = await items.filenames(session, [message])
-        wire = items.item(message, files=files)
+        wire = items.item(message, self._include, files)
         part = wire["content"][-1]
         stage = self.writer.stage
         for number, annotation in enumerate(part["annotations"]):
@@ -235,7 +303,7 @@ class ResponseRecorder:
                 output_index=index,
                 content_index=0,
                 text=part["text"],
-                logprobs=[],
+                logprobs=_event_logprobs(part["logprobs"]),
             ),
         )
         stage(
@@ -284,6 +352,21 @@ class ResponseRecorder:
 
     def requeued(self, run: Run) -> Events:
         return RESPONSES.requeued(run)
+
+
+def _event_logprobs(logprobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`LogProb`s (an `output_text` part's) in the stream events' `ResponseLogProb` shape,
+    which has no `bytes`."""
+    return [
+        {
+            "token": lp["token"],
+            "logprob": lp["logprob"],
+            "top_logprobs": [
+                {"token": top["token"], "logprob": top["logprob"]} for top in lp["top_logprobs"]
+            ],
+        }
+        for lp in logprobs
+    ]
 
 
 def _closed_events(closed: Sequence[Item], index: dict[str, int]) -> Events:

@@ -4,7 +4,9 @@ the budget.
 The context is items (see `db.models.Item`), for both API surfaces: the thread's or
 conversation's items, or a response chain's (`previous_response_id`), then the items this run
 was given and has produced so far. Messages become chat messages; a group of tool calls becomes
-one assistant message with `tool_calls`, followed by one `tool` message per call.
+one assistant message with `tool_calls`, followed by one `tool` message per call. Reasoning goes
+back only to models whose route says so (`reasoning_to_backend`), as the `reasoning_content` of
+the assistant message that followed it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import File, Item, Run
+from assistantd.items import reasoning
 from assistantd.items.kinds import CALL_TYPES, SERVER_CALL_TYPES, output_text
 from assistantd.vector_stores import parsing
 
@@ -288,17 +291,27 @@ async def _turns(
     items: Sequence[Item],
     function_names: dict[str, str],
     outputs: dict[str, Item],
+    reasoning_to_backend: bool = False,
 ) -> list[list[dict[str, Any]]]:
     """The items as turns of chat messages: a message, or a group of tool calls with their
     outputs (`outputs`, by call id; kept together, as the backend requires)."""
     turns: list[list[dict[str, Any]]] = []
     group: list[Item] = []
+    thoughts: list[str] = []  # reasoning not yet attached to the assistant message after it
+
+    def assistant(message: dict[str, Any]) -> dict[str, Any]:
+        if thoughts:
+            message["reasoning_content"] = "\n\n".join(thoughts)
+            thoughts.clear()
+        return message
 
     def close_group() -> None:
         if not group:
             return
         calls = [_call(item, function_names) for item in group]
-        turn: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": calls}]
+        turn: list[dict[str, Any]] = [
+            assistant({"role": "assistant", "content": None, "tool_calls": calls})
+        ]
         for item, call in zip(group, calls, strict=True):
             if item.type == "function_call":
                 given = outputs.get(item.call_id or "")
@@ -322,13 +335,21 @@ async def _turns(
         if item.type == "function_call_output":
             close_group()  # answered: the calls before it are one group
             continue  # an output travels with its call
+        if item.type == "reasoning":
+            if reasoning_to_backend and item.status != "in_progress":
+                close_group()  # a new model turn starts
+                thought = reasoning.text_of(item.data or {})
+                if thought:
+                    thoughts.append(thought)
+            continue
         if item.type != "message" or item.status == "in_progress":
-            continue  # reasoning is not replayed
+            continue
         close_group()
         role = _CHAT_ROLE.get(item.role or "user", "user")
         if role == "assistant":
-            turns.append([{"role": "assistant", "content": _assistant_text(item)}])
+            turns.append([assistant({"role": "assistant", "content": _assistant_text(item)})])
         else:
+            thoughts.clear()  # reasoning that led to no answer
             content = await _message_content(session, blobs, item)
             turns.append([{"role": role, "content": content}])
     close_group()
@@ -345,6 +366,7 @@ async def build(
     budget_reason: str,
     tools: Sequence[dict[str, Any]] = (),
     function_names: dict[str, str] | None = None,
+    reasoning_to_backend: bool = False,
 ) -> Context:
     """The turn's messages: instructions, then `items` (see `load`), truncated to `budget`.
 
@@ -369,9 +391,12 @@ async def build(
         if item.type == "function_call_output" and item.call_id is not None
     }
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
-    turns = await _turns(session, blobs, earlier, names, outputs)
+    replay = reasoning_to_backend
+    turns = await _turns(session, blobs, earlier, names, outputs, replay)
     history = [
-        message for turn in await _turns(session, blobs, own, names, outputs) for message in turn
+        message
+        for turn in await _turns(session, blobs, own, names, outputs, replay)
+        for message in turn
     ]
 
     fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)

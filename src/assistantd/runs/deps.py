@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistantd.backends.chat import ChatBackend
 from assistantd.backends.routing import ModelRouter
 from assistantd.blobs.store import BlobStore
+from assistantd.kit.sealed import Sealer, sealer_for
 from assistantd.runs.signals import Signals
 from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
@@ -27,6 +28,7 @@ class RunDeps:
     models: ModelRouter
     tools: ToolRegistry
     blobs: BlobStore
+    sealer: Sealer  # reasoning a stateless client carries between turns
 
     @classmethod
     def build(
@@ -52,4 +54,5 @@ class RunDeps:
                 ]
             ),
             blobs=blobs,
+            sealer=sealer_for(settings),
         )

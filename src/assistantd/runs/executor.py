@@ -24,6 +24,7 @@ from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
+from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.kit.timeutil import now
 from assistantd.runs import context, finish, repository, state
 from assistantd.runs.deps import RunDeps
@@ -107,6 +108,7 @@ class RunExecutor:
         self._budget_binds = False
         # Every server-tool result of this execution, for annotating the assistant's text.
         self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
+        self._reasoning_tokens = 0  # of this execution's completion tokens
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -196,6 +198,7 @@ class RunExecutor:
             run.model_turns += 1
             run.prompt_tokens += result.prompt_tokens if result.usage_reported else prompt_estimate
             run.completion_tokens += result.completion_tokens
+            self._reasoning_tokens += result.reasoning_tokens
             turn_usage = _usage(
                 result.prompt_tokens if result.usage_reported else prompt_estimate,
                 result.completion_tokens,
@@ -284,6 +287,7 @@ class RunExecutor:
                     budget_reason=reason,
                     tools=tools,
                     function_names=names,
+                    reasoning_to_backend=route.reasoning_to_backend,
                 )
             except context.MissingToolOutput as exc:
                 raise RunFailure("invalid_prompt", str(exc)) from exc
@@ -316,6 +320,7 @@ class RunExecutor:
         if route.max_output_tokens is not None:
             max_tokens = min(max_tokens or route.max_output_tokens, route.max_output_tokens)
         response_format = run.response_format if isinstance(run.response_format, dict) else None
+        top_logprobs = int((run.options or {}).get("top_logprobs") or 0)
         request = ChatRequest(
             messages=built.messages,
             tools=tools,
@@ -326,6 +331,8 @@ class RunExecutor:
             max_tokens=max_tokens,
             response_format=response_format,
             reasoning_effort=run.reasoning_effort,
+            logprobs=bool(top_logprobs) or OUTPUT_LOGPROBS in (run.include or ()),
+            top_logprobs=top_logprobs or None,
         )
         return request, built.prompt_tokens
 
@@ -387,12 +394,10 @@ class RunExecutor:
         stamp = now()
         # Parts placed before the text (a tool's images) stay; the text gets annotated.
         leading = [part for part in message.content or [] if part["type"] != "text"]
-        values: dict[str, Any] = {
-            "content": [
-                *leading,
-                {"type": "text", "text": {"value": result.text, "annotations": annotations}},
-            ]
-        }
+        text: dict[str, Any] = {"value": result.text, "annotations": annotations}
+        if result.logprobs:
+            text["logprobs"] = result.logprobs
+        values: dict[str, Any] = {"content": [*leading, {"type": "text", "text": text}]}
         if cut_short:
             values.update(
                 status="incomplete",
@@ -583,10 +588,10 @@ class RunExecutor:
             annotations = await self._annotations(closing[0].text)
             last_message = self._closed_message(closing[0], closing[1], annotations)
             amend = (Item, closing[0].message.id, last_message)
-        fields: dict[str, Any] = {
-            "usage": _usage(run.prompt_tokens, run.completion_tokens),
-            **self._counters(run),
-        }
+        totals = _usage(run.prompt_tokens, run.completion_tokens)
+        if self.rec.keeps_reasoning and self._reasoning_tokens:
+            totals["reasoning_tokens"] = self._reasoning_tokens
+        fields: dict[str, Any] = {"usage": totals, **self._counters(run)}
         if error is not None:
             fields["last_error"] = {"code": error[0], "message": error[1]}
         if incomplete_reason is not None:

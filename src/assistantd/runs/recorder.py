@@ -50,6 +50,9 @@ class Recorder(Protocol):
     # Whether function calls wait for the client's outputs (a run: `requires_action`); a
     # response ends instead, and the next response brings the outputs as input.
     waits_for_outputs: bool
+    # Whether the model's reasoning becomes items (Responses); the Assistants API has none, so
+    # a run's reasoning only counts in its usage.
+    keeps_reasoning: bool
 
     def context_loaded(self, items: Sequence[Item]) -> None:
         """The items of the model's context for the next turn (what an earlier attempt of this
@@ -58,11 +61,26 @@ class Recorder(Protocol):
 
     # --- while the model streams (no awaiting: the stream must not wait) ---
 
+    def reasoning_started(self, item: Item) -> None: ...
+
+    def reasoning_text(self, item: Item, fragment: str) -> None: ...
+
+    def reasoning_done(self, item: Item, text: str) -> None:
+        """The reasoning item is complete with `text`: fill and close it, and its events."""
+        ...
+
     def message_started(self, message: Item) -> None: ...
 
-    def text(self, message: Item, fragment: str, *, save: dict[str, Any] | None = None) -> None:
-        """A text fragment; `save`, when given, are the message's columns to store with it
-        (a checkpoint)."""
+    def text(
+        self,
+        message: Item,
+        fragment: str,
+        *,
+        save: dict[str, Any] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """A text fragment (and its tokens' log probabilities, when asked for); `save`, when
+        given, are the message's columns to store with it (a checkpoint)."""
         ...
 
     def call_started(self, call: PendingCall, position: int) -> None: ...

@@ -55,6 +55,7 @@ def _zero_usage() -> dict[str, int]:
 
 class ThreadRecorder:
     waits_for_outputs: bool = True
+    keeps_reasoning: bool = False
 
     def __init__(self, deps: RunDeps, run: Run, writer: EventWriter) -> None:
         self.deps = deps
@@ -91,7 +92,23 @@ class ThreadRecorder:
         for index, part in enumerate(leading):
             self._message_delta(message, {"index": index, **part})
 
-    def text(self, message: Item, fragment: str, *, save: dict[str, Any] | None = None) -> None:
+    def reasoning_started(self, item: Item) -> None:
+        pass
+
+    def reasoning_text(self, item: Item, fragment: str) -> None:
+        pass
+
+    def reasoning_done(self, item: Item, text: str) -> None:
+        pass
+
+    def text(
+        self,
+        message: Item,
+        fragment: str,
+        *,
+        save: dict[str, Any] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> None:
         leading = sum(1 for part in message.content or [] if part["type"] != "text")
         self._message_delta(
             message,

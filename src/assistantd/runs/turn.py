@@ -1,9 +1,11 @@
 """One model call of a run or response: stream the backend's answer into items.
 
-A message item is created the moment the first text arrives, a call item the moment its tool
-call starts; each token goes to the execution's recorder, which emits it in its API's words
-(`thread.message.delta`, `response.output_text.delta`...), so streaming clients see the answer
-as the backend produces it.
+A reasoning item is created the moment the first reasoning arrives (on a surface that shows
+reasoning; the Assistants API does not) and closed when the answer starts; a message item the
+moment the first text arrives, a call item the moment its tool call starts. Each token goes to
+the execution's recorder, which emits it in its API's words (`response.reasoning_text.delta`,
+`thread.message.delta`, `response.output_text.delta`...), so streaming clients see the answer as
+the backend produces it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from assistantd.backends.chat import (
     ChatRequest,
     Finish,
+    LogProb,
+    ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -61,6 +65,9 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_reported: bool = False
+    reasoning: str = ""  # the turn's reasoning text, all of it
+    reasoning_tokens: int = 0  # of completion_tokens: the backend's count, else an estimate
+    logprobs: list[LogProb] = field(default_factory=list)  # the message's tokens, when asked
 
 
 class Turn:
@@ -74,7 +81,12 @@ class Turn:
         self._by_index: dict[int, PendingCall] = {}
         self._saved_at = time.monotonic()
         self._unsent = ""  # text received and not yet in a delta event (gathering)
+        self._unsent_logprobs: list[LogProb] = []
         self._send_timer: asyncio.TimerHandle | None = None
+        self._keeps_reasoning = recorder.keeps_reasoning
+        self._thought: Item | None = None  # the reasoning item being streamed
+        self._thought_text = ""
+        self._thought_unsent = ""  # gathering: reasoning not yet in a delta event
 
     async def stream(
         self,
@@ -85,17 +97,24 @@ class Turn:
     ) -> TurnResult:
         """Stream the model's answer. With `gather` (nobody streams the run), text goes out
         in one delta event per `GATHER_SECONDS` at most."""
+        reported_reasoning: int | None = None
         try:
             async with aclosing(self.deps.backend.stream(route, request)) as events:
                 async for event in events:
+                    if isinstance(event, ReasoningDelta):
+                        if event.text and self._reason(event.text, gather):
+                            await give_way(_FIRST_TOKEN_TURNS)
+                        continue
+                    if self._thought is not None:
+                        self._close_thought()  # the answer starts: the reasoning is complete
                     if isinstance(event, TextDelta):
-                        if not event.text:
+                        if not event.text and not event.logprobs:
                             continue
                         if gather:
-                            self._gather(event.text)
+                            self._gather(event.text, event.logprobs)
                             continue
                         first = self.result.message is None
-                        self.text(event.text)
+                        self.text(event.text, event.logprobs)
                         if first:
                             # Let the streams this woke send the first token before the rest of
                             # a burst is handled (a fast backend sends many chunks in one read).
@@ -110,27 +129,76 @@ class Turn:
                         self.result.prompt_tokens = event.prompt_tokens
                         self.result.completion_tokens = event.completion_tokens
                         self.result.usage_reported = True
+                        reported_reasoning = event.reasoning_tokens
+                if self._thought is not None:
+                    self._close_thought()
                 self._send_gathered()
         finally:
             # A turn that fails or is stopped sends nothing more; what it gathered is in
             # its result (the message closes with it).
             if self._send_timer is not None:
                 self._send_timer.cancel()
-        if not self.result.usage_reported:
-            produced = self.result.text + "".join(c.name + c.arguments for c in self.result.calls)
-            self.result.completion_tokens = estimate_tokens(produced)
-        return self.result
+        result = self.result
+        if not result.usage_reported:
+            produced = result.reasoning + result.text
+            produced += "".join(c.name + c.arguments for c in result.calls)
+            result.completion_tokens = estimate_tokens(produced)
+        if reported_reasoning:
+            result.reasoning_tokens = reported_reasoning
+        elif result.reasoning:  # a backend that does not count them (or says 0) reasoned
+            result.reasoning_tokens = estimate_tokens(result.reasoning)
+        return result
 
-    def text(self, fragment: str) -> None:
+    def _reason(self, fragment: str, gather: bool) -> bool:
+        """A fragment of the model's reasoning; True when it is the first one streamed."""
+        self.result.reasoning += fragment
+        if not self._keeps_reasoning:
+            return False
+        thought = self._thought
+        first = thought is None
+        if thought is None:
+            # Stored with its first event, as a message is (see `_receive`).
+            thought = self._thought = new_item(
+                self.run.project,
+                "reasoning",
+                thread_id=self.recorder.items_thread_id,
+                status="in_progress",
+                run_id=self.run.id,
+                data={"summary": [], "content": []},
+            )
+            self.recorder.reasoning_started(thought)
+        self._thought_text += fragment
+        if gather:
+            self._thought_unsent += fragment
+            self._send_later()
+            return False
+        self.recorder.reasoning_text(thought, fragment)
+        return first
+
+    def _close_thought(self) -> None:
+        thought, self._thought = self._thought, None
+        assert thought is not None
+        if self._thought_unsent:
+            self.recorder.reasoning_text(thought, self._thought_unsent)
+            self._thought_unsent = ""
+        text, self._thought_text = self._thought_text, ""
+        self.recorder.reasoning_done(thought, text)
+
+    def text(self, fragment: str, logprobs: list[LogProb] | None = None) -> None:
         """A fragment of the message's text, in a delta event now."""
-        self._receive(fragment)
-        self._send(fragment)
+        self._receive(fragment, logprobs)
+        self._send(fragment, logprobs)
 
-    def _gather(self, fragment: str) -> None:
+    def _gather(self, fragment: str, logprobs: list[LogProb] | None) -> None:
         """A fragment of the message's text, in the turn's result at once (what a cancel or a
         hand-back keeps) and in a delta event with the fragments that follow it."""
-        self._receive(fragment)
+        self._receive(fragment, logprobs)
         self._unsent += fragment
+        if logprobs:
+            self._unsent_logprobs.extend(logprobs)
+        self._send_later()
+
+    def _send_later(self) -> None:
         if self._send_timer is None:  # a backend that pauses does not keep it back
             loop = asyncio.get_running_loop()
             self._send_timer = loop.call_later(GATHER_SECONDS, self._send_on_time)
@@ -146,11 +214,15 @@ class Turn:
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
-        if self._unsent:
+        if self._thought_unsent and self._thought is not None:
+            fragment, self._thought_unsent = self._thought_unsent, ""
+            self.recorder.reasoning_text(self._thought, fragment)
+        if self._unsent or self._unsent_logprobs:
             fragment, self._unsent = self._unsent, ""
-            self._send(fragment)
+            logprobs, self._unsent_logprobs = self._unsent_logprobs, []
+            self._send(fragment, logprobs)
 
-    def _receive(self, fragment: str) -> None:
+    def _receive(self, fragment: str, logprobs: list[LogProb] | None) -> None:
         result = self.result
         if result.message is None:
             # The item is stored with its first event by the event store, in the background:
@@ -166,8 +238,10 @@ class Turn:
             )
             self.recorder.message_started(result.message)
         result.text += fragment
+        if logprobs:
+            result.logprobs.extend(logprobs)
 
-    def _send(self, fragment: str) -> None:
+    def _send(self, fragment: str, logprobs: list[LogProb] | None = None) -> None:
         result = self.result
         assert result.message is not None
         save = None
@@ -178,7 +252,7 @@ class Turn:
             self._saved_at = now
             leading = [part for part in result.message.content or [] if part["type"] != "text"]
             save = {"content": [*leading, stored_text(result.text)]}
-        self.recorder.text(result.message, fragment, save=save)
+        self.recorder.text(result.message, fragment, save=save, logprobs=logprobs)
 
     def _tool_delta(self, delta: ToolCallDelta) -> None:
         result = self.result

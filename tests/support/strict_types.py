@@ -1,0 +1,40 @@
+"""Parse what the server returns with the openai SDK's own types, strictly: the SDK's models
+accept unknown keys (and keep them as extras), so a misspelt or invented field would pass a plain
+`model_validate`; these helpers also refuse any extra key, at any depth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai import BaseModel
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
+
+_EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+# OpenAI sends these, and the SDK's types leave them out: delta padding (`stream_options`), and
+# the response's `store`.
+_UNMODELLED = frozenset({"obfuscation", "store"})
+
+
+def _no_extras(value: Any, where: str) -> None:
+    if isinstance(value, BaseModel):
+        extra = set(value.model_extra or {}) - _UNMODELLED
+        assert not extra, f"{where}: keys the SDK does not know: {sorted(extra)}"
+        for name in type(value).model_fields:
+            _no_extras(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list | tuple):
+        for index, entry in enumerate(value):
+            _no_extras(entry, f"{where}[{index}]")
+
+
+def response(data: dict[str, Any]) -> Response:
+    parsed = Response.model_validate(data)
+    _no_extras(parsed, "response")
+    return parsed
+
+
+def event(data: dict[str, Any]) -> ResponseStreamEvent:
+    parsed = _EVENTS.validate_python(data)
+    assert parsed.type == data["type"], f"parsed {data['type']} as {parsed.type}"
+    _no_extras(parsed, data["type"])
+    return parsed
