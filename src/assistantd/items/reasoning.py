@@ -30,13 +30,15 @@ def summary(text: str, mode: str | None) -> list[dict[str, Any]]:
     return [{"type": "summary_text", "text": p} for p in paragraphs[:count]]
 
 
-def data(text: str, summary_mode: str | None, sealer: Sealer) -> dict[str, Any]:
-    """A completed reasoning item's data."""
-    return {
+def data(text: str, summary_mode: str | None, sealer: Sealer | None) -> dict[str, Any]:
+    """A completed reasoning item's data; sealed too when `sealer` is given."""
+    out: dict[str, Any] = {
         "summary": summary(text, summary_mode),
         "content": [{"type": "reasoning_text", "text": text}],
-        "encrypted_content": sealer.seal(SEALED_KIND, {"text": text}),
     }
+    if sealer is not None:
+        out["encrypted_content"] = sealer.seal(SEALED_KIND, {"text": text})
+    return out
 
 
 def opened(sealer: Sealer, token: str, *, param: str) -> str:

@@ -63,6 +63,9 @@ class ResponseRecorder:
         self._next = 0
         self._include = frozenset(run.include or ())
         self._summary = (options.get("reasoning") or {}).get("summary")
+        # Reasoning is sealed when this response shows it sealed, or may later (retrieved with
+        # the include); an unstored response that did not ask never will.
+        self._seals = items.ENCRYPTED_REASONING in self._include or options.get("store", True)
         self._container_id = options.get("container_id") or ""
         self._code_streams: dict[str, CodeStream] = {}
 
@@ -115,7 +118,7 @@ class ResponseRecorder:
 
     def reasoning_done(self, item: Item, text: str) -> None:
         index = self._index[item.id]
-        item.data = reasoning.data(text, self._summary, self.deps.sealer)
+        item.data = reasoning.data(text, self._summary, self.deps.sealer if self._seals else None)
         item.status = "completed"
         self._emit(
             "response.reasoning_text.done",

@@ -102,8 +102,10 @@ class Turn:
             async with aclosing(self.deps.backend.stream(route, request)) as events:
                 async for event in events:
                     if isinstance(event, ReasoningDelta):
-                        if event.text and self._reason(event.text, gather):
-                            await give_way(_FIRST_TOKEN_TURNS)
+                        # No turns given away here: what the streams wait for most is the
+                        # answer, which a fast backend sends in the same burst.
+                        if event.text:
+                            self._reason(event.text, gather)
                         continue
                     if self._thought is not None:
                         self._close_thought()  # the answer starts: the reasoning is complete
@@ -149,13 +151,12 @@ class Turn:
             result.reasoning_tokens = estimate_tokens(result.reasoning)
         return result
 
-    def _reason(self, fragment: str, gather: bool) -> bool:
-        """A fragment of the model's reasoning; True when it is the first one streamed."""
+    def _reason(self, fragment: str, gather: bool) -> None:
+        """A fragment of the model's reasoning."""
         self.result.reasoning += fragment
         if not self._keeps_reasoning:
-            return False
+            return
         thought = self._thought
-        first = thought is None
         if thought is None:
             # Stored with its first event, as a message is (see `_receive`).
             thought = self._thought = new_item(
@@ -171,9 +172,8 @@ class Turn:
         if gather:
             self._thought_unsent += fragment
             self._send_later()
-            return False
+            return
         self.recorder.reasoning_text(thought, fragment)
-        return first
 
     def _close_thought(self) -> None:
         thought, self._thought = self._thought, None
