@@ -18,6 +18,7 @@ from assistantd.backends import (
     ChatRequest,
     Finish,
     ModelRoute,
+    ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -564,3 +565,104 @@ class TestCancellation:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert body.closed
+
+
+def token(text: str, logprob: float, top: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+    return {
+        "token": text,
+        "logprob": logprob,
+        "bytes": list(text.encode()),
+        "top_logprobs": [
+            {"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in top or []
+        ],
+    }
+
+
+class TestReasoningAndLogprobs:
+    @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+    async def test_reasoning_deltas_before_the_text(self, field: str) -> None:
+        body = sse(
+            chunk({"role": "assistant", "content": ""}),
+            chunk({field: "Think", "content": None}),
+            chunk({field: "ing."}),
+            chunk({"content": "Hi"}),
+            chunk(finish="stop"),
+            {
+                **usage_chunk(7, 20),
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": 20,
+                    "completion_tokens_details": {"reasoning_tokens": 14},
+                },
+            },
+            "[DONE]",
+        )
+        events = await collect(backend(lambda _: stream_response(body)))
+        assert events == [
+            ReasoningDelta("Think"),
+            ReasoningDelta("ing."),
+            TextDelta("Hi"),
+            Finish("stop"),
+            Usage(7, 20, reasoning_tokens=14),
+        ]
+
+    async def test_a_server_sending_both_names_is_read_once(self) -> None:
+        body = sse(chunk({"reasoning_content": "Hm.", "reasoning": "Hm."}), chunk(finish="stop"))
+        events = await collect(backend(lambda _: stream_response(body)))
+        assert events == [ReasoningDelta("Hm."), Finish("stop")]
+
+    async def test_non_streaming_body_with_reasoning_and_logprobs(self) -> None:
+        completion = {
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hi", "reasoning_content": "Hm."},
+                    "logprobs": {"content": [token("Hi", -0.5)]},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        events = await collect(backend(lambda _: httpx.Response(200, json=completion)))
+        assert events == [
+            ReasoningDelta("Hm."),
+            TextDelta("Hi", [token("Hi", -0.5)]),
+            Finish("stop"),
+        ]
+
+    async def test_logprobs_are_asked_for_and_parsed(self) -> None:
+        bodies: list[dict[str, Any]] = []
+        logprobs = {"content": [token("Hel", -0.25, [("Hel", -0.25), ("He", -2.0)])]}
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            bodies.append(json.loads(request.content))
+            return stream_response(
+                sse(
+                    {
+                        **chunk({"content": "Hel"}),
+                        "choices": [
+                            {"index": 0, "delta": {"content": "Hel"}, "logprobs": logprobs}
+                        ],
+                    },
+                    chunk(finish="stop"),
+                    "[DONE]",
+                )
+            )
+
+        request = ChatRequest(messages=[{"role": "user", "content": "hi"}], logprobs=True)
+        request.top_logprobs = 2
+        events = await collect(backend(handler), request)
+        assert bodies[0]["logprobs"] is True
+        assert bodies[0]["top_logprobs"] == 2
+        assert events[0] == TextDelta("Hel", logprobs["content"])
+
+    async def test_logprobs_without_bytes_get_the_tokens_utf8(self) -> None:
+        given = {"content": [{"token": "é", "logprob": -1, "top_logprobs": None}]}
+        body = sse(
+            {"choices": [{"index": 0, "delta": {"content": "é"}, "logprobs": given}]},
+            chunk(finish="stop"),
+        )
+        events = await collect(backend(lambda _: stream_response(body)))
+        assert events[0] == TextDelta(
+            "é", [{"token": "é", "logprob": -1.0, "bytes": [195, 169], "top_logprobs": []}]
+        )

@@ -157,6 +157,19 @@ class TestModelsFileRules:
         assert models.resolve("small").upstream_model == "qwen2.5:0.5b"
         assert models.resolve("big").upstream_model == "big"
 
+    def test_reasoning_to_backend_is_per_model(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path,
+            "m.yaml",
+            "models:\n  oss: {reasoning_to_backend: true}\n  qwen: {}\n"
+            "default: {reasoning_to_backend: true}\n",
+        )
+        models = router(models_file=path, model_base_url=LOCAL)
+        assert models.resolve("oss").reasoning_to_backend is True
+        assert models.resolve("qwen").reasoning_to_backend is False
+        assert models.resolve("other").reasoning_to_backend is True
+        assert router(model_base_url=LOCAL).resolve("m").reasoning_to_backend is False
+
     def test_nothing_reachable(self, tmp_path: Path) -> None:
         models = router(models_file=write(tmp_path, "m.yaml", "models:\n  small: qwen\n"))
         with pytest.raises(UnknownModelError):

@@ -47,6 +47,7 @@ from assistantd.backends.failures import (
     status_failure,
     transport_failure,
 )
+from assistantd.backends.logprobs import LogProb, parse_logprobs
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.sse import SSEDecoder
 from assistantd.kit.text import loads_scrubbed
@@ -123,11 +124,6 @@ class ChatRequest:
             if self.top_logprobs:
                 body["top_logprobs"] = self.top_logprobs
         return body
-
-
-# A token's log probability in the Responses API's `LogProb` shape: `token`, `logprob`,
-# `bytes`, `top_logprobs` (each `token`, `logprob`, `bytes`).
-LogProb = dict[str, Any]
 
 
 @dataclass
@@ -357,7 +353,7 @@ def _chunk_events(chunk: dict[str, Any], progress: _Progress, *, key: str) -> li
         thought = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(thought, str) and thought:
             events.append(ReasoningDelta(thought))
-        logprobs = _logprobs(choice.get("logprobs"))
+        logprobs = parse_logprobs(choice.get("logprobs"))
         for text_key in ("content", "refusal"):
             text = delta.get(text_key)
             if isinstance(text, str) and text:
@@ -396,35 +392,6 @@ def _chunk_events(chunk: dict[str, Any], progress: _Progress, *, key: str) -> li
             reasoning_tokens=int(reasoning) if isinstance(reasoning, int | float) else None,
         )
     return events
-
-
-def _logprobs(given: Any) -> list[LogProb] | None:
-    """A choice's `logprobs.content` (Chat Completions) as `LogProb`s; None when absent."""
-    if not isinstance(given, dict):
-        return None
-    tokens = given.get("content")
-    if not isinstance(tokens, list) or not tokens:
-        return None
-    return [_logprob(token, top=True) for token in tokens if isinstance(token, dict)]
-
-
-def _logprob(token: dict[str, Any], *, top: bool) -> LogProb:
-    text = str(token.get("token") or "")
-    raw = token.get("bytes")
-    value = token.get("logprob")
-    out: LogProb = {
-        "token": text,
-        "logprob": float(value) if isinstance(value, int | float) else 0.0,
-        "bytes": raw if isinstance(raw, list) else list(text.encode()),
-    }
-    if top:
-        alternatives = token.get("top_logprobs")
-        out["top_logprobs"] = [
-            _logprob(alternative, top=False)
-            for alternative in alternatives or ()
-            if isinstance(alternative, dict)
-        ]
-    return out
 
 
 def _finish_reason(reason: str | None, progress: _Progress) -> FinishReason:

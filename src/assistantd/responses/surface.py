@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.backends.logprobs import event_logprobs
 from assistantd.db.models import Item, Run
 from assistantd.items import reasoning
 from assistantd.items import render as items
@@ -184,7 +185,7 @@ class ResponseRecorder:
             output_index=self._index[message.id],
             content_index=0,
             delta=fragment,
-            logprobs=_event_logprobs(logprobs) if logprobs else [],
+            logprobs=event_logprobs(logprobs) if logprobs else [],
             **self._delta_extras(),
         )
 
@@ -306,7 +307,7 @@ class ResponseRecorder:
                 output_index=index,
                 content_index=0,
                 text=part["text"],
-                logprobs=_event_logprobs(part["logprobs"]),
+                logprobs=event_logprobs(part["logprobs"]),
             ),
         )
         stage(
@@ -355,21 +356,6 @@ class ResponseRecorder:
 
     def requeued(self, run: Run) -> Events:
         return RESPONSES.requeued(run)
-
-
-def _event_logprobs(logprobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`LogProb`s (an `output_text` part's) in the stream events' `ResponseLogProb` shape,
-    which has no `bytes`."""
-    return [
-        {
-            "token": lp["token"],
-            "logprob": lp["logprob"],
-            "top_logprobs": [
-                {"token": top["token"], "logprob": top["logprob"]} for top in lp["top_logprobs"]
-            ],
-        }
-        for lp in logprobs
-    ]
 
 
 def _closed_events(closed: Sequence[Item], index: dict[str, int]) -> Events:
