@@ -15,7 +15,7 @@ import pytest
 from openai import BadRequestError, OpenAI
 
 from tests.responses.conftest import raw_events, weather_tool
-from tests.runs.conftest import Tuned
+from tests.runs.conftest import Tuned, wait_until
 from tests.support import strict_types
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
 
@@ -128,6 +128,25 @@ class TestReasoningItem:
         )
         data = created(client, {"model": "gpt-4o", "input": marker, "tools": [weather_tool()]})
         assert [item["type"] for item in data["output"]] == ["reasoning", "function_call"]
+
+    def test_cancelled_while_reasoning(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        model.script(marker, Reply(reasoning=["Step one.", " Step two."], hang=True))
+        response = client.responses.create(model="gpt-4o", input=marker, background=True)
+        wait_until(
+            lambda: client.responses.retrieve(response.id),
+            lambda r: bool(r.output),
+            what="the model to start reasoning",
+        )
+        cancelled = client.responses.cancel(response.id)
+        assert cancelled.status == "cancelled"
+        [reasoning] = cancelled.output
+        assert reasoning.type == "reasoning"
+        assert reasoning.status == "incomplete"
+        assert reasoning.content is not None
+        assert [c.text for c in reasoning.content] == ["Step one. Step two."]
+        strict_types.response(client.responses.retrieve(response.id).model_dump(mode="json"))
 
 
 class TestStream:

@@ -602,6 +602,8 @@ class RunExecutor:
         }.get(status, [RunStatus.IN_PROGRESS])
         partial = self._turn.result if self._turn is not None else None
         partial_text = {partial.message.id: partial.text} if partial and partial.message else {}
+        if self._turn is not None:
+            partial_text.update(self._turn.open_reasoning())
         async with writer.transaction(amend=amend) as session:
             if closing is not None and last_message is not None:
                 result, cut_short, usage = closing

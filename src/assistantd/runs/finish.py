@@ -40,14 +40,17 @@ async def close_open_items(
     keep_text: bool = True,
 ) -> Sequence[Item]:
     """Mark the run's in-progress items incomplete (a message keeps the text streamed so far:
-    `partial_text`'s, else its last checkpoint), and, when it did not complete, the function
-    calls it left unanswered (a run that expired or was cancelled waiting for outputs): the
-    model never sees those again. Without `keep_text`, messages close empty. Returns the items
-    closed, updated."""
+    `partial_text`'s, else its last checkpoint; a reasoning item its `partial_text`), and, when
+    it did not complete, the function calls it left unanswered (a run that expired or was
+    cancelled waiting for outputs): the model never sees those again. Without `keep_text`,
+    messages close empty. Returns the items closed, updated."""
     stamp = now()
     closed = list((await session.scalars(_OPEN_ITEMS, {"run_id": run.id})).all())
     for item in closed:
         item.status = "incomplete"
+        if item.type == "reasoning" and (partial_text or {}).get(item.id):
+            thought = {"type": "reasoning_text", "text": (partial_text or {})[item.id]}
+            item.data = {**(item.data or {}), "content": [thought]}
         if item.type != "message":
             continue
         # The text streamed so far: this process's, else the last checkpoint stored.

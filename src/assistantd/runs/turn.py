@@ -175,6 +175,10 @@ class Turn:
             return
         self.recorder.reasoning_text(thought, fragment)
 
+    def open_reasoning(self) -> dict[str, str]:
+        """The reasoning item still streaming (a turn stopped in its middle), with its text."""
+        return {} if self._thought is None else {self._thought.id: self._thought_text}
+
     def _close_thought(self) -> None:
         thought, self._thought = self._thought, None
         assert thought is not None
