@@ -419,3 +419,51 @@ class TestAssistantsRuns:
         assert text.type == "text"
         assert text.text.value == "Hello"
         assert events[-1] == "thread.run.completed"
+
+
+class TestAgentsSdk:
+    @pytest.mark.asyncio(loop_scope="session")
+    async def test_stateless_agent_with_a_reasoning_model(
+        self, routed: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        """The Agents SDK with `store: false` replays the reasoning item sealed; the model
+        whose route says so gets its reasoning back with its tool call."""
+        from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool
+        from openai import AsyncOpenAI
+        from openai.types.shared import Reasoning
+
+        @function_tool
+        def get_weather(city: str) -> str:
+            """The weather in a city."""
+            return f"sunny in {city}"
+
+        model.script(
+            marker,
+            Reply(
+                reasoning="I need the weather in Paris.",
+                tool_calls=[ToolCall("get_weather", '{"city": "Paris"}')],
+            ),
+            Reply(text="It is sunny in Paris.", reasoning="Now I can answer."),
+        )
+        async with AsyncOpenAI(
+            api_key=routed.api_key, base_url=str(routed.base_url), max_retries=0
+        ) as aclient:
+            agent = Agent(
+                name="weather",
+                tools=[get_weather],
+                model=OpenAIResponsesModel(model="thinker", openai_client=aclient),
+                model_settings=ModelSettings(
+                    store=False,
+                    reasoning=Reasoning(effort="low", summary="auto"),
+                    response_include=[ENCRYPTED],
+                ),
+            )
+            streamed = Runner.run_streamed(agent, marker)
+            kinds = [event.type async for event in streamed.stream_events()]
+        assert "raw_response_event" in kinds
+        assert streamed.final_output == "It is sunny in Paris."
+        first, second = model.requests(marker)
+        assert first["reasoning_effort"] == "low"
+        (calls,) = assistant_messages(second)
+        assert calls["tool_calls"][0]["function"]["name"] == "get_weather"
+        assert calls["reasoning_content"] == "I need the weather in Paris."
