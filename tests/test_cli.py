@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -207,3 +208,29 @@ class TestSandboxCommands:
 
 
 CHECK = ("sandbox", "check")
+
+
+def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    data_dir = tmp_path / "data"
+    env = {
+        "ASSISTANTD_DATA_DIR": str(data_dir),
+        "ASSISTANTD_DATABASE_URL": "",
+        "ASSISTANTD_LOCAL_MODEL": "false",
+    }
+    try:
+        started = time.monotonic()
+        done = cli(env, "serve", "--port", str(port))
+        took = time.monotonic() - started
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}: it is in use" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert not (data_dir / "assistantd.db").exists()  # no migration, no worker
+    assert took < 20

@@ -198,6 +198,24 @@ class TestNotFound:
         assert error["type"] == "invalid_request_error"
         assert error["message"].startswith(f"Invalid URL ({method} /")
 
+    def test_a_base_url_without_v1_is_told_the_right_one(
+        self, server: LiveServer, api_key: str
+    ) -> None:
+        with OpenAI(api_key=api_key, base_url=server.url, max_retries=0) as client:
+            with pytest.raises(NotFoundError) as err:
+                client.beta.assistants.create(model="gpt-4o")
+            with pytest.raises(NotFoundError) as listed:
+                client.responses.retrieve("resp_x")
+        message = envelope(err.value.body)["message"]
+        assert message.startswith("Invalid URL (POST /assistants): the API is under /v1")
+        assert f"base_url to {server.url}/v1" in message
+        assert "(GET /v1/responses/resp_x)" in envelope(listed.value.body)["message"]
+
+    def test_an_unknown_path_without_v1_gets_no_hint(self, http: httpx.Client) -> None:
+        url = str(http.base_url.copy_with(path="/nothing/here"))
+        error = error_of(http.get(url), 404)
+        assert error["message"] == "Invalid URL (GET /nothing/here)"
+
 
 class TestMethodNotAllowed:
     @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -52,6 +53,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from assistantd.app import create_app
     from assistantd.db.migrate import upgrade
 
+    # The port first: a server that cannot listen must not migrate or start a worker.
+    listener = _listen(args.host, args.port)
+    if listener is None:
+        return 2
     if settings.migrate_on_start:
         upgrade(settings)
     has_keys = bool(settings.static_keys()) or asyncio.run(_db_key_count(settings)) > 0
@@ -64,7 +69,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         log.warning("no API keys configured: serving project 'default' without auth on loopback")
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
@@ -73,7 +78,30 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
     )
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    log.info("listening on http://%s:%d (the API under /v1)", shown, args.port)
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket | None:
+    """A socket bound to `host:port`, or None after one line saying why it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        log.error("cannot listen on %s: the host does not resolve (--host): %s", host, exc)
+        return None
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        reason = "it is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        log.error("cannot listen on %s port %d: %s (use another --port)", host, port, reason)
+        return None
+    return listener
 
 
 async def _run_worker(settings: Settings) -> None:

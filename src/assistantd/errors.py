@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +362,24 @@ def render(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
+def _invalid_url(request: Request) -> str:
+    """OpenAI's words for an unknown route; when the path is an API route without its `/v1`
+    (a client's base URL without it), they say which URL was meant."""
+    message = f"Invalid URL ({request.method} {request.url.path})"
+    path = request.url.path
+    if path.startswith(("/v1/", "/openai/")):
+        return message
+    meant = "/v1" + path
+    scope = {"type": "http", "path": meant, "method": request.method}
+    if any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        base = str(request.base_url).rstrip("/")
+        return (
+            f"{message}: the API is under /v1 ({request.method} {meant}); set the client's "
+            f"base_url to {base}/v1"
+        )
+    return message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """The one place that turns exceptions into responses."""
 
@@ -377,7 +396,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error: APIError
         if exc.status_code == 404:
-            error = NotFoundError(f"Invalid URL ({request.method} {request.url.path})")
+            error = NotFoundError(_invalid_url(request))
         elif exc.status_code == 405:
             error = MethodNotAllowedError(
                 f"Method {request.method} is not allowed for {request.url.path}."
