@@ -425,3 +425,14 @@ def test_open_mode_on_loopback_asks_for_no_key(
         shot("open")
     finally:
         server.stop()
+
+
+def test_a_new_assistant_saves_with_the_default_model(live: SandboxServer, page: Page) -> None:
+    connect(page, live)
+    page.get_by_role("button", name="New assistant").click()
+    page.get_by_role("textbox", name="Name", exact=True).fill("Defaults")
+    expect(page.get_by_role("textbox", name="Model", exact=True)).to_have_value("gpt-4o")
+    save(page, "Defaults")  # the saved one is the one selected
+    (saved,) = [a for a in live.client.beta.assistants.list() if a.name == "Defaults"]
+    assert saved.model == "gpt-4o"
+    assert page.locator("#assistant").input_value() == saved.id

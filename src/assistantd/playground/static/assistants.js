@@ -4,6 +4,10 @@ import { del, listAll, post } from "./api.js";
 import { $, guarded, h, json } from "./dom.js";
 import { emit, on, state } from "./state.js";
 
+// What a new assistant's Model field holds: every name reaches the configured backend (the
+// embedded model takes any), and an empty required field would block Save without a word.
+const DEFAULT_MODEL = "gpt-4o";
+
 export function init() {
   $("#assistant").addEventListener("change", () => select($("#assistant").value));
   $("#new-assistant").addEventListener("click", () => {
@@ -77,7 +81,7 @@ function select(id) {
   $("#assistant").value = id;
   const a = current() || { tools: [] };
   $("#a-name").value = a.name || "";
-  $("#a-model").value = a.model || "";
+  $("#a-model").value = a.model || DEFAULT_MODEL;
   $("#a-instructions").value = a.instructions || "";
   $("#a-temperature").value = a.temperature ?? "";
   $("#a-top-p").value = a.top_p ?? "";
