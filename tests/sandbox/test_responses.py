@@ -65,6 +65,13 @@ def test_the_quickstart_through_responses(
     image = Image.open(tmp_path / "sine.png")
     image.load()
     assert image.size == (width, height)
+    # the message cites the figure's container file, as OpenAI does (at index 0: no link shows
+    # an image), also in the stream's annotation event
+    [citation] = message.content[0].annotations  # type: ignore[union-attr]
+    assert citation.type == "container_file_citation"
+    assert (citation.file_id, citation.container_id) == (png.id, container_id)
+    assert citation.filename == png.path.rsplit("/", 1)[-1]
+    assert (citation.start_index, citation.end_index) == (0, 0)
 
     # the dark-mode turn continues the chain in the same container: x and y are still there
     model.script(f"dark mode {marker}", code_call(DARKMODE), Reply(text="Dark mode it is."))
@@ -224,3 +231,28 @@ def test_assistants_steps_stream_the_code_too(
         stream.until_done()
     assert len(inputs) > 1
     assert "".join(inputs) == code
+
+
+def test_a_figure_cited_in_a_conversation_stays_out_of_the_assistants_view(
+    sandbox: SandboxServer, model: ScriptedModel, marker: str
+) -> None:
+    client = sandbox.client
+    conversation = client.conversations.create()
+    model.script(f"plot {marker}", code_call(SINEWAVE), Reply(text="Plotted."))
+    response = client.responses.create(
+        model="gpt-4o",
+        conversation=conversation.id,
+        input=f"plot {marker}",
+        tools=[AUTO],  # type: ignore[list-item]
+    )
+    assert response.status == "completed", response.error
+    kinds = [a.type for a in response.output[-1].content[0].annotations]  # type: ignore[union-attr]
+    assert kinds == ["container_file_citation"]
+    # the same message read as a thread's: its image part, and no annotation the Assistants API
+    # has no type for
+    [answer] = [
+        m for m in client.beta.threads.messages.list(conversation.id).data if m.role == "assistant"
+    ]
+    text = next(part for part in answer.content if part.type == "text")
+    assert text.text.value == "Plotted."
+    assert text.text.annotations == []

@@ -38,6 +38,8 @@ def render(row: Item) -> MessageObject:
             *(attachments or []),
             *({"file_id": f["file_id"], "tools": []} for f in files if f.get("file_id")),
         ]
+    if row.run_id is not None and row.run_id.startswith(Prefix.RESPONSE):
+        content = [_without_container_citations(part) for part in content]
     return MessageObject(
         id=row.id,
         created_at=row.created_at,
@@ -53,6 +55,18 @@ def render(row: Item) -> MessageObject:
         attachments=attachments,
         metadata=row.metadata_,
     )
+
+
+def _without_container_citations(part: dict[str, Any]) -> dict[str, Any]:
+    """A response's text part without the citations only the Responses API has (a figure's
+    container file: the Assistants API has no annotation type for it)."""
+    if part["type"] != "text":
+        return part
+    annotations = part["text"].get("annotations") or []
+    kept = [a for a in annotations if a["type"] != "container_file_citation"]
+    if len(kept) == len(annotations):
+        return part
+    return {"type": "text", "text": {**part["text"], "annotations": kept}}
 
 
 async def require(session: AsyncSession, thread: Thread, message_id: str) -> Item:

@@ -167,6 +167,7 @@ class CodeInterpreterTool:
     ) -> list[dict[str, Any]]:
         known = dict(self.manager.session(ctx.project, ctx.sandbox_key).outputs)
         in_container: dict[str, tuple[str, str]] = {}  # file id -> (container file id, name)
+        figures: list[tuple[str, str]] = []  # (container file id, name) of each image made
         for result in results:
             if isinstance(result, CodeInterpreterResult):
                 known.update(result.files)
@@ -174,6 +175,12 @@ class CodeInterpreterTool:
                     cited = result.container_files.get(DATA_DIR + path)
                     if cited is not None:
                         in_container[file_id] = (cited, path.rsplit("/", 1)[-1])
+                by_id = {cited: path for path, cited in result.container_files.items()}
+                figures.extend(
+                    (cited, by_id[cited].rsplit("/", 1)[-1])
+                    for cited in result.container_images
+                    if cited in by_id
+                )
         annotations = []
         for start, end, link, file_id in find_links(text, known):
             annotation: dict[str, Any] = {
@@ -192,6 +199,22 @@ class CodeInterpreterTool:
                     "filename": name,
                 }
             annotations.append(annotation)
+        if ctx.container_id is not None:
+            # As OpenAI does, the Responses API cites each figure the code made, at the text's
+            # start (no link in the text shows an image); the Assistants API has image parts.
+            annotations.extend(
+                {
+                    "type": "container_file_citation",
+                    "start_index": 0,
+                    "end_index": 0,
+                    "container_file_citation": {
+                        "container_id": ctx.container_id,
+                        "file_id": cited,
+                        "filename": name,
+                    },
+                }
+                for cited, name in figures
+            )
         return annotations
 
     # --- running -------------------------------------------------------------------------------
