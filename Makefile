@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-run: $(STAMP) ## start the server with embedded defaults (SQLite, local files, local model)
-	@# the code interpreter's image: built here if a Docker engine is reachable and it is missing
+run: ## start the server with embedded defaults (SQLite, local files, local model)
+	@# the Python install and the code interpreter's image build, side by side
+	@MAKE="$(MAKE)" scripts/prepare-run
+	@# says whether the code interpreter is ready (and builds its image if still missing)
 	@$(BIN)/assistantd sandbox ensure
 	$(BIN)/assistantd serve --host $(HOST) --port $(PORT)
 
