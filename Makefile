@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 .PHONY: run worker migrate test test-sqlite test-postgres test-gvisor lint bench install \
-	install-server clean sandbox-image image
+	install-server clean sandbox-image image compose-up compose-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,3 +82,9 @@ image: ## the server/worker image, offline (debootstrap + docker import); skippe
 
 sandbox-image: $(SERVER_STAMP) ## the code interpreter image, offline (debootstrap); skipped if up to date
 	$(BIN)/assistantd sandbox build
+
+compose-up: ## docker-compose.yml without a registry: builds the images it lacks, starts, waits for /readyz
+	deploy/compose.sh up
+
+compose-down: ## removes the compose stack, its volumes and its sandboxes
+	deploy/compose.sh down

@@ -10,6 +10,9 @@ test scripts it with plain calls while assistantd, another process, talks to it 
     model.requests("weather")                 # the request bodies received, in order
     model.stop()
 
+`ScriptedModel(host="0.0.0.0")` listens on every address (for clients in containers);
+`model.clients(match)` gives the address each request came from.
+
 A rule matches a request whose `messages`, serialised with `json.dumps(messages,
 ensure_ascii=False)`, contain its `match` string; each match takes the rule's next reply, and the
 last one repeats once they are used up. The newest matching rule wins. Without a match the model
@@ -98,15 +101,21 @@ class _Seen:
     body: dict[str, Any]
     headers: dict[str, str]
     messages_json: str
+    client: str = ""  # the peer's IP address
     disconnected: bool = False
 
 
 class ScriptedModel:
     def __init__(
-        self, *, models: Sequence[str] = ("gpt-4o", "gpt-4o-mini"), strict: bool = True
+        self,
+        *,
+        models: Sequence[str] = ("gpt-4o", "gpt-4o-mini"),
+        strict: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
         self.models = list(models)
         self.strict = strict
+        self.host = host
         self.port = 0
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
@@ -124,11 +133,11 @@ class ScriptedModel:
     def start(self, timeout: float = 10.0) -> ScriptedModel:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((self.host, 0))
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self,
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             log_config=None,
             log_level="warning",
@@ -181,6 +190,10 @@ class ScriptedModel:
     def headers(self, match: str | None = None) -> list[dict[str, str]]:
         """The request headers (lower-case names), parallel to `requests(match)`."""
         return [seen.headers for seen in self._select(match)]
+
+    def clients(self, match: str | None = None) -> list[str]:
+        """The IP address each request came from, parallel to `requests(match)`."""
+        return [seen.client for seen in self._select(match)]
 
     def disconnects(self, match: str | None = None) -> list[dict[str, Any]]:
         """The request bodies whose client went away before the response finished."""
@@ -254,7 +267,10 @@ class ScriptedModel:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         messages = body.get("messages")
-        seen = _Seen(body, headers, json.dumps(messages, ensure_ascii=False))
+        client = scope.get("client")
+        seen = _Seen(
+            body, headers, json.dumps(messages, ensure_ascii=False), client[0] if client else ""
+        )
         with self._lock:
             self._seen.append(seen)
         problem = _check(body) if self.strict else None
