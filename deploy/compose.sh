@@ -93,6 +93,10 @@ if [ -z "${ASSISTANTD_API_KEYS:-}" ]; then
   say "set ASSISTANTD_API_KEYS (the API keys the server accepts, comma-separated), e.g. ASSISTANTD_API_KEYS=sk-\$(openssl rand -hex 16) make compose-up"
   exit 2
 fi
+case "${ASSISTANTD_MODEL_BASE_URL:-}" in
+  *://localhost[:/]*|*://localhost|*://127.*|*://\[::1\]*)
+    say "warning: ASSISTANTD_MODEL_BASE_URL is a loopback address, which in a container is the container itself: give this machine's own address (or the model's service name)" ;;
+esac
 port="${ASSISTANTD_PORT:-8080}"
 if ! [[ "$port" =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
   say "ASSISTANTD_PORT must be a TCP port number, not '$port'"

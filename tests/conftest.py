@@ -91,9 +91,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     if any(word in reason for reason in reasons for word in ("Docker", "image", "compose")):
         reporter.line(
-            "Docker, the sandbox image (make sandbox-image) and the server image (make image) "
-            "are the machine's: ASSISTANTD_REQUIRE_DOCKER=1 and ASSISTANTD_REQUIRE_SERVER_IMAGE=1 "
-            "turn their skips into failures, as CI does."
+            "Docker, the sandbox image (make sandbox-image), the server image (make image) and "
+            "Compose are the machine's: ASSISTANTD_REQUIRE_DOCKER=1, "
+            "ASSISTANTD_REQUIRE_SERVER_IMAGE=1 and ASSISTANTD_REQUIRE_COMPOSE=1 turn their skips "
+            "into failures, as CI does."
         )
 
 
