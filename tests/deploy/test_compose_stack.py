@@ -18,7 +18,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ def _skip_reason() -> str | None:
         return "the compose stack runs once, on the SQLite pass (it brings its own PostgreSQL)"
     problem = missing()
     if problem is None or REQUIRED:
-        return None  # a problem under ASSISTANTD_REQUIRE_COMPOSE=1 fails in `stack`
+        return None  # under ASSISTANTD_REQUIRE_COMPOSE=1 a problem fails the `model` fixture
     return f"{problem}: the compose stack tests need it"
 
 
@@ -66,10 +65,16 @@ pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
 
 
 def host_address() -> str:
-    """This machine's address on its default route: what a container reaches the host by."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))  # TEST-NET-1; nothing is sent
-        return str(probe.getsockname()[0])
+    """This machine's address on its default route (else its first global one): what a
+    container reaches the host by."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; nothing is sent
+            return str(probe.getsockname()[0])
+    except OSError:
+        found = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+        assert found, "this machine has no address a container could reach it by"
+        return found[0]
 
 
 def base_env() -> dict[str, str]:
@@ -123,7 +128,6 @@ class Stack:
     url: str
     key: str
     model: ScriptedModel
-    up_seconds: float
 
     def client(self) -> OpenAI:
         return OpenAI(api_key=self.key, base_url=f"{self.url}/v1", max_retries=0, timeout=60)
@@ -218,12 +222,10 @@ def running(model: ScriptedModel, **extra: str) -> Iterator[Stack]:
         "ASSISTANTD_MODEL_API_KEY": "sk-scripted",
         **extra,
     }
-    started = time.monotonic()
     try:
         done = make("compose-up", env, timeout=UP_SECONDS)
         assert done.returncode == 0, f"make compose-up failed:\n{done.stdout}\n{done.stderr}"
-        url = f"http://127.0.0.1:{port}"
-        yield Stack(project, env, url, key, model, time.monotonic() - started)
+        yield Stack(project, env, f"http://127.0.0.1:{port}", key, model)
     finally:
         keep_logs(project)
         make("compose-down", env, timeout=180)
