@@ -153,6 +153,7 @@ report() {
     # name status exit-code health
     state="$(docker inspect -f '{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null)" || continue
     read -r name status code health <<<"$state"
+    [ "$health" = none ] && health=""
     echo "  ${name#/}: $status${health:+ ($health)}, exit code $code" >&2
     if ! { [ "$status" = running ] && [ "$health" != unhealthy ]; } \
       && ! { [ "$status" = exited ] && [ "$code" = 0 ]; } || [[ "$name" == *api* ]]; then
