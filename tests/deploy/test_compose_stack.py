@@ -78,8 +78,9 @@ def host_address() -> str:
 
 
 def base_env() -> dict[str, str]:
-    """The environment without the suite's own settings (only the image names pass)."""
-    keep = {"ASSISTANTD_IMAGE", "ASSISTANTD_SANDBOX_IMAGE"}
+    """The environment without the suite's own settings (the image names and CI's mark on the
+    processes it started pass)."""
+    keep = {"ASSISTANTD_IMAGE", "ASSISTANTD_SANDBOX_IMAGE", "ASSISTANTD_CI_MARK"}
     return {
         k: v
         for k, v in os.environ.items()
