@@ -15,6 +15,8 @@ from assistantd.items import content, reasoning
 from assistantd.items.kinds import PREFIX, new_item
 from assistantd.items.schemas import (
     CodeInterpreterCallItem,
+    CompactionItem,
+    CompactionTriggerItem,
     FileSearchCallItem,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -28,6 +30,7 @@ from assistantd.items.schemas import (
 from assistantd.kit.ids import Prefix, check_prefix, new_id
 from assistantd.kit.sealed import Sealer
 from assistantd.messages import service as messages
+from assistantd.runs import compaction
 
 # Statuses an item keeps when it comes in (server tool calls also report finer ones).
 _ITEM_STATUSES = frozenset({"in_progress", "completed", "incomplete"})
@@ -58,11 +61,16 @@ def _row(
     input_of: str | None,
     opened: str | None = None,
 ) -> Item | None:
-    """The row of one item; None for a reference (resolved by the caller)."""
+    """The row of one item; None for a reference (resolved by the caller). `opened` is what
+    its sealed content holds (a reasoning item's text, a compaction item's summary)."""
     if isinstance(given, MessageItem):
         return _message(project, given, thread_id=thread_id, input_of=input_of)
-    if isinstance(given, ItemReference):
+    if isinstance(given, ItemReference | CompactionTriggerItem):
         return None
+    if isinstance(given, CompactionItem):
+        assert opened is not None
+        sealed = compaction.item_data(given.encrypted_content, opened)
+        return new_item(project, "compaction", thread_id=thread_id, input_of=input_of, data=sealed)
     if isinstance(given, FunctionCallItem):
         kind, call_id = "function_call", given.call_id
         data: dict[str, Any] = {"name": given.name, "arguments": given.arguments}
@@ -149,19 +157,29 @@ async def rows(
     An item keeps the id it came with when that id is free (a client's own); an item that was
     ours already (an output replayed as input) gets a new one. A reference becomes a copy of
     the item it names. A reasoning item's `encrypted_content` must be one `sealer` made (else a
-    400 `invalid_encrypted_content`); its text is kept for the model.
+    400 `invalid_encrypted_content`); its text is kept for the model. So must a compaction
+    item's, for this project; its summary is kept for the model.
     """
     opened: dict[int, str] = {}
     for index, item in enumerate(given):
+        where = f"{param}[{index}].encrypted_content"
         if isinstance(item, ReasoningItem) and item.encrypted_content is not None:
-            where = f"{param}[{index}].encrypted_content"
             opened[index] = reasoning.opened(sealer, item.encrypted_content, param=where)
+        elif isinstance(item, CompactionItem):
+            opened[index] = compaction.open_summary(
+                sealer, project, item.encrypted_content, param=where
+            )
+        elif isinstance(item, CompactionTriggerItem):
+            raise InvalidRequestError(
+                "A 'compaction_trigger' item may only be the last input item of a response.",
+                param=f"{param}[{index}]",
+            )
     named = _files_named(given, param)
     if named:
         await _check_files(session, project, named)
     for index, item in enumerate(given):
         if item.id is not None and not isinstance(item, ItemReference) and _kind_of(item) in PREFIX:
-            if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem):
+            if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem | CompactionItem):
                 check_prefix(item.id, PREFIX[_kind_of(item)], f"{param}[{index}].id")
     wanted = [
         item.id for item in given if item.id is not None and not isinstance(item, ItemReference)

@@ -20,6 +20,7 @@ PREFIX = {
     "code_interpreter_call": Prefix.CODE_INTERPRETER_CALL,
     "file_search_call": Prefix.FILE_SEARCH_CALL,
     "reasoning": Prefix.REASONING,
+    "compaction": Prefix.COMPACTION,
 }
 
 

@@ -97,6 +97,12 @@ def item(
             "queries": data.get("queries") or [],
             "results": data.get("results") if FILE_SEARCH_RESULTS in include else None,
         }
+    if kind == "compaction":
+        return {
+            "id": row.id,
+            "type": "compaction",
+            "encrypted_content": data.get("encrypted_content", ""),
+        }
     raise ValueError(f"unknown item type {kind!r}")
 
 

@@ -154,6 +154,23 @@ class FileSearchCallItem(RequestModel):
     status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
 
 
+class CompactionItem(RequestModel):
+    """A compaction item a client carries back (from `/responses/compact` or an automatic
+    compaction): its summary, sealed by this server."""
+
+    type: Literal["compaction"]
+    id: ItemId | None = None
+    encrypted_content: str = Field(min_length=1, max_length=20_971_520)
+    created_by: str | None = None
+
+
+class CompactionTriggerItem(RequestModel):
+    """A request control, not an item: compact the context now (the last input item only)."""
+
+    type: Literal["compaction_trigger"]
+    id: ItemId | None = None
+
+
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
         kind = value.get("type")
@@ -170,6 +187,8 @@ InputItem = Annotated[
     | Annotated[ItemReference, Tag("item_reference")]
     | Annotated[ReasoningItem, Tag("reasoning")]
     | Annotated[CodeInterpreterCallItem, Tag("code_interpreter_call")]
-    | Annotated[FileSearchCallItem, Tag("file_search_call")],
+    | Annotated[FileSearchCallItem, Tag("file_search_call")]
+    | Annotated[CompactionItem, Tag("compaction")]
+    | Annotated[CompactionTriggerItem, Tag("compaction_trigger")],
     Discriminator(_kind),
 ]

@@ -110,6 +110,7 @@ class Prefix:
     CODE_INTERPRETER_CALL = "ci_"
     FILE_SEARCH_CALL = "fs_"
     REASONING = "rs_"
+    COMPACTION = "cmp_"
     STEP = "step_"
     CALL = "call_"
     FILE = "file-"

@@ -19,7 +19,13 @@ from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import convert
 from assistantd.items.kinds import CALL_TYPES
 from assistantd.items.render import OUTPUT_LOGPROBS
-from assistantd.items.schemas import FunctionCallItem, FunctionCallOutputItem, MessageItem
+from assistantd.items.schemas import (
+    CompactionTriggerItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputItem,
+    MessageItem,
+)
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.sealed import Sealer
 from assistantd.responses import repository, tools
@@ -83,6 +89,30 @@ def _include(body: CreateResponse) -> list[str] | None:
     if body.top_logprobs and OUTPUT_LOGPROBS not in include:
         include.append(OUTPUT_LOGPROBS)
     return include or None
+
+
+def split_trigger(given: list[InputItem]) -> tuple[list[InputItem], bool]:
+    """The input without its final `compaction_trigger` (a request control, never stored),
+    and whether it had one (a trigger elsewhere is refused when the items are stored)."""
+    if given and isinstance(given[-1], CompactionTriggerItem):
+        return given[:-1], True
+    return given, False
+
+
+def _compaction(body: CreateResponse, triggered: bool) -> dict[str, Any] | None:
+    """The response's compaction settings (`options["compaction"]`, see `AutoCompaction`):
+    compact first when the context passes `threshold` tokens (None: when it does not fit the
+    model's window), or at once (`now`, a `compaction_trigger`: the response is then only
+    the compaction)."""
+    if triggered:
+        if body.background:
+            raise InvalidRequestError(
+                "A 'compaction_trigger' cannot be used with 'background'.", param="input"
+            )
+        return {"now": True, "threshold": None}
+    for entry in body.context_management or []:
+        return {"now": False, "threshold": entry.compact_threshold}
+    return None
 
 
 def conversation_id(value: str | ConversationRef | None) -> str | None:
@@ -186,6 +216,8 @@ async def create_response(
             code="model_not_found",
         )
     given_input = [] if body.input is None or isinstance(body.input, str) else body.input
+    given_input, triggered = split_trigger(given_input)
+    compaction = _compaction(body, triggered)
     if (
         not body.input
         and body.previous_response_id is None
@@ -258,6 +290,8 @@ async def create_response(
         "conversation": thread.id if thread else None,
         "container_id": container_id,
     }
+    if compaction is not None:
+        options["compaction"] = compaction
     if new_container:
         options["container_new"] = True  # not echoed: see ToolContext.new_container
     if body.stream_options is not None and body.stream_options.include_obfuscation is not None:

@@ -14,8 +14,10 @@ from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse, WireResponse
 from assistantd.kit.sse import EventStreamResponse
-from assistantd.responses import create, render, repository, service
+from assistantd.responses import compact, create, render, repository, service
 from assistantd.responses.schemas import (
+    CompactedResponseObject,
+    CompactRequest,
     CreateResponse,
     Include,
     InputTokensObject,
@@ -85,6 +87,23 @@ async def count_input_tokens(
     state = request.app.state
     tokens = await service.input_tokens(session, blobs, project, body, state.models, state.sealer)
     return InputTokensObject(input_tokens=tokens)
+
+
+@router.post("/responses/compact")
+async def compact_response(
+    body: CompactRequest, request: Request, project: ProjectDep, blobs: BlobsDep
+) -> CompactedResponseObject:
+    """Compact a context into its user messages and one encrypted summary."""
+    state = request.app.state
+    return await compact.compact(
+        state.query_sessions,
+        project,
+        body,
+        models=state.models,
+        backend=state.backend,
+        sealer=state.sealer,
+        blobs=blobs,
+    )
 
 
 @router.get("/responses/{response_id}", response_model=None)

@@ -188,6 +188,11 @@ class PromptParam(RequestModel):
     variables: dict[str, Any] | None = None
 
 
+class ContextManagementParam(RequestModel):
+    type: Literal["compaction"]
+    compact_threshold: int | None = Field(None, ge=1000, le=2_147_483_647)
+
+
 class CreateResponse(RequestModel):
     model: str | None = None
     input: Annotated[str, StringConstraints(max_length=10_485_760)] | InputItems | None = None
@@ -217,6 +222,7 @@ class CreateResponse(RequestModel):
     prompt_cache_key: str | None = Field(None, max_length=1024)
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    context_management: list[ContextManagementParam] | None = Field(None, max_length=1)
 
     @model_validator(mode="after")
     def _stream_options_need_stream(self) -> CreateResponse:
@@ -237,6 +243,55 @@ class InputTokensRequest(RequestModel):
     text: TextParam | None = None
     reasoning: ReasoningParam | None = None
     truncation: Literal["auto", "disabled"] | None = None
+
+
+class CompactTool(BaseModel):
+    """A tool of the agent whose context is compacted (what Codex sends along): the summary
+    pass calls none, it is told their names."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    name: str | None = None
+    description: str | None = None
+
+
+class ImageOptions(RequestModel):
+    context_compression: Literal["auto", "enabled", "disabled"] | None = None
+
+
+class PromptCacheOptions(RequestModel):
+    mode: Literal["implicit", "explicit"] | None = None
+    ttl: Literal["30m"] | None = None
+
+
+class CompactRequest(RequestModel):
+    """`POST /responses/compact`: the spec's fields, and those Codex sends with them (`tools`,
+    `parallel_tool_calls`, `reasoning`, `text`)."""
+
+    model: str | None
+    input: Annotated[str, StringConstraints(max_length=10_485_760)] | InputItems | None = None
+    previous_response_id: str | None = None
+    instructions: Text | None = None
+    tools: list[CompactTool] | None = Field(None, max_length=MAX_TOOLS)
+    parallel_tool_calls: bool | None = None
+    reasoning: ReasoningParam | None = None
+    text: TextParam | None = None
+    image: ImageOptions | None = None
+    prompt_cache_key: str | None = Field(None, max_length=1024)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: PromptCacheOptions | None = None
+    safety_identifier: str | None = Field(None, max_length=64)
+    service_tier: Literal["auto", "default", "fast", "flex", "scale", "priority"] | None = None
+
+
+class CompactedResponseObject(WireModel):
+    id: str
+    object: Literal["response.compaction"] = "response.compaction"
+    created_at: int
+    output: list[dict[str, Any]]
+    usage: dict[str, Any]
+    safety_identifier: str | None = None
+    service_tier: str | None = None
 
 
 class ResponseObject(WireModel):

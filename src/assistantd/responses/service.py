@@ -214,8 +214,9 @@ async def input_tokens(
     given = body.input
     if isinstance(given, str):
         given = [MessageItem(role="user", content=given)]
+    given, _ = create.split_trigger(given or [])
     probe = new_id(Prefix.RESPONSE)
-    rows = await convert.rows(session, project, given or [], input_of=probe, sealer=sealer)
+    rows = await convert.rows(session, project, given, input_of=probe, sealer=sealer)
     earlier = await context.items_of(session, thread_id=thread_id, responses=list(reversed(chain)))
     run = Run(
         id=probe,

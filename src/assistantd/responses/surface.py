@@ -223,6 +223,22 @@ class ResponseRecorder:
                     **self._delta_extras(),
                 )
 
+    # --- a compaction of the context ------------------------------------------------------------
+
+    def compaction_started(self, item: Item) -> None:
+        index = self._start(item)
+        self._emit("response.output_item.added", output_index=index, item=items.item(item))
+
+    def compaction_progress(self, item: Item) -> None:
+        self._emit(
+            "response.compaction.compacting", item_id=item.id, output_index=self._index[item.id]
+        )
+
+    def compaction_done(self, item: Item) -> None:
+        index = self._index[item.id]
+        wire = items.item(item)
+        self._emit("response.output_item.done", rows=[item], output_index=index, item=wire)
+
     # --- after the model's turn -----------------------------------------------------------------
 
     def calls_streamed(self, calls: Sequence[PendingCall]) -> None:

@@ -27,6 +27,7 @@ from assistantd.blobs.store import BlobStore
 from assistantd.db.models import File, Item, Run
 from assistantd.items import reasoning
 from assistantd.items.kinds import CALL_TYPES, SERVER_CALL_TYPES, output_text
+from assistantd.runs import compaction
 from assistantd.vector_stores import parsing
 
 # When the model's own output limit is unknown, keep this share of its window for the answer.
@@ -335,6 +336,12 @@ async def _turns(
         if item.type == "function_call_output":
             close_group()  # answered: the calls before it are one group
             continue  # an output travels with its call
+        summary = compaction.summary_of(item)
+        if summary is not None:
+            close_group()
+            thoughts.clear()  # a summary stands for what came before, reasoning included
+            turns.append([compaction.summary_message(summary)])
+            continue
         if item.type == "reasoning":
             if reasoning_to_backend and item.status != "in_progress":
                 close_group()  # a new model turn starts
@@ -368,14 +375,17 @@ async def build(
     function_names: dict[str, str] | None = None,
     reasoning_to_backend: bool = False,
 ) -> Context:
-    """The turn's messages: instructions, then `items` (see `load`), truncated to `budget`.
+    """The turn's messages: instructions, then `items` (see `load`) as compacted (see
+    `compaction.compacted`), truncated to `budget`.
 
-    What this run has produced is never dropped. The rest is dropped from the middle (the
+    What this run has produced is never truncated. The rest is dropped from the middle (the
     oldest turn stays while the newest ones still fit), as OpenAI's `auto` truncation does;
     `truncation: disabled` (a response's) and `last_messages` (a run's) decide what may go.
     The prompt is everything the backend counts: the messages and the tool definitions.
     """
     names = function_names or {}
+    tool_called = any(item.type in CALL_TYPES and item.run_id == run.id for item in items)
+    items = compaction.compacted(items)
     own = [item for item in items if item.run_id == run.id]
     earlier = [item for item in items if item.run_id != run.id]
     strategy = run.truncation_strategy or {}
@@ -416,5 +426,5 @@ async def build(
     return Context(
         messages=system + chosen + history,
         prompt_tokens=total,
-        tool_called=any(item.type in CALL_TYPES for item in own),
+        tool_called=tool_called,
     )

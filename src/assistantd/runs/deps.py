@@ -28,7 +28,7 @@ class RunDeps:
     models: ModelRouter
     tools: ToolRegistry
     blobs: BlobStore
-    sealer: Sealer  # reasoning a stateless client carries between turns
+    sealer: Sealer  # what stateless clients carry: reasoning, compaction items
 
     @classmethod
     def build(

@@ -27,6 +27,7 @@ from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.kit.timeutil import now
 from assistantd.runs import context, finish, repository, state
+from assistantd.runs.autocompaction import AutoCompaction
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter, LeaseLost
 from assistantd.runs.recorder import CallOutcome, surface_of
@@ -109,6 +110,7 @@ class RunExecutor:
         # Every server-tool result of this execution, for annotating the assistant's text.
         self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
         self._reasoning_tokens = 0  # of this execution's completion tokens
+        self._compaction: AutoCompaction | None = None
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class RunExecutor:
             created=self._gate,
         )
         self.rec = surface_of(run.id).recorder(self.deps, run, writer)
+        self._compaction = AutoCompaction.of(self.deps, run, self.rec)
         try:
             await self._loop(run, writer)
         except asyncio.CancelledError:
@@ -191,6 +194,9 @@ class RunExecutor:
                     "final answer (ASSISTANTD_MAX_MODEL_TURNS).",
                 )
             request, prompt_estimate = await self._request(run, route, tools, server_tools)
+            if request is None:  # the response was its context's compaction
+                await self._finish(run, writer, RunStatus.COMPLETED)
+                return
             self._turn = Turn(self.deps, run, self.rec)
             # Before the run's creation commits, the turn's events are published (a stream
             # sends them once it starts, at the commit) and held back from the table.
@@ -260,11 +266,15 @@ class RunExecutor:
         route: ModelRoute,
         tools: list[dict[str, Any]],
         server_tools: dict[str, ServerTool],
-    ) -> tuple[ChatRequest, int]:
+    ) -> tuple[ChatRequest | None, int]:
+        """The next model call, and its prompt's estimate; None when the response is only
+        its context's compaction (made now)."""
         budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
         # Closed directly rather than by `async with`, whose shielded close yields to every
         # other ready task before the model is called (the request should leave first).
         session = self.deps.reads()
+        built: context.Context | None = None
+        too_long: context.PromptTooLong | None = None
         try:
             if self._preloaded is not None:
                 items, self._preloaded = self._preloaded, None
@@ -278,36 +288,33 @@ class RunExecutor:
                 tools = [t for t in tools if t["function"]["name"] in choice["functions"]]
             names = {f"{tool.type}_call": tool.function_name for tool in self.deps.tools.all()}
             try:
-                built = await context.build(
-                    session,
-                    self.deps.blobs,
-                    run,
-                    items,
-                    budget=budget,
-                    budget_reason=reason,
-                    tools=tools,
-                    function_names=names,
-                    reasoning_to_backend=route.reasoning_to_backend,
-                )
-            except context.MissingToolOutput as exc:
-                raise RunFailure("invalid_prompt", str(exc)) from exc
+                built = await self._build(session, run, route, items, budget, reason, tools, names)
             except context.PromptTooLong as exc:
-                if exc.reason == "max_prompt_tokens":
-                    raise RunIncomplete("max_prompt_tokens") from exc
-                if (run.truncation_strategy or {}).get("type") == "disabled":
-                    raise RunFailure(
-                        "context_length_exceeded",
-                        "Your input exceeds the context window of this model. Please adjust "
-                        "your input and try again.",
-                    ) from exc
-                raise RunFailure(
-                    "invalid_prompt",
-                    f"The conversation does not fit the context window of model '{run.model}' "
-                    f"({route.context_window} tokens): the newest message alone needs about "
-                    f"{exc.tokens}. Shorten it or use a model with a larger window.",
-                ) from exc
+                too_long = exc
         finally:
             await session.close()
+        compacting = self._compaction
+        if compacting is not None and compacting.due(
+            items, built.prompt_tokens if built is not None else None, budget
+        ):
+            try:
+                made = await compacting.compact(route, items, names)
+            except context.PromptTooLong as exc:
+                raise self._too_long(run, route, exc) from exc
+            items = [*items, made]
+            if compacting.only(items):
+                return None, 0
+            session = self.deps.reads()
+            try:
+                built, too_long = None, None
+                built = await self._build(session, run, route, items, budget, reason, tools, names)
+            except context.PromptTooLong as exc:
+                too_long = exc
+            finally:
+                await session.close()
+        if built is None:
+            assert too_long is not None
+            raise self._too_long(run, route, too_long)
         self._tool_called = built.tool_called
         max_tokens = None
         if run.max_completion_tokens is not None:
@@ -335,6 +342,49 @@ class RunExecutor:
             top_logprobs=top_logprobs or None,
         )
         return request, built.prompt_tokens
+
+    async def _build(
+        self,
+        session: AsyncSession,
+        run: Run,
+        route: ModelRoute,
+        items: list[Item],
+        budget: int,
+        reason: str,
+        tools: list[dict[str, Any]],
+        names: dict[str, str],
+    ) -> context.Context:
+        """The turn's context; raises `PromptTooLong`."""
+        try:
+            return await context.build(
+                session,
+                self.deps.blobs,
+                run,
+                items,
+                budget=budget,
+                budget_reason=reason,
+                tools=tools,
+                function_names=names,
+                reasoning_to_backend=route.reasoning_to_backend,
+            )
+        except context.MissingToolOutput as exc:
+            raise RunFailure("invalid_prompt", str(exc)) from exc
+
+    def _too_long(self, run: Run, route: ModelRoute, exc: context.PromptTooLong) -> Exception:
+        if exc.reason == "max_prompt_tokens":
+            return RunIncomplete("max_prompt_tokens")
+        if (run.truncation_strategy or {}).get("type") == "disabled":
+            return RunFailure(
+                "context_length_exceeded",
+                "Your input exceeds the context window of this model. Please adjust "
+                "your input and try again.",
+            )
+        return RunFailure(
+            "invalid_prompt",
+            f"The conversation does not fit the context window of model '{run.model}' "
+            f"({route.context_window} tokens): the newest message alone needs about "
+            f"{exc.tokens}. Shorten it or use a model with a larger window.",
+        )
 
     # --- after a turn -------------------------------------------------------------------------
 

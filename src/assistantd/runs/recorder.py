@@ -87,6 +87,20 @@ class Recorder(Protocol):
 
     def call_arguments(self, call: PendingCall, position: int, fragment: str) -> None: ...
 
+    # --- a compaction of the context (a response's; see `autocompaction`) ---
+
+    def compaction_started(self, item: Item) -> None:
+        """A compaction item starts (not stored yet: it is when done)."""
+        ...
+
+    def compaction_progress(self, item: Item) -> None:
+        """The summary is being sampled."""
+        ...
+
+    def compaction_done(self, item: Item) -> None:
+        """The compaction item is complete (its data set): store it with its event."""
+        ...
+
     # --- after the model's turn ---
 
     def calls_streamed(self, calls: Sequence[PendingCall]) -> None:

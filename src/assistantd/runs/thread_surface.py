@@ -193,6 +193,15 @@ class ThreadRecorder:
     def tool_done(self, call: PendingCall, position: int, result: ToolResult) -> None:
         self._carry.extend(result.message_parts)
 
+    def compaction_started(self, item: Item) -> None:
+        raise AssertionError("an Assistants run never compacts its context")
+
+    def compaction_progress(self, item: Item) -> None:
+        raise AssertionError("an Assistants run never compacts its context")
+
+    def compaction_done(self, item: Item) -> None:
+        raise AssertionError("an Assistants run never compacts its context")
+
     def pending_parts(self) -> bool:
         return bool(self._carry)
 
