@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from openai import AzureOpenAI, BadRequestError, NotFoundError, OpenAI
 from openai.types.responses import (
@@ -122,6 +123,86 @@ class TestCompact:
         assert sent["messages"][0] == {"role": "system", "content": "You plan trips."}
         assert "weather: Weather now." in sent["messages"][1]["content"]
         assert sent["messages"][-1] == {"role": "user", "content": PROMPT}
+
+    def test_codex_request(self, client: OpenAI, model: ScriptedModel, marker: str) -> None:
+        """The body Codex's compact client sends (codex-api CompactionInput)."""
+        summary_for(model, f"Codex ran {marker}.")
+        body = {
+            "model": "gpt-5-codex",
+            "input": [
+                {
+                    "type": "message",
+                    "role": "developer",
+                    "content": [
+                        {"type": "input_text", "text": "<permissions>read-only</permissions>"}
+                    ],
+                },
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": f"{marker} run python"}],
+                },
+                {
+                    "type": "function_call",
+                    "status": "completed",
+                    "name": "exec_command",
+                    "arguments": '{"cmd": "python3 -c \'print(2+2)\'"}',
+                    "call_id": "call_codex1",
+                },
+                {
+                    "type": "function_call_output",
+                    "id": "fco_01a25156-95e1-77b1-b951-d56590d6c613",
+                    "call_id": "call_codex1",
+                    "output": "Process exited with code 0\nOutput:\n4\n",
+                },
+            ],
+            "instructions": "You are Codex.",
+            "tools": [
+                {
+                    "type": "function",
+                    "name": "exec_command",
+                    "description": "Runs a command in a PTY.",
+                    "strict": False,
+                    "parameters": {"type": "object", "properties": {}},
+                },
+                {
+                    "type": "namespace",
+                    "name": "multi_agent_v1",
+                    "description": "Tools for sub-agents.",
+                    "tools": [{"type": "function", "name": "close_agent", "parameters": {}}],
+                },
+                {"type": "web_search", "external_web_access": False},
+            ],
+            "parallel_tool_calls": True,
+            "reasoning": {"summary": "auto"},
+            "prompt_cache_key": "01a25156-907e-7e90-911b-f6bc2dfc9ae4",
+            "text": {"verbosity": "low"},
+            "client_metadata": {"session_id": "01a25156-907e-7e90-911b-f6bc2dfc9ae4"},
+        }
+        answer = httpx.post(
+            f"{client.base_url}responses/compact",
+            json=body,
+            headers={
+                "Authorization": f"Bearer {client.api_key}",
+                "x-codex-beta-features": "remote_compaction_v2",
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        messages, item = compacted(answer.json())
+        assert [m.role for m in messages] == ["user"]
+        sent = model.requests(PROMPT)[-1]["messages"]
+        assert "exec_command: Runs a command in a PTY." in sent[1]["content"]
+        assert "- web_search" in sent[1]["content"]
+        assert "print(2+2)" in json.dumps(sent)
+        # Codex keeps the output as its history and sends it back on the next turn
+        model.script(marker, Reply(text="Next turn."))
+        turn = client.responses.create(
+            model="gpt-5-codex", input=[*answer.json()["output"], {"role": "user", "content": "go"}]
+        )
+        assert turn.output_text == "Next turn."
+        assert f"Codex ran {marker}." in json.dumps(model.requests(marker)[-1]["messages"])
+        assert item.encrypted_content
 
     def test_sdk_object(self, client: OpenAI, model: ScriptedModel, marker: str) -> None:
         summary_for(model, "A short summary.")
@@ -329,6 +410,22 @@ class TestAutomaticCompaction:
         sent = json.dumps(model.requests(marker)[-1]["messages"])
         assert "detail899" not in sent
         assert f"Everything {marker}, summarised." in sent
+
+    def test_sdk_stream_helper(self, client: OpenAI, model: ScriptedModel, marker: str) -> None:
+        model.script(marker, Reply(text=long_answer(marker)), Reply(text="Helper answer."))
+        first = client.responses.create(model="gpt-4o", input=f"{marker} start")
+        summary_for(model, "Helper summary.")
+        with client.responses.stream(
+            model="gpt-4o",
+            previous_response_id=first.id,
+            input="next",
+            context_management=[{"type": "compaction", "compact_threshold": 1000}],
+        ) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_response()
+        assert "response.compaction.compacting" in kinds
+        assert [item.type for item in final.output] == ["compaction", "message"]
+        assert final.output_text == "Helper answer."
 
     def test_below_the_threshold_nothing_happens(
         self, client: OpenAI, model: ScriptedModel, marker: str

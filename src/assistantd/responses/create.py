@@ -105,10 +105,6 @@ def _compaction(body: CreateResponse, triggered: bool) -> dict[str, Any] | None:
     model's window), or at once (`now`, a `compaction_trigger`: the response is then only
     the compaction)."""
     if triggered:
-        if body.background:
-            raise InvalidRequestError(
-                "A 'compaction_trigger' cannot be used with 'background'.", param="input"
-            )
         return {"now": True, "threshold": None}
     for entry in body.context_management or []:
         return {"now": False, "threshold": entry.compact_threshold}

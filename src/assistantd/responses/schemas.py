@@ -282,6 +282,7 @@ class CompactRequest(RequestModel):
     prompt_cache_options: PromptCacheOptions | None = None
     safety_identifier: str | None = Field(None, max_length=64)
     service_tier: Literal["auto", "default", "fast", "flex", "scale", "priority"] | None = None
+    client_metadata: dict[str, Any] | None = None  # Codex's; nothing of it is kept
 
 
 class CompactedResponseObject(WireModel):
