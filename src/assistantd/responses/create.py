@@ -101,9 +101,9 @@ def split_trigger(given: list[InputItem]) -> tuple[list[InputItem], bool]:
 
 def _compaction(body: CreateResponse, triggered: bool) -> dict[str, Any] | None:
     """The response's compaction settings (`options["compaction"]`, see `AutoCompaction`):
-    compact first when the context passes `threshold` tokens (None: when it does not fit the
-    model's window), or at once (`now`, a `compaction_trigger`: the response is then only
-    the compaction)."""
+    compact first when the context passes `threshold` tokens (None: a share of the model's
+    prompt budget), or at once (`now`, a `compaction_trigger`: the response is then only the
+    compaction)."""
     if triggered:
         return {"now": True, "threshold": None}
     for entry in body.context_management or []:
