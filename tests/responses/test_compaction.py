@@ -427,6 +427,25 @@ class TestAutomaticCompaction:
         assert [item.type for item in final.output] == ["compaction", "message"]
         assert final.output_text == "Helper answer."
 
+    def test_threshold_counts_what_truncation_would_drop(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        huge = f"{marker} " + " ".join(f"detail{n}" for n in range(4000))  # past the window
+        model.script(marker, Reply(text=huge), Reply(text="After."))
+        first = client.responses.create(model="gpt-4o", input=f"{marker} everything")
+        summary_for(model, "Huge, summarised.")
+        second = client.responses.create(
+            model="gpt-4o",
+            previous_response_id=first.id,
+            input="then?",
+            truncation="auto",
+            context_management=[{"type": "compaction", "compact_threshold": 5000}],
+        )
+        assert [item.type for item in second.output] == ["compaction", "message"]
+        sent = json.dumps(model.requests(marker)[-1]["messages"])
+        assert "Huge, summarised." in sent
+        assert "detail3999" not in sent
+
     def test_below_the_threshold_nothing_happens(
         self, client: OpenAI, model: ScriptedModel, marker: str
     ) -> None:

@@ -48,7 +48,7 @@ class AutoCompaction:
 
     def due(self, items: Sequence[Item], prompt_tokens: int | None, budget: int) -> bool:
         """Whether to compact before the next model turn, whose prompt is `prompt_tokens`
-        (None: the context does not fit the model's window) of `budget`."""
+        before any truncation (None: it does not fit the model's window) of `budget`."""
         if self.now:
             return not self._done(items)
         if not compaction.compactable(items):

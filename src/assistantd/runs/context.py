@@ -60,6 +60,8 @@ class Context:
     prompt_tokens: int
     # This run has called a tool already (a forced tool choice is then satisfied).
     tool_called: bool = False
+    # The prompt's tokens before truncation (what passes a compaction threshold).
+    whole_tokens: int = 0
 
 
 def prompt_budget(run: Run, context_window: int, max_output_tokens: int | None) -> tuple[int, str]:
@@ -411,7 +413,7 @@ async def build(
 
     fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)
     sizes = [estimate_message_tokens(turn) for turn in turns]
-    total = fixed + sum(sizes)
+    total = whole = fixed + sum(sizes)
     kept: list[int] = list(range(len(turns)))
     if strategy.get("type") != "disabled":
         # Drop from the middle: the second oldest first, then the next, while the newest turn
@@ -427,4 +429,5 @@ async def build(
         messages=system + chosen + history,
         prompt_tokens=total,
         tool_called=tool_called,
+        whole_tokens=whole,
     )

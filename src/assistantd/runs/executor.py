@@ -295,7 +295,7 @@ class RunExecutor:
             await session.close()
         compacting = self._compaction
         if compacting is not None and compacting.due(
-            items, built.prompt_tokens if built is not None else None, budget
+            items, built.whole_tokens if built is not None else None, budget
         ):
             try:
                 made = await compacting.compact(route, items, names)
