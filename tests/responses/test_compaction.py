@@ -204,6 +204,23 @@ class TestCompact:
         assert f"Codex ran {marker}." in json.dumps(model.requests(marker)[-1]["messages"])
         assert item.encrypted_content
 
+    def test_a_reasoning_model_summarises(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        model.script(
+            PROMPT,
+            Reply(text="The plain summary.", reasoning="Let me think.", reasoning_tokens=7),
+        )
+        raw = compact_raw(client, model="gpt-4o", input=f"{marker} think first")
+        assert raw["usage"]["output_tokens_details"]["reasoning_tokens"] == 7
+        model.script(marker, Reply(text="ok"))
+        client.responses.create(
+            model="gpt-4o", input=[raw["output"][-1], {"role": "user", "content": f"{marker} go"}]
+        )
+        sent = json.dumps(model.requests(f"{marker} go")[-1]["messages"])
+        assert "The plain summary." in sent
+        assert "Let me think." not in sent
+
     def test_sdk_object(self, client: OpenAI, model: ScriptedModel, marker: str) -> None:
         summary_for(model, "A short summary.")
         result = client.responses.compact(model="gpt-4o", input=f"{marker} hello")

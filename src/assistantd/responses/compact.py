@@ -115,7 +115,7 @@ def _usage(summary: compaction.Summary) -> dict[str, Any]:
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": summary.reasoning_tokens},
         "total_tokens": prompt + completion,
     }
 

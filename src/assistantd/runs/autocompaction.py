@@ -34,6 +34,7 @@ class AutoCompaction:
         self.now = bool(wanted.get("now"))
         threshold = wanted.get("threshold")
         self.threshold = int(threshold) if threshold is not None else None
+        self.reasoning_tokens = 0  # of the passes' completion tokens
 
     @classmethod
     def of(cls, deps: RunDeps, run: Run, recorder: Recorder) -> AutoCompaction | None:
@@ -124,4 +125,5 @@ class AutoCompaction:
         self.recorder.compaction_done(item)
         run.prompt_tokens += summary.prompt_tokens
         run.completion_tokens += summary.completion_tokens
+        self.reasoning_tokens += summary.reasoning_tokens
         return item

@@ -19,7 +19,14 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from assistantd.backends.chat import BackendError, ChatBackend, ChatRequest, TextDelta, Usage
+from assistantd.backends.chat import (
+    BackendError,
+    ChatBackend,
+    ChatRequest,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tokens
 from assistantd.db.models import Item
@@ -123,6 +130,7 @@ class Summary:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = 0  # of completion_tokens (a reasoning model's)
 
 
 async def summarize(
@@ -134,7 +142,8 @@ async def summarize(
     on_text: Callable[[], None] | None = None,
 ) -> Summary:
     """The routed model's summary of the chat `messages` (one call; no tools offered).
-    `on_text` is called as summary text arrives. Raises `BackendError`."""
+    `on_text` is called as the model samples (the summary, or its reasoning before it).
+    Raises `BackendError`."""
     request = ChatRequest(
         messages=[*messages, {"role": "user", "content": PROMPT}],
         max_tokens=route.max_output_tokens,
@@ -148,6 +157,8 @@ async def summarize(
                 pieces.append(event.text)
                 if on_text is not None:
                     on_text()
+            elif isinstance(event, ReasoningDelta) and on_text is not None:
+                on_text()
             elif isinstance(event, Usage):
                 usage = event
     text = "".join(pieces).strip()
@@ -158,5 +169,6 @@ async def summarize(
             "context.",
         )
     if usage is not None:
-        return Summary(text, usage.prompt_tokens, usage.completion_tokens)
+        reasoned = usage.reasoning_tokens or 0
+        return Summary(text, usage.prompt_tokens, usage.completion_tokens, reasoned)
     return Summary(text, estimate_message_tokens(request.messages), estimate_tokens(text))

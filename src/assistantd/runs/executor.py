@@ -639,8 +639,11 @@ class RunExecutor:
             last_message = self._closed_message(closing[0], closing[1], annotations)
             amend = (Item, closing[0].message.id, last_message)
         totals = _usage(run.prompt_tokens, run.completion_tokens)
-        if self.rec.keeps_reasoning and self._reasoning_tokens:
-            totals["reasoning_tokens"] = self._reasoning_tokens
+        reasoned = self._reasoning_tokens
+        if self._compaction is not None:
+            reasoned += self._compaction.reasoning_tokens
+        if self.rec.keeps_reasoning and reasoned:
+            totals["reasoning_tokens"] = reasoned
         fields: dict[str, Any] = {"usage": totals, **self._counters(run)}
         if error is not None:
             fields["last_error"] = {"code": error[0], "message": error[1]}
