@@ -89,6 +89,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             "The playground's browser tests need Debian's chromium: ASSISTANTD_REQUIRE_BROWSER=1 "
             "turns their skips into failures, as CI does."
         )
+    if any("node" in reason or "npm" in reason for reason in reasons):
+        reporter.line(
+            "The outside judges (tests/judges) need Debian's nodejs and npm: "
+            "ASSISTANTD_REQUIRE_JUDGES=1 turns their skips into failures, as CI does."
+        )
     if any(word in reason for reason in reasons for word in ("Docker", "image", "compose")):
         reporter.line(
             "Docker, the sandbox image (make sandbox-image), the server image (make image) and "

@@ -16,7 +16,8 @@ test scripts it with plain calls while assistantd, another process, talks to it 
 A rule matches a request whose `messages`, serialised with `json.dumps(messages,
 ensure_ascii=False)`, contain its `match` string; each match takes the rule's next reply, and the
 last one repeats once they are used up. The newest matching rule wins. Without a match the model
-echoes: "Echo: <last user text>".
+echoes: "Echo: <last user text>". A reply may also be a function of the request body that returns
+the `Reply` (for a client whose tool names are only known from the request, e.g. Codex CLI's).
 
 Replies stream exactly as OpenAI streams them (`chat.completion.chunk` objects in SSE
 `data: ...` lines, a role chunk, reasoning chunks as reasoning servers send them (vLLM's and
@@ -84,13 +85,16 @@ class Reply:
     logprobs: list[float] | None = None  # each text chunk's, when asked; default: made up
 
 
+ReplyFor = Callable[[dict[str, Any]], Reply]  # a reply made from the request body
+
+
 @dataclass
 class _Rule:
     match: str
-    replies: list[Reply]
+    replies: list[Reply | ReplyFor]
     used: int = 0
 
-    def take(self) -> Reply:
+    def take(self) -> Reply | ReplyFor:
         reply = self.replies[min(self.used, len(self.replies) - 1)]
         self.used += 1
         return reply
@@ -176,7 +180,7 @@ class ScriptedModel:
 
     # --- scripting ---------------------------------------------------------------------------
 
-    def script(self, match: str, *replies: Reply) -> None:
+    def script(self, match: str, *replies: Reply | ReplyFor) -> None:
         """Requests whose messages contain `match` take these replies in order (last repeats)."""
         if not replies:
             raise ValueError("script() needs at least one reply")
@@ -224,10 +228,11 @@ class ScriptedModel:
 
     def _reply_for(self, seen: _Seen) -> Reply | None:
         with self._lock:
-            for rule in reversed(self._rules):
-                if rule.match in seen.messages_json:
-                    return rule.take()
-        return None
+            reply = next(
+                (rule.take() for rule in reversed(self._rules) if rule.match in seen.messages_json),
+                None,
+            )
+        return reply(seen.body) if callable(reply) else reply
 
     # --- ASGI --------------------------------------------------------------------------------
 

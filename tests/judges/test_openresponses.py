@@ -1,0 +1,137 @@
+"""The Open Responses compliance suite (`bin/compliance-test.ts`, vendored in
+`tests/judges/openresponses/`, see its README) run with bun against a live assistantd:
+`bun run bin/compliance-test.ts -u URL/v1 -k KEY -m MODEL --json`, each of its HTTP tests a test
+here, so a failure names the suite's test and carries its errors.
+
+The scripted model answers every prompt of the suite with its echo, except the tool-calling
+test's, which it answers with the `get_weather` call the suite expects.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import STATIC_KEY
+from tests.judges.conftest import judge_env
+from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
+from tests.support.server import LiveServer
+
+SUITE = Path(__file__).resolve().parent / "openresponses"
+
+PENALTIES = pytest.mark.xfail(
+    strict=True,
+    reason="issue 20: `presence_penalty` / `frequency_penalty` on the Response object — lands "
+    "with the request-schema branch",
+)
+COMPACT = pytest.mark.xfail(
+    strict=True,
+    reason="issue 20: POST /v1/responses/compact — lands with branch compaction",
+)
+
+# The suite's HTTP tests, each with what it waits for today.
+HTTP_TESTS = {
+    "basic-response": PENALTIES,
+    "assistant-phase": PENALTIES,
+    "response-output-phase-schema": None,
+    "streaming-response": PENALTIES,
+    "system-prompt": PENALTIES,
+    "tool-calling": PENALTIES,
+    "image-input": PENALTIES,
+    "multi-turn": PENALTIES,
+    "compact-response": COMPACT,
+    "compact-missing-model": COMPACT,
+}
+# WebSocket mode (`ws://.../v1/responses`) is the next issue's (21): these are left out of the
+# run on purpose (`--filter`), not skipped. Listed so that a test the suite adds is noticed.
+WEBSOCKET_TESTS = {
+    "websocket-response",
+    "websocket-sequential-responses",
+    "websocket-continuation",
+    "websocket-reconnect-store-false-recovery",
+    "websocket-previous-response-not-found",
+    "websocket-failed-continuation-evicts-cache",
+    "websocket-compact-new-chain",
+}
+
+
+@pytest.fixture(scope="module")
+def suite(npm_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(bun, a copy of the vendored suite with the installed zod beside it)."""
+    copy = tmp_path_factory.mktemp("openresponses") / "suite"
+    shutil.copytree(SUITE, copy)
+    modules = npm_tools / "openresponses" / "node_modules"
+    (copy / "node_modules").symlink_to(modules, target_is_directory=True)
+    return modules / ".bin" / "bun", copy
+
+
+def bun(suite: tuple[Path, Path], *args: str, timeout: float = 300) -> str:
+    binary, folder = suite
+    done = subprocess.run(
+        [str(binary), *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=judge_env(),
+        check=False,
+    )
+    assert done.stdout.strip(), f"bun {args} printed nothing: {done.stderr}"
+    return done.stdout
+
+
+def test_the_suite_has_the_tests_we_run(suite: tuple[Path, Path]) -> None:
+    listing = bun(
+        suite,
+        "-e",
+        'import { testTemplates } from "./src/lib/compliance-tests";'
+        'console.log(JSON.stringify(testTemplates.map((t) => [t.id, t.transport ?? "http"])));',
+    )
+    tests = dict(json.loads(listing))
+    assert {name for name, kind in tests.items() if kind == "http"} == set(HTTP_TESTS)
+    assert {name for name, kind in tests.items() if kind == "websocket"} == WEBSOCKET_TESTS
+
+
+@pytest.fixture(scope="module")
+def results(
+    suite: tuple[Path, Path], server: LiveServer, model: ScriptedModel
+) -> dict[str, dict[str, Any]]:
+    """The suite's HTTP tests, run once against the server: its JSON results by test id."""
+    model.script(
+        "What's the weather like in San Francisco?",
+        Reply(tool_calls=[ToolCall("get_weather", '{"location": "San Francisco, CA"}')]),
+    )
+    output = bun(
+        suite,
+        "run",
+        "bin/compliance-test.ts",
+        "-u",
+        f"{server.url}/v1",
+        "-k",
+        STATIC_KEY,
+        "-m",
+        "gpt-4o",
+        "--filter",
+        ",".join(HTTP_TESTS),
+        "--json",
+    )
+    report = json.loads(output)
+    return {result["id"]: result for result in report["results"]}
+
+
+@pytest.mark.parametrize(
+    "test_id",
+    [pytest.param(name, marks=[mark] if mark else []) for name, mark in HTTP_TESTS.items()],
+)
+def test_compliance(results: dict[str, dict[str, Any]], test_id: str) -> None:
+    result = results[test_id]
+    assert result["status"] == "passed", (
+        f"{result['name']}: {result['status']}\n"
+        + "\n".join(f"- {error}" for error in result.get("errors") or ())
+        + f"\nresponse: {json.dumps(result.get('response'))[:2000]}"
+    )
