@@ -27,7 +27,7 @@ SUITE = Path(__file__).resolve().parent / "openresponses"
 PENALTIES = pytest.mark.xfail(
     strict=True,
     reason="issue 20: `presence_penalty` / `frequency_penalty` on the Response object — lands "
-    "with the request-schema branch",
+    "with branch wire",
 )
 COMPACT = pytest.mark.xfail(
     strict=True,

@@ -1,6 +1,8 @@
 // The Agents SDK for JavaScript (@openai/agents) against assistantd: an agent with a function
 // tool, run plainly, streamed, with reasoning settings, and on an OpenAIConversationsSession.
-// Usage: node agents.mjs BASE_URL API_KEY MARKER; prints one JSON object of what each run gave.
+// Usage: node agents.mjs BASE_URL API_KEY MARKER [reasoning-backend]; prints one JSON object of
+// what each run gave. With `reasoning-backend` it runs only the agent on a reasoning model (plain
+// and streamed), and reports the reasoning it got.
 import {
   Agent,
   OpenAIConversationsSession,
@@ -12,7 +14,7 @@ import {
 import OpenAI from "openai";
 import { z } from "zod";
 
-const [baseURL, apiKey, marker] = process.argv.slice(2);
+const [baseURL, apiKey, marker, mode] = process.argv.slice(2);
 setTracingDisabled(true); // no trace export (it would go to api.openai.com)
 const client = new OpenAI({ apiKey, baseURL, maxRetries: 0 });
 
@@ -36,6 +38,34 @@ function weatherAgent(calls, modelSettings = {}) {
 }
 
 const out = {};
+
+if (mode === "reasoning-backend") {
+  const settings = { reasoning: { effort: "low", summary: "auto" } };
+  const calls = [];
+  const plain = await run(weatherAgent(calls, settings), `${marker} think: weather?`);
+  out.plain = {
+    final: plain.finalOutput,
+    calls,
+    outputs: plain.rawResponses.map((r) => r.output.map((item) => item.type)),
+    reasoning: plain.rawResponses.flatMap((r) =>
+      r.output.filter((item) => item.type === "reasoning").map((item) => item.rawContent ?? item.content),
+    ),
+    outputTokensDetails: plain.rawResponses.map((r) => r.usage.outputTokensDetails),
+  };
+  const streamed = await run(weatherAgent([], settings), `${marker} think-stream: weather?`, {
+    stream: true,
+  });
+  const types = [];
+  for await (const event of streamed) {
+    if (event.type === "raw_model_stream_event" && event.data.type === "model") {
+      types.push(event.data.event.type);
+    }
+  }
+  await streamed.completed;
+  out.streamed = { final: streamed.finalOutput, types };
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 
 {
   const calls = [];
