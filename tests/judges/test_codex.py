@@ -33,6 +33,8 @@ MODELS = ["gpt-5.5", DEFAULT]
 
 XFAIL_METADATA = pytest.mark.xfail(
     strict=True,
+    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
+    raises=AssertionError,
     reason="issue 20: Codex's request: `client_metadata` (branch wire); its `namespace`, "
     "`web_search`, `custom` and `tool_search` tools and `additional_tools` input item (branch "
     "clienttools); its ~40-60 KB first request against the default 8,192-token window of a "
@@ -149,6 +151,8 @@ def embedded_server(work_dir: Path, server_env: dict[str, str]) -> Iterator[Live
 
 @pytest.mark.xfail(
     strict=True,
+    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
+    raises=AssertionError,
     reason="issue 20: `client_metadata` (branch wire) and Codex's tools (branch clienttools); "
     "then the embedded model must read a ~10,000-token prompt within the timeout",
 )
