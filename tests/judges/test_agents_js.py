@@ -144,7 +144,10 @@ def test_agents_js(
 def test_agents_js_reasoning_backend(
     agents_js: Path, server: LiveServer, api_key: str, model: ScriptedModel, marker: str
 ) -> None:
-    thinking = {"reasoning": "The user wants the weather: call the tool.", "reasoning_tokens": 9}
+    thinking: dict[str, Any] = {
+        "reasoning": "The user wants the weather: call the tool.",
+        "reasoning_tokens": 9,
+    }
     model.script(
         f"{marker} think",
         Reply(tool_calls=[ToolCall("get_weather", '{"city": "Paris"}')], **thinking),
