@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -80,14 +82,25 @@ def run_codex(
     ]
     env = judge_env(CODEX_HOME=str(home), ASSISTANTD_API_KEY=api_key, RUST_LOG="error")
     start = time.monotonic()
-    done = subprocess.run(
+    # its own process group: a timeout ends the npm wrapper and the Codex binary it started
+    codex_exec = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         env=env,
-        check=False,
+        start_new_session=True,
     )
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return CodexRun(events, done.stderr, time.monotonic() - start)
+    try:
+        stdout, stderr = codex_exec.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(codex_exec.pid, signal.SIGKILL)
+        stdout, stderr = codex_exec.communicate()
+        run = CodexRun(_events(stdout), stderr, time.monotonic() - start)
+        raise AssertionError(f"codex exec did not end in {timeout} s\n{run.explain()}") from None
+    return CodexRun(_events(stdout), stderr, time.monotonic() - start)
+
+
+def _events(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
