@@ -133,14 +133,6 @@ def test_agents_js(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
-    raises=(AssertionError, TypeError),
-    reason="issue 20: reasoning (`reasoning_content` to reasoning items, "
-    "`response.reasoning_text.*`, reasoning_tokens; `Reply.reasoning` of the scripted model) — "
-    "lands with branch reasoning",
-)
 def test_agents_js_reasoning_backend(
     agents_js: Path, server: LiveServer, api_key: str, model: ScriptedModel, marker: str
 ) -> None:
