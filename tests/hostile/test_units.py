@@ -28,6 +28,19 @@ class TestTextRule:
         assert first_problem({"m": {"k\x00": "v"}})[0] == "m"  # type: ignore[index]
         assert first_problem({"ok": ["\U0001f600", 1, None, True]}) is None
 
+    def test_first_problem_at_any_depth(self) -> None:
+        """No recursion: deeper than Python's stack allows (and keys before their values)."""
+        deep: object = "\x00"
+        for _ in range(5_000):
+            deep = [deep]
+        hit = first_problem({"ok": "fine", "x": deep})
+        assert hit is not None
+        assert hit[0] == "x" + "[0]" * 5_000
+        assert first_problem({"a": {"k\x00": ["\x00"]}}) == (
+            "a",
+            "has a key that contains a NUL character (\\u0000), which is not allowed",
+        )
+
     def test_scrub(self) -> None:
         assert scrub("a\x00b\ud83dc") == "a\ufffdb\ufffdc"
         assert scrub("\ud83d\ude00") == "\U0001f600"  # halves of a pair are joined

@@ -8,6 +8,8 @@
   store under their own, larger limits and pass through.
 - The text rule of `kit.text` on every string of the body, the query and the path: a NUL or an
   unpaired surrogate is a 400 naming the parameter, before anything reaches a database.
+- The nesting bound of `kit.nesting` on JSON bodies: arrays and objects more than 100 levels deep
+  are a 400 naming where, before anything parses the body (parsers and encoders recurse).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from assistantd.errors import (
     PayloadTooLargeError,
     render,
 )
-from assistantd.kit import text
+from assistantd.kit import nesting, text
 
 API_PREFIXES = ("/v1/", "/openai/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -86,12 +88,21 @@ def _path_error(scope: Scope, found: str) -> InvalidRequestError:
     return _text_error(scope, None, f"of the URL path {found}")
 
 
-def _check_body(scope: Scope, body: bytes) -> None:
+async def _check_body(scope: Scope, body: bytes) -> None:
+    deep = await nesting.too_deep(body)
+    if deep is not None:
+        code = "invalid_value" if RESPONSES_FAMILY.search(scope["path"]) else None
+        raise InvalidRequestError(
+            f"Invalid '{deep}': JSON nested more than {nesting.MAX_DEPTH} levels deep (arrays "
+            "and objects, the request body itself counting as one), which is not allowed.",
+            param=deep,
+            code=code,
+        )
     if text.SUSPECT_JSON.search(body) is None:
         return
     try:
         parsed: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return  # not JSON: the route's validation says so
     hit = text.first_problem(parsed)
     if hit is not None:
@@ -117,7 +128,7 @@ class RequestGuard:
                 )
                 if not _is_multipart(scope):
                     body = await self._read_body(scope, receive)
-                    _check_body(scope, body)
+                    await _check_body(scope, body)
                     receive = _replay(body, receive)
         except APIError as exc:
             await render(exc)(scope, receive, send)

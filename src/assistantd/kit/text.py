@@ -44,23 +44,26 @@ def problem(value: str) -> str | None:
 
 def first_problem(value: Any, path: str = "") -> tuple[str, str] | None:
     """The first string (object key or value) in parsed JSON `value` breaking the rule:
-    `(param path such as messages[0].content, problem)`, or None."""
-    if isinstance(value, str):
-        found = problem(value)
-        return (path, found) if found else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and (found := problem(key)) is not None:
-                return (path or child, f"has a key that {found}")
-            hit = first_problem(item, child)
-            if hit is not None:
-                return hit
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            hit = first_problem(item, f"{path}[{index}]")
-            if hit is not None:
-                return hit
+    `(param path such as messages[0].content, problem)`, or None. Walks without recursion, so
+    no depth is too deep for it."""
+    # (param path, value, whether the value is an object key), next to look at last
+    work: list[tuple[str, Any, bool]] = [(path, value, False)]
+    while work:
+        where, item, is_key = work.pop()
+        if isinstance(item, str):
+            found = problem(item)
+            if found is not None:
+                return (where, f"has a key that {found}" if is_key else found)
+        elif isinstance(item, dict):
+            children: list[tuple[str, Any, bool]] = []
+            for key, child in item.items():
+                child_path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str):
+                    children.append((where or child_path, key, True))
+                children.append((child_path, child, False))
+            work.extend(reversed(children))
+        elif isinstance(item, list):
+            work.extend(reversed([(f"{where}[{i}]", child, False) for i, child in enumerate(item)]))
     return None
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistantd.db.core import column_values, insert_into, row_values, table_of, update_by_id
 from assistantd.db.engine import is_postgres
 from assistantd.db.models import Base, Run, RunEvent
+from assistantd.kit import nesting
 from assistantd.runs import repository
 from assistantd.runs.signals import Signals, events_stored, on_outcome, publish_after_commit
 
@@ -60,9 +61,14 @@ def _model(value: Any) -> Any:
 
 
 def encode(data: Payload) -> str:
-    if isinstance(data, BaseModel):
-        return data.model_dump_json()
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_model)
+    try:
+        if isinstance(data, BaseModel):
+            return data.model_dump_json()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_model)
+    except (RecursionError, ValueError):
+        # Nested deeper than pydantic's serializer or the C encoder go (a request cannot carry
+        # that, see kit.nesting; what is already stored can): the same JSON, the slow way.
+        return nesting.dumps(data)
 
 
 class _Encoder:
