@@ -18,11 +18,11 @@ async def get(session: AsyncSession, project: str, item_id: str) -> Item | None:
     return row if row is not None and row.project == project else None
 
 
-async def _cursor(session: AsyncSession, item_id: str) -> str:
+async def _cursor(session: AsyncSession, item_id: str, param: str) -> str:
     """Where a cursor item sits: its position, or, for an item since deleted (or never ours),
-    where its id says it was made."""
+    where its id says it was made (a 400 naming `param` for a value that is no id)."""
     position = await session.scalar(select(Item.position).where(Item.id == item_id))
-    return position if position is not None else position_of(item_id)
+    return position if position is not None else position_of(item_id, param)
 
 
 async def page(
@@ -32,10 +32,10 @@ async def page(
     query = select(Item).where(condition)
     descending = page.order == "desc"
     if page.after is not None:
-        cursor = await _cursor(session, page.after)
+        cursor = await _cursor(session, page.after, "after")
         query = query.where(Item.position < cursor if descending else Item.position > cursor)
     if page.before is not None:
-        cursor = await _cursor(session, page.before)
+        cursor = await _cursor(session, page.before, "before")
         query = query.where(Item.position > cursor if descending else Item.position < cursor)
     backwards = page.before is not None and page.after is None
     ascending_scan = descending == backwards

@@ -65,9 +65,17 @@ def created_at_ms_of(object_id: str) -> int:
     return ms
 
 
-def position_of(object_id: str) -> str:
+def position_of(object_id: str, param: str | None = None) -> str:
     """The creation-ordered body of an id made by `new_id` (ids of kinds whose prefixes differ
-    in length sort by it, not by the whole id)."""
+    in length sort by it, not by the whole id). A value with no prefix is no id: a 400 naming
+    `param` (a list's `after` or `before`)."""
+    if "_" not in object_id and "-" not in object_id:
+        raise InvalidRequestError(
+            f"Invalid '{param}': '{object_id[:200]}'. Expected an ID that begins with its "
+            "object's prefix, such as 'msg_'.",
+            param=param,
+            code="invalid_value",
+        )
     return object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
 
 
