@@ -20,6 +20,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from assistantd.errors import InvalidRequestError
+from assistantd.kit import text as text_rule
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 32
@@ -231,6 +232,7 @@ async def read_form(
                     if len(seen) > max_fields:
                         raise _bad_form(f"more than {max_fields} fields.")
                     if name in file_fields:
+                        _check_text(name, event.info.filename, "file name")
                         sink = await open_file(event.info, fields)
                     else:
                         text = bytearray()
@@ -252,12 +254,23 @@ async def read_form(
                             raise InvalidRequestError(
                                 f"Invalid '{name}': not valid UTF-8.", param=name
                             ) from exc
+                        _check_text(name, fields[name], "string")
                     sink, text = None, None
         reader.close()
     except Exception:
         await drain(chunks)
         raise
     return fields
+
+
+def _check_text(name: str, value: str | None, what: str) -> None:
+    """The text rule of `kit.text` (no NUL, no lone surrogate) on a field or a file name: the
+    request guard reads no multipart body, so it is applied here."""
+    found = text_rule.problem(value) if value is not None else None
+    if found is not None:
+        raise InvalidRequestError(
+            f"Invalid '{name}': the {what} {found}.", param=name, code="invalid_value"
+        )
 
 
 _NESTED = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]+\])+)$")
