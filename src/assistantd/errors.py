@@ -7,7 +7,9 @@
     ├── MethodNotAllowedError         405 invalid_request_error
     ├── PayloadTooLargeError          413 invalid_request_error
     ├── RateLimitError                429 rate_limit_error
-    └── ServerError                   500 server_error
+    ├── ServerError                   500 server_error
+    └── ServiceUnavailableError       503 service_unavailable_error, with Retry-After (the
+                                      database is down: `database_unavailable` tells)
 
 Every response body is `{"error": {"message", "type", "param", "code"}}`, all four keys present.
 Raise these; never return them.
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -38,6 +43,10 @@ class APIError(Exception):
         self.message = message
         self.param = param
         self.code = code
+
+    def headers(self) -> dict[str, str]:
+        """Headers the response carries besides the body."""
+        return {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,61 @@ class RateLimitError(APIError):
 class ServerError(APIError):
     status_code = 500
     type = "server_error"
+
+
+class ServiceUnavailableError(APIError):
+    status_code = 503
+    type = "service_unavailable_error"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+# SQLite's result codes (the primary, low byte) for a database that cannot be used right now,
+# as opposed to a statement that is wrong: busy, locked, I/O error, full, cannot open, protocol.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14, 15})
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it was raised from) says the database cannot be reached or used
+    right now (it is down, restarting, out of connections, its file cannot be opened), rather
+    than that a statement failed."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, not forever
+        if seen is None:
+            return False
+        if isinstance(seen, BaseExceptionGroup):
+            return any(database_unavailable(inner) for inner in seen.exceptions)
+        if _unavailable(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if not isinstance(exc, sa.OperationalError | sa.InterfaceError):
+            return False
+        return _driver_unavailable(exc.orig)
+    return _driver_unavailable(exc)
+
+
+def _driver_unavailable(exc: BaseException | None) -> bool:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True  # connection failures, a server shutting down, a dropped connection
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
+    return False
 
 
 def not_found(kind: str, object_id: str) -> NotFoundError:
@@ -355,11 +419,12 @@ def _translated(err: Any, body: Any) -> InvalidRequestError:
 
 def render(exc: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The response for `exc` (also used by middleware that answers before any route)."""
+    headers = {**exc.headers(), **(headers or {})}
     if exc.status_code >= 500:
         # The server may drop the connection after an unexpected error: say so, or the
         # client's next request on this keep-alive connection fails.
-        headers = {**(headers or {}), "Connection": "close"}
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+        headers["Connection"] = "close"
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers or None)
 
 
 def _invalid_url(request: Request) -> str:
@@ -412,5 +477,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return render(database_down())
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(ServerError("The server had an error while processing your request."))
+
+
+def database_down() -> ServiceUnavailableError:
+    """The error for a request the database could not serve (its cause is logged, not sent)."""
+    return ServiceUnavailableError(
+        "The server is not ready: its database is unavailable. Please retry after a brief wait.",
+        retry_after=DATABASE_RETRY_AFTER_SECONDS,
+    )
