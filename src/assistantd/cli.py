@@ -351,7 +351,13 @@ def _variable(loc: tuple[int | str, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from assistantd.db.pgvector import PgvectorUnusable
+
     args = build_parser().parse_args(argv)
     settings = _load_settings()
     configure_logging(settings)
-    sys.exit(args.func(args, settings))
+    try:
+        sys.exit(args.func(args, settings))
+    except PgvectorUnusable as exc:  # what to install says more than a traceback
+        print(f"assistantd: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,7 +1,8 @@
 """The chunk index: writing chunks, and the two candidate searches hybrid retrieval fuses.
 
 PostgreSQL: vectors in a pgvector column searched through an HNSW index (iterative scans keep
-filtered searches complete), keywords through a generated `tsvector` with a GIN index.
+filtered searches complete; `db.pgvector` says what the installed pgvector allows), keywords
+through a generated `tsvector` with a GIN index.
 SQLite: keywords through FTS5 (bm25); vectors as float32 blobs, searched as one matrix per vector
 store held in memory and rebuilt when the store's `generation` moves.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistantd.db import pgvector
 from assistantd.db.engine import is_postgres, offloaded
 from assistantd.db.models import File, VectorStoreChunk, VectorStoreFile
 from assistantd.db.models.vector_store import DEFAULT_DIMS, FTS_TABLE, FTS_VOCAB
@@ -121,13 +123,9 @@ async def ensure_vector_index(session: AsyncSession, dims: int) -> None:
     """PostgreSQL: an HNSW index for an embedder of another width than the default."""
     if not is_postgres(session) or dims == DEFAULT_DIMS:
         return
-    await session.execute(
-        text(
-            f"CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_hnsw_{dims} "
-            f"ON vector_store_chunks USING hnsw ((embedding_vec::halfvec({dims})) "
-            f"halfvec_cosine_ops) WHERE dims = {dims}"
-        )
-    )
+    found = await pgvector.profile(session)
+    kind = pgvector.index_type(found.version)
+    await session.execute(text(pgvector.hnsw_index(dims, kind, if_not_exists=True)))
 
 
 # --- candidate searches ------------------------------------------------------------------------
@@ -264,20 +262,25 @@ async def _pg_vector(
     dims = int(query.shape[0])
     params: dict[str, object] = {"store": scope.store_id, "q": _vector_literal(query), "n": limit}
     where = _pg_scope(scope, params)
-    # Iterative scans keep going until `n` rows pass the store and file filters.
+    found = await pgvector.profile(session)
+    # Iterative scans (pgvector 0.8+) keep going until `n` rows pass the store and file filters;
+    # before them, a scan returns what the first `ef_search` neighbours leave.
+    iterative = "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
     await session.execute(
         text(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            f"SELECT {iterative if pgvector.iterative_scans(found.version) else ''}"
             "set_config('hnsw.ef_search', :ef, true)"
         ),
         {"ef": str(max(40, int(limit)))},
     )
-    # The index orders by half-precision distance; the score is the exact cosine.
+    # The index orders by its own expression (half precision where pgvector has it); the score
+    # is the exact cosine.
+    kind = found.search_type(dims)
     rows = await session.execute(
         text(
             f"SELECT c.id, c.embedding_vec <=> CAST(:q AS vector) "
             f"FROM vector_store_chunks AS c WHERE c.vector_store_id = :store AND c.dims = {dims}"
-            f"{where} ORDER BY c.embedding_vec::halfvec({dims}) <=> CAST(:q AS halfvec({dims})) "
+            f"{where} ORDER BY c.embedding_vec::{kind}({dims}) <=> CAST(:q AS {kind}({dims})) "
             "LIMIT :n"
         ),
         params,

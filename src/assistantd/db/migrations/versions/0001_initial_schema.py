@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from assistantd.db import pgvector
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -558,17 +560,14 @@ def upgrade() -> None:
 
     # Search structures (see assistantd.db.models.vector_store).
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        # halfvec(384) where pgvector has it (0.7+), else vector(384); see db.pgvector
+        version = pgvector.create_extension(op.get_bind())
         op.execute("ALTER TABLE vector_store_chunks ADD COLUMN embedding_vec vector")
         op.execute(
             "ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector GENERATED ALWAYS"
             " AS (to_tsvector('english', translate(text, '-', ' '))) STORED"
         )
-        op.execute(
-            "CREATE INDEX ix_vector_store_chunks_hnsw_384 ON vector_store_chunks "
-            "USING hnsw ((embedding_vec::halfvec(384)) halfvec_cosine_ops) WHERE dims"
-            " = 384"
-        )
+        op.execute(pgvector.hnsw_index(384, pgvector.index_type(version)))
         op.execute("CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)")
     else:
         op.execute(
