@@ -32,6 +32,7 @@ from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
 from assistantd.playground.router import router as playground_router
 from assistantd.responses.router import router as responses_router
+from assistantd.responses.unstored import Forgetter
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
+        app.state.forgetter = forgetter = Forgetter(app.state.write_sessions)
         http = make_http_client(settings)
         deps = RunDeps.build(
             settings,
@@ -170,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
+            await forgetter.aclose()
             if local_model is not None:
                 await local_model.stop()
             if sandbox is not None:

@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
+from sqlalchemy import Engine, create_engine, text
 
+from assistantd.db.engine import sync_url
+from assistantd.settings import Settings
 from tests.responses.conftest import weather_tool
+from tests.runs.conftest import wait_until
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
+
+
+@pytest.fixture(scope="module")
+def database(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(sync_url(Settings(database_url=database_url)))
+    yield engine
+    engine.dispose()
+
+
+def rows_of(database: Engine, response_id: str) -> dict[str, int]:
+    """How many rows the response has in the store: its run, its items, its events."""
+    queries = {
+        "runs": "SELECT count(*) FROM runs WHERE id = :id",
+        "items": "SELECT count(*) FROM items WHERE input_of = :id OR run_id = :id",
+        "run_events": "SELECT count(*) FROM run_events WHERE run_id = :id",
+    }
+    with database.connect() as connection:
+        return {
+            table: connection.execute(text(query), {"id": response_id}).scalar_one()
+            for table, query in queries.items()
+        }
+
+
+NOTHING = {"runs": 0, "items": 0, "run_events": 0}
 
 
 class TestChain:
@@ -175,6 +205,45 @@ class TestStore:
         assert final.output_text == "not kept"
         with pytest.raises(NotFoundError):
             client.responses.retrieve(final.id)
+
+    def test_store_false_leaves_no_rows(
+        self, client: OpenAI, model: ScriptedModel, marker: str, database: Engine
+    ) -> None:
+        model.script(marker, Reply(text=["gone ", "soon"]))
+        plain = client.responses.create(model="gpt-4o", input=marker, store=False)
+        with client.responses.stream(model="gpt-4o", input=marker, store=False) as stream:
+            streamed = stream.get_final_response()
+        kept = client.responses.create(model="gpt-4o", input=marker)
+        for response in (plain, streamed):
+            assert response.output_text == "gone soon"
+            # Removed after the answer went out, not before: soon, not at once.
+            wait_until(
+                lambda r=response: rows_of(database, r.id),  # type: ignore[misc]
+                lambda rows: rows == NOTHING,
+                timeout=10,
+                what=f"{response.id} removed",
+            )
+        rows = rows_of(database, kept.id)
+        assert (rows["runs"], rows["items"]) == (1, 2)
+        assert rows["run_events"] > 0
+
+    def test_store_false_in_a_conversation_keeps_its_items_there(
+        self, client: OpenAI, model: ScriptedModel, marker: str, database: Engine
+    ) -> None:
+        model.script(marker, Reply(text="Kept in the conversation."))
+        conversation = client.conversations.create()
+        response = client.responses.create(
+            model="gpt-4o", input=marker, conversation=conversation.id, store=False
+        )
+        wait_until(
+            lambda: rows_of(database, response.id)["runs"],
+            lambda runs: runs == 0,
+            timeout=10,
+            what="the response's run removed",
+        )
+        listed = client.conversations.items.list(conversation.id, order="asc")
+        texts = [item.content[0].text for item in listed.data]  # type: ignore[union-attr]
+        assert texts == [marker, "Kept in the conversation."]
 
     def test_store_false_continues_a_stored_chain(
         self, client: OpenAI, model: ScriptedModel, marker: str

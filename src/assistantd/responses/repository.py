@@ -65,6 +65,22 @@ async def unstored_finished(
     return (await session.scalars(query)).all()
 
 
+async def delete_unstored(session: AsyncSession, response_ids: Sequence[str]) -> None:
+    """Those of these responses that are finished and unstored, with the items only they hold
+    (as `delete_response`); the others stay."""
+    ids = list(
+        (await session.scalars(select(Run.id).where(Run.id.in_(response_ids), _UNSTORED))).all()
+    )
+    if not ids:
+        return
+    await session.execute(
+        delete(Item).where(
+            or_(Item.input_of.in_(ids), Item.run_id.in_(ids)), Item.thread_id.is_(None)
+        )
+    )
+    await session.execute(delete(Run).where(Run.id.in_(ids)))
+
+
 async def delete_response(session: AsyncSession, run: Run) -> None:
     """A response and the items only it holds (its input, and output outside a conversation)."""
     await session.execute(

@@ -62,8 +62,8 @@ async def create_response(
         worker=state.worker,
         sealer=state.sealer,
     )
-    # An unstored response is removed once its request has its answer.
-    forget = state.write_sessions if body.store is False else None
+    # An unstored response is removed after its request has its answer.
+    forget = state.forgetter if body.store is False else None
     if body.stream:
         frames = service.events_after(
             state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget

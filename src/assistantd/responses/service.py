@@ -22,6 +22,7 @@ from assistantd.kit.timeutil import now
 from assistantd.responses import create, render, repository, tools
 from assistantd.responses.schemas import InputTokensRequest
 from assistantd.responses.surface import RESPONSES
+from assistantd.responses.unstored import Forgetter
 from assistantd.runs import context, events, state, stream
 from assistantd.runs.signals import FeedEvent, Signals, notify_run_changed
 from assistantd.runs.state import RunStatus
@@ -53,10 +54,10 @@ def events_after(
     starting_after: int | None,
     *,
     before_commit: bool,
-    forget: async_sessionmaker[AsyncSession] | None = None,
+    forget: Forgetter | None = None,
 ) -> AsyncIterator[str]:
     """The response's events as SSE, after sequence number `starting_after` (all without);
-    with `forget` (write sessions), an unstored response is removed once they are sent."""
+    with `forget`, an unstored response is handed to it once they are sent."""
     after = 0 if starting_after is None else starting_after + 1
     frames = stream.open_stream(
         sessions, signals, response_id, after, before_commit=before_commit, ending=ENDING
@@ -65,11 +66,11 @@ def events_after(
 
 
 async def _then_forget(
-    frames: AsyncIterator[str], sessions: async_sessionmaker[AsyncSession], response_id: str
+    frames: AsyncIterator[str], forget: Forgetter, response_id: str
 ) -> AsyncIterator[str]:
     async for frame in frames:
         yield frame
-    await forget(sessions, response_id)
+    forget.forget(response_id)
 
 
 def outcome(
@@ -77,12 +78,12 @@ def outcome(
     signals: Signals,
     response_id: str,
     *,
-    forget: async_sessionmaker[AsyncSession] | None = None,
+    forget: Forgetter | None = None,
 ) -> Awaitable[tuple[int, bytes]]:
     """Wait for the response to end: the HTTP status and body a foreground request answers
     with (its last event's response, or a 400 for a request fault). Call it inside the
-    transaction that creates the response: it listens from then on. With `forget` (write
-    sessions), an unstored response is removed once it has ended."""
+    transaction that creates the response: it listens from then on. With `forget`, an
+    unstored response is handed to it once it has ended (it removes it after the answer)."""
     batches = stream.open_events(
         sessions, signals, response_id, 0, before_commit=True, ending=ENDING
     )
@@ -90,17 +91,15 @@ def outcome(
 
 
 async def _last_response(
-    batches: AsyncIterator[list[FeedEvent]],
-    forget_with: async_sessionmaker[AsyncSession] | None,
-    response_id: str,
+    batches: AsyncIterator[list[FeedEvent]], forget: Forgetter | None, response_id: str
 ) -> tuple[int, bytes]:
     last = None
     async for batch in batches:
         if batch:
             last = batch[-1]
     assert last is not None
-    if forget_with is not None:
-        await forget(forget_with, response_id)
+    if forget is not None:
+        forget.forget(response_id)
     payload = json.loads(last.data)["response"]
     error = payload.get("error") or {}
     if (
@@ -161,19 +160,10 @@ async def cancel(
     return run
 
 
-async def forget(sessions: async_sessionmaker[AsyncSession], response_id: str) -> None:
-    """Remove a finished response created with `store: false` (its request has its answer);
-    its items that joined a conversation stay there."""
-    async with sessions() as session:
-        run = await session.get(Run, response_id)
-        if run is not None and run.status in state.TERMINAL and not repository.stored(run):
-            await repository.delete_response(session, run)
-            await session.commit()
-
-
 async def sweep_unstored(sessions: async_sessionmaker[AsyncSession], *, limit: int = 200) -> int:
-    """Remove unstored responses whose request went away before `forget` (a minute after
-    creation at the earliest). One unit of work for a periodic maintenance task."""
+    """Remove unstored responses their request did not (it went away, or its process stopped
+    first; a minute after creation at the earliest). One unit of work for a periodic
+    maintenance task."""
     async with sessions() as session:
         rows = await repository.unstored_finished(session, now() - 60, limit)
         for run in rows:
