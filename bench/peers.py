@@ -142,19 +142,19 @@ async def _backend_connection(reader: asyncio.StreamReader, writer: asyncio.Stre
                 status, kind, close = "404 Not Found", "application/json", False
                 payload = b'{"error": {"message": "not found", "type": "invalid_request_error"}}'
             close = (close and not KEEP_STREAMS) or headers.get("connection", "") == "close"
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n".encode())
+            head = f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n".encode()
             if kind == "text/event-stream" and KEEP_STREAMS:
-                writer.write(b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
+                head += b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
                 payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
             elif kind == "text/event-stream":
                 # A plain server's stream: its body runs until it closes the connection.
-                writer.write(b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")
+                head += b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
             else:
                 connection = "close" if close else "keep-alive"
-                writer.write(
+                head += (
                     f"Content-Length: {len(payload)}\r\nConnection: {connection}\r\n\r\n".encode()
                 )
-            writer.write(payload)
+            writer.write(head + payload)
             await writer.drain()
             if close:
                 break
