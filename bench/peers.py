@@ -212,8 +212,8 @@ def _ticks(pid: int) -> tuple[int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of `root` and its living descendants."""
+def tree_pids(root: int) -> tuple[set[int], int]:
+    """`root` and its living descendants, and their CPU ticks (utime + stime)."""
     table: dict[int, tuple[int, int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -221,16 +221,36 @@ def tree_cpu_seconds(root: int) -> float:
                 table[int(entry.name)] = _ticks(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
-    wanted, total, grew = {root}, 0, True
+    wanted, grew = {root}, True
     while grew:
         grew = False
         for pid, (parent, _) in table.items():
             if parent in wanted and pid not in wanted:
                 wanted.add(pid)
                 grew = True
-    for pid in wanted:
-        total += table.get(pid, (0, 0))[1]
-    return total / os.sysconf("SC_CLK_TCK")
+    return wanted, sum(table.get(pid, (0, 0))[1] for pid in wanted)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of `root` and its living descendants."""
+    return tree_pids(root)[1] / os.sysconf("SC_CLK_TCK")
+
+
+def threads_cpu_seconds(pids: set[int]) -> float:
+    """CPU time of the living threads of `pids`, to the nanosecond (schedstat): fine enough to
+    take around one request."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
 
 
 @dataclass
@@ -243,6 +263,7 @@ class Server:
     port: int
     model: str = MODEL
     proc: subprocess.Popen[bytes] | None = None
+    pids: set[int] = field(default_factory=set)  # its processes, once it is ready
     start_seconds: float = 0.0
 
     @property
@@ -275,6 +296,7 @@ class Server:
                     answer = await http.post("/v1/responses", json=body)
                     if answer.status_code == 200 and _text_of(answer.json()) == TEXT:
                         self.start_seconds = time.monotonic() - began
+                        self.pids = tree_pids(self.proc.pid)[0]
                         return
                     last = f"HTTP {answer.status_code}: {answer.text[:200]}"
                 except httpx.HTTPError as exc:
@@ -292,6 +314,9 @@ class Server:
     def cpu_seconds(self) -> float:
         assert self.proc is not None
         return tree_cpu_seconds(self.proc.pid)
+
+    def fine_cpu_seconds(self) -> float:
+        return threads_cpu_seconds(self.pids)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -434,6 +459,8 @@ class Cells:
 
     first: dict[bool, list[float]] = field(default_factory=lambda: {True: [], False: []})
     whole: dict[bool, list[float]] = field(default_factory=lambda: {True: [], False: []})
+    # server CPU seconds of each request measured one at a time, by (streamed, store)
+    cost: dict[tuple[bool, bool], list[float]] = field(default_factory=dict)
     rate: list[float] = field(default_factory=list)  # responses/s, per load round
     cpu: list[float] = field(default_factory=list)  # CPU seconds per response, per round
     errors: list[str] = field(default_factory=list)
@@ -552,12 +579,14 @@ class Bench:
         cells = self.cells[name]
         for store in (i % 2 == 0, i % 2 != 0):
             tag = f"{i} {store}"
-            got = await self._sample(name, "streamed", first_text(http, model, store, tag))
-            if keep and got is not None:
-                cells.first[store].append(got)
-            got = await self._sample(name, "non-streamed", non_streamed(http, model, store, tag))
-            if keep and got is not None:
-                cells.whole[store].append(got)
+            for streamed in (True, False):
+                call = (first_text if streamed else non_streamed)(http, model, store, tag)
+                cpu = server.fine_cpu_seconds()
+                got = await self._sample(name, "streamed" if streamed else "non-streamed", call)
+                cpu = server.fine_cpu_seconds() - cpu
+                if keep and got is not None:
+                    (cells.first if streamed else cells.whole)[store].append(got)
+                    cells.cost.setdefault((streamed, store), []).append(cpu)
 
     async def load(self) -> None:
         """`--load` streamed responses per server from `--clients` clients, in rounds."""
@@ -611,6 +640,8 @@ class Bench:
             ("non-streamed, store=false", lambda c: over(c.whole[False], whole)),
             (f"{self.args.clients} clients, responses/s", lambda c: mean(c.rate, 1.0, "/s")),
             ("server CPU per response", lambda c: mean(c.cpu, MS, " ms")),
+            ("CPU ms, one at a time: streamed t/f", lambda c: costs(c, True)),
+            ("CPU ms, one at a time: non-streamed t/f", lambda c: costs(c, False)),
             ("samples (latency / load rounds)", lambda c: f"{len(c.first[True])} / {len(c.rate)}"),
             ("errors", lambda c: str(len(c.errors))),
         ]
@@ -635,6 +666,12 @@ def over(values: list[float], direct: float) -> str:
     if not values:
         return "-"
     return f"+{(statistics.median(values) - direct) * MS:.2f}"
+
+
+def costs(cells: Cells, streamed: bool) -> str:
+    """Mean server CPU of one request, with store and without."""
+    means = [statistics.mean(cells.cost.get((streamed, store)) or [0.0]) for store in (True, False)]
+    return " / ".join(f"{m * MS:.2f}" for m in means)
 
 
 def mean(values: list[float], unit: float, suffix: str) -> str:
