@@ -26,7 +26,14 @@ round-robin across the servers and cells so that drift hits all alike):
 - responses/s with `--clients` concurrent clients (streamed, `store` alternating true/false,
   read to the end), in rounds that rotate across the servers;
 - server CPU ms per response during that load, from /proc (utime + stime of the server's
-  process and its descendants).
+  process and its descendants);
+- the server's CPU for each latency cell, taken around each request (schedstat of its threads):
+  a figure the machine's load disturbs less than wall time, for A/B runs on a busy machine.
+
+`--backend-keeps-streams` makes the backend keep the connection after a stream (chunked), as
+kinder servers do, to see what a closed connection costs. Peers need Python >= 3.12 (pyenv's
+3.12, else `python3.12` on PATH); their configs are read from `shared/reference/peer-configs`
+beside the checkout (or beside its worktree folder), else from `--peer-configs DIR`.
 
 Loopback only; every loop is bounded in count and by `--max-seconds`. A benchmark that prints
 figures, not a test.
@@ -56,7 +63,15 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / ".tmp" / "peers-venv"
-PEER_CONFIGS = ROOT.parent.parent / "shared" / "reference" / "peer-configs"
+# shared/ beside the checkout (../shared), or beside a worktree's parent (../../shared).
+PEER_CONFIGS = next(
+    (
+        where / "shared" / "reference" / "peer-configs"
+        for where in (ROOT.parent, ROOT.parent.parent)
+        if (where / "shared" / "reference" / "peer-configs").is_dir()
+    ),
+    ROOT.parent / "shared" / "reference" / "peer-configs",
+)
 KEY = "sk-bench"
 MODEL = "scripted"
 MS = 1000.0
@@ -701,7 +716,7 @@ def plan(args: argparse.Namespace, tmp: Path, backend: Backend) -> tuple[list[Se
                 servers.append(makers[name]())
             else:
                 skipped.append(f"{name}: unknown server (assistantd, litellm, ogx)")
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
             skipped.append(f"{name}: skipped, {exc}")
     return servers, skipped
 
@@ -762,14 +777,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="load rounds per server")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=None)
+    parser.add_argument("--peer-configs", type=Path, default=None)
     parser.add_argument(
         "--backend-keeps-streams",
         action="store_true",
         help="the backend keeps the connection after a stream (chunked) instead of closing it",
     )
     args = parser.parse_args()
-    global KEEP_STREAMS
+    global KEEP_STREAMS, PEER_CONFIGS
     KEEP_STREAMS = args.backend_keeps_streams
+    if args.peer_configs is not None:
+        PEER_CONFIGS = args.peer_configs.resolve()
     # A SIGTERM unwinds like ^C, so that the servers this bench started are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     quick = args.quick
