@@ -317,7 +317,10 @@ class Settings(BaseSettings):
         "but for the bundled SmolLM2 assistantd's ChatML template with tool calls.",
     )
     local_model_context_window: int = Field(
-        8192, ge=256, description="Context window (tokens) of each embedded-model request."
+        8192,
+        ge=256,
+        description="Context window (tokens) of each embedded-model request; one above what the "
+        "model was trained on (SmolLM2: 8192) is reached by YaRN RoPE scaling.",
     )
     local_model_parallel: int = Field(
         2, ge=1, description="Requests the embedded model decodes at once (per process)."

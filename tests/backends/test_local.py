@@ -321,3 +321,21 @@ class TestZeroConfigServer:
         )
         run = settle(client, thread.id, run.id)
         check_answer(client, thread.id, run)
+
+
+@needs_model
+async def test_a_window_over_the_trained_one_is_served_whole() -> None:
+    """SmolLM2 was trained on 8,192 tokens; a 16,384-token window is every slot's (llama.cpp
+    caps it at the trained window unless RoPE is scaled)."""
+    import httpx
+
+    model = LocalModel(
+        settings(local_model_context_window=16384, local_model_parallel=1, local_model_threads=1)
+    )
+    base_url = await model.start()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            slots = (await http.get(base_url.removesuffix("/v1") + "/slots")).json()
+    finally:
+        await model.stop()
+    assert [slot["n_ctx"] for slot in slots] == [16384]

