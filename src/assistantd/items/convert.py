@@ -12,11 +12,13 @@ from assistantd.db.models import Item
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.files import repository as files
 from assistantd.items import content, reasoning
+from assistantd.items.client_schemas import CLIENT_ITEMS, LocalShellCallOutputItem
 from assistantd.items.kinds import PREFIX, new_item
 from assistantd.items.schemas import (
     CodeInterpreterCallItem,
     CompactionItem,
     CompactionTriggerItem,
+    CustomToolCallOutputItem,
     FileSearchCallItem,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -92,21 +94,51 @@ def _row(
     elif isinstance(given, CodeInterpreterCallItem):
         kind, call_id = "code_interpreter_call", given.id
         data = given.model_dump(include={"code", "container_id", "outputs"})
-    else:
-        assert isinstance(given, FileSearchCallItem)
+    elif isinstance(given, FileSearchCallItem):
         kind, call_id = "file_search_call", given.id
         data = given.model_dump(include={"queries", "results"})
+    else:
+        kind, call_id, data = _client_fields(given)
     return new_item(
         project,
         kind,
         thread_id=thread_id,
-        status=given.status
-        if given.status in ("in_progress", "completed", "incomplete")
+        status=str(given.status)
+        if given.status in _ITEM_STATUSES or kind == "apply_patch_call_output"
         else "completed",
         input_of=input_of,
         call_id=call_id,
         data=data,
     )
+
+
+def _client_fields(given: InputItem) -> tuple[str, str | None, dict[str, Any]]:
+    """The type, call id and data of a client tool's call or output item."""
+    assert isinstance(given, (*CLIENT_ITEMS, CustomToolCallOutputItem))
+    kind = given.type
+    if isinstance(given, LocalShellCallOutputItem):
+        return kind, given.call_id or given.id, {"output": given.output}
+    if isinstance(given, CustomToolCallOutputItem):
+        output = given.output
+        if isinstance(output, str):
+            return kind, given.call_id, {"output": output}
+        return kind, given.call_id, {"output": [p.model_dump(exclude_none=True) for p in output]}
+    fields = {
+        "custom_tool_call": {"name", "input", "namespace"},
+        "local_shell_call": {"action"},
+        "shell_call": {"action", "environment"},
+        "shell_call_output": {"output", "max_output_length"},
+        "apply_patch_call": {"operation"},
+        "apply_patch_call_output": {"output"},
+        "tool_search_call": {"arguments", "execution"},
+        "tool_search_output": {"tools", "execution"},
+    }[kind]
+    data = given.model_dump(include=fields, exclude_none=kind != "shell_call")
+    if kind in ("tool_search_call", "tool_search_output"):
+        data["execution"] = data.get("execution") or "client"
+    if kind == "local_shell_call":
+        data["action"] = given.model_dump(include={"action"})["action"]
+    return kind, given.call_id, data
 
 
 def _files_named(given: Sequence[InputItem], param: str) -> list[tuple[str, str]]:
@@ -116,7 +148,9 @@ def _files_named(given: Sequence[InputItem], param: str) -> list[tuple[str, str]
         parts: Sequence[Any] = ()
         if isinstance(item, MessageItem) and not isinstance(item.content, str):
             parts = item.content
-        elif isinstance(item, FunctionCallOutputItem) and not isinstance(item.output, str):
+        elif isinstance(item, FunctionCallOutputItem | CustomToolCallOutputItem) and not isinstance(
+            item.output, str
+        ):
             parts = item.output
         where = "content" if isinstance(item, MessageItem) else "output"
         for at, part in enumerate(parts):
@@ -181,9 +215,7 @@ async def rows(
         if item.id is not None and not isinstance(item, ItemReference) and _kind_of(item) in PREFIX:
             if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem | CompactionItem):
                 check_prefix(item.id, PREFIX[_kind_of(item)], f"{param}[{index}].id")
-    wanted = [
-        item.id for item in given if item.id is not None and not isinstance(item, ItemReference)
-    ]
+    wanted = [item.id for item in given if item.id is not None and _own_id(item)]
     taken = await _taken(session, wanted)
     references = await _references(session, project, given)
     out: list[Item] = []
@@ -193,11 +225,16 @@ async def rows(
             continue
         row = _row(project, item, thread_id=thread_id, input_of=input_of, opened=opened.get(index))
         assert row is not None
-        if item.id is not None and item.id not in taken:
+        if item.id is not None and _own_id(item) and item.id not in taken:
             row.id = item.id
             taken.add(item.id)
         out.append(row)
     return out
+
+
+def _own_id(item: InputItem) -> bool:
+    """Whether the item's `id` is its own (a local_shell_call_output's names its call)."""
+    return item.id is not None and not isinstance(item, ItemReference | LocalShellCallOutputItem)
 
 
 def _kind_of(item: InputItem) -> str:

@@ -7,10 +7,20 @@ from typing import Any
 from assistantd.db.models import Item
 from assistantd.kit.ids import Prefix, created_at_of, new_id, position_of
 
-# Items that record a tool call the model made (their outputs are separate items for functions;
-# server tools carry theirs).
-CALL_TYPES = frozenset({"function_call", "code_interpreter_call", "file_search_call"})
 SERVER_CALL_TYPES = frozenset({"code_interpreter_call", "file_search_call"})
+# Items that record a tool call the model made: server tools' carry their results; the calls a
+# client runs (`items.client_calls`) are answered by separate output items.
+CLIENT_CALL_TYPES = frozenset(
+    {
+        "function_call",
+        "custom_tool_call",
+        "local_shell_call",
+        "shell_call",
+        "apply_patch_call",
+        "tool_search_call",
+    }
+)
+CALL_TYPES = SERVER_CALL_TYPES | CLIENT_CALL_TYPES
 # The item type of each server tool's calls, by tool type.
 SERVER_CALL_TYPE = {"code_interpreter": "code_interpreter_call", "file_search": "file_search_call"}
 PREFIX = {
@@ -21,6 +31,16 @@ PREFIX = {
     "file_search_call": Prefix.FILE_SEARCH_CALL,
     "reasoning": Prefix.REASONING,
     "compaction": Prefix.COMPACTION,
+    "custom_tool_call": Prefix.CUSTOM_TOOL_CALL,
+    "custom_tool_call_output": Prefix.CUSTOM_TOOL_CALL_OUTPUT,
+    "local_shell_call": Prefix.LOCAL_SHELL_CALL,
+    "local_shell_call_output": Prefix.LOCAL_SHELL_CALL_OUTPUT,
+    "shell_call": Prefix.SHELL_CALL,
+    "shell_call_output": Prefix.SHELL_CALL_OUTPUT,
+    "apply_patch_call": Prefix.APPLY_PATCH_CALL,
+    "apply_patch_call_output": Prefix.APPLY_PATCH_CALL_OUTPUT,
+    "tool_search_call": Prefix.TOOL_SEARCH_CALL,
+    "tool_search_output": Prefix.TOOL_SEARCH_OUTPUT,
 }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import File, Item
-from assistantd.items import content
+from assistantd.items import client_calls, content
 
 # `include[]` values that add optional fields to items.
 CODE_INTERPRETER_OUTPUTS = "code_interpreter_call.outputs"
@@ -51,7 +51,7 @@ def item(
             "role": row.role,
         }
     if kind == "function_call":
-        return {
+        call = {
             "type": "function_call",
             "id": row.id,
             "call_id": row.call_id,
@@ -59,6 +59,9 @@ def item(
             "arguments": data.get("arguments", ""),
             "status": row.status,
         }
+        if data.get("namespace"):
+            call["namespace"] = data["namespace"]
+        return call
     if kind == "function_call_output":
         return {
             "type": "function_call_output",
@@ -103,7 +106,7 @@ def item(
             "type": "compaction",
             "encrypted_content": data.get("encrypted_content", ""),
         }
-    raise ValueError(f"unknown item type {kind!r}")
+    return client_calls.render(row)
 
 
 def _code_outputs(outputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,6 +11,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 
+from assistantd.items.client_schemas import (
+    ApplyPatchCallItem,
+    ApplyPatchCallOutputItem,
+    CustomToolCallItem,
+    LocalShellCallItem,
+    LocalShellCallOutputItem,
+    ShellCallItem,
+    ShellCallOutputItem,
+    ToolSearchCallItem,
+    ToolSearchOutputItem,
+)
 from assistantd.kit.schemas import RequestModel
 
 ImageDetail = Literal["low", "high", "auto", "original"]
@@ -123,6 +134,15 @@ class FunctionCallOutputItem(RequestModel):
     status: ItemStatus | None = None
 
 
+class CustomToolCallOutputItem(RequestModel):
+    type: Literal["custom_tool_call_output"]
+    id: ItemId | None = None
+    call_id: ItemId
+    output: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputContent]
+    status: ItemStatus | None = None
+    caller: dict[str, Any] | None = None
+
+
 class ItemReference(RequestModel):
     type: Literal["item_reference"] | None = None
     id: ItemId
@@ -189,6 +209,16 @@ InputItem = Annotated[
     | Annotated[CodeInterpreterCallItem, Tag("code_interpreter_call")]
     | Annotated[FileSearchCallItem, Tag("file_search_call")]
     | Annotated[CompactionItem, Tag("compaction")]
-    | Annotated[CompactionTriggerItem, Tag("compaction_trigger")],
+    | Annotated[CompactionTriggerItem, Tag("compaction_trigger")]
+    | Annotated[CustomToolCallOutputItem, Tag("custom_tool_call_output")]
+    | Annotated[CustomToolCallItem, Tag("custom_tool_call")]
+    | Annotated[LocalShellCallItem, Tag("local_shell_call")]
+    | Annotated[LocalShellCallOutputItem, Tag("local_shell_call_output")]
+    | Annotated[ShellCallItem, Tag("shell_call")]
+    | Annotated[ShellCallOutputItem, Tag("shell_call_output")]
+    | Annotated[ApplyPatchCallItem, Tag("apply_patch_call")]
+    | Annotated[ApplyPatchCallOutputItem, Tag("apply_patch_call_output")]
+    | Annotated[ToolSearchCallItem, Tag("tool_search_call")]
+    | Annotated[ToolSearchOutputItem, Tag("tool_search_output")],
     Discriminator(_kind),
 ]

@@ -17,18 +17,17 @@ from assistantd.db.core import insert_into, row_values, table_of
 from assistantd.db.models import Item, Run, Thread
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import convert
-from assistantd.items.kinds import CALL_TYPES
+from assistantd.items.client_calls import OUTPUT_TYPES
+from assistantd.items.kinds import CLIENT_CALL_TYPES
 from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.items.schemas import (
     CompactionTriggerItem,
-    FunctionCallItem,
-    FunctionCallOutputItem,
     InputItem,
     MessageItem,
 )
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.sealed import Sealer
-from assistantd.responses import repository, tools
+from assistantd.responses import client_tools, repository, tools
 from assistantd.responses.schemas import (
     ConversationRef,
     CreateResponse,
@@ -159,32 +158,38 @@ async def _check_call_outputs(
     thread_id: str | None,
     chain: list[str],
 ) -> None:
-    """Each `function_call_output` answers a call made earlier: in this input, in the
-    previous responses, or in the conversation."""
+    """Each output of a client's call (`function_call_output`, `custom_tool_call_output`...)
+    answers a call made earlier: in this input, in the previous responses, or in the
+    conversation."""
     earlier: set[str] = set()
-    wanted: list[str] = []
+    wanted: list[tuple[str, str]] = []  # (call id, output type)
     for item in body_input:
-        if isinstance(item, FunctionCallItem):
+        kind = getattr(item, "type", None)
+        if kind in CLIENT_CALL_TYPES and item.call_id is not None:
             earlier.add(item.call_id)
-        elif isinstance(item, FunctionCallOutputItem) and item.call_id not in earlier:
-            wanted.append(item.call_id)
+        elif kind in OUTPUT_TYPES:
+            answers = item.call_id or (item.id if kind == "local_shell_call_output" else None)
+            if answers is not None and answers not in earlier:
+                wanted.append((answers, kind))
     if not wanted:
         return
     known: set[str] = set()
     if thread_id is not None or chain:
         rows = await session.execute(
             select(Item.call_id, Item.thread_id, Item.run_id, Item.input_of).where(
-                Item.call_id.in_(wanted), Item.project == project, Item.type.in_(CALL_TYPES)
+                Item.call_id.in_([call_id for call_id, _ in wanted]),
+                Item.project == project,
+                Item.type.in_(CLIENT_CALL_TYPES),
             )
         )
         for call_id, in_thread, run_id, input_of in rows:
             in_conversation = thread_id is not None and in_thread == thread_id
             if call_id is not None and (in_conversation or run_id in chain or input_of in chain):
                 known.add(call_id)
-    for call_id in wanted:
+    for call_id, kind in wanted:
         if call_id not in known:
             raise InvalidRequestError(
-                f"No tool call found for function call output with call_id {call_id}.",
+                f"No tool call found for {kind.replace('_', ' ')} with call_id {call_id}.",
                 param="input",
             )
 
@@ -250,6 +255,7 @@ async def create_response(
     if body.previous_response_id is not None:
         await previous_response(session, project, body.previous_response_id)
         chain = await context.response_chain(session, project, body.previous_response_id)
+    client_tools.check_loaded(given_input)
     await _check_call_outputs(
         session, project, given_input, thread_id=thread.id if thread else None, chain=chain
     )

@@ -19,6 +19,15 @@ from pydantic import (
 
 from assistantd.items.schemas import InputItem
 from assistantd.kit.schemas import MAX_TOOLS, Metadata, RequestModel, Text, WireModel
+from assistantd.tools.client_params import (
+    ApplyPatchToolParam,
+    CustomToolParam,
+    FunctionToolParam,
+    LocalShellToolParam,
+    NamespaceToolParam,
+    ShellToolParam,
+    ToolSearchToolParam,
+)
 from assistantd.tools.schemas import ReasoningEffort
 from assistantd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
@@ -32,14 +41,6 @@ Include = Literal[
     "reasoning.encrypted_content",
     "message.output_text.logprobs",
 ]
-
-
-class FunctionToolParam(RequestModel):
-    type: Literal["function"]
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
 
 
 class HybridSearch(RequestModel):
@@ -88,7 +89,19 @@ class ToolParam(BaseModel):
     type: str
 
 
-_KNOWN_TOOLS = frozenset({"function", "file_search", "code_interpreter"})
+_KNOWN_TOOLS = frozenset(
+    {
+        "function",
+        "file_search",
+        "code_interpreter",
+        "custom",
+        "namespace",
+        "local_shell",
+        "shell",
+        "apply_patch",
+        "tool_search",
+    }
+)
 
 
 def _tool_kind(value: Any) -> str:
@@ -100,6 +113,12 @@ Tool = Annotated[
     Annotated[FunctionToolParam, Tag("function")]
     | Annotated[FileSearchToolParam, Tag("file_search")]
     | Annotated[CodeInterpreterToolParam, Tag("code_interpreter")]
+    | Annotated[CustomToolParam, Tag("custom")]
+    | Annotated[NamespaceToolParam, Tag("namespace")]
+    | Annotated[LocalShellToolParam, Tag("local_shell")]
+    | Annotated[ShellToolParam, Tag("shell")]
+    | Annotated[ApplyPatchToolParam, Tag("apply_patch")]
+    | Annotated[ToolSearchToolParam, Tag("tool_search")]
     | Annotated[ToolParam, Tag("other")],
     Discriminator(_tool_kind),
 ]
@@ -112,6 +131,17 @@ class ToolChoiceFunction(RequestModel):
 
 class ToolChoiceHosted(RequestModel):
     type: Literal["file_search", "code_interpreter"]
+
+
+class ToolChoiceCustom(RequestModel):
+    type: Literal["custom"]
+    name: str
+
+
+class ToolChoiceClient(RequestModel):
+    """Forces `apply_patch` or `shell` (`SpecificApplyPatchParam`, `SpecificFunctionShellParam`)."""
+
+    type: Literal["apply_patch", "shell"]
 
 
 class AllowedTool(BaseModel):
@@ -129,7 +159,12 @@ class ToolChoiceAllowed(RequestModel):
 ToolChoice = (
     Literal["none", "auto", "required"]
     | Annotated[
-        ToolChoiceFunction | ToolChoiceHosted | ToolChoiceAllowed, Field(discriminator="type")
+        ToolChoiceFunction
+        | ToolChoiceHosted
+        | ToolChoiceAllowed
+        | ToolChoiceCustom
+        | ToolChoiceClient,
+        Field(discriminator="type"),
     ]
 )
 

@@ -14,7 +14,7 @@ from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_t
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError, NotFoundError
-from assistantd.items import convert
+from assistantd.items import client_calls, convert
 from assistantd.items.schemas import MessageItem
 from assistantd.kit.ids import Prefix, new_id
 from assistantd.kit.sealed import Sealer
@@ -222,10 +222,11 @@ async def input_tokens(
         )
     except context.MissingToolOutput as exc:
         raise InvalidRequestError(str(exc), param="input") from exc
+    offered = [t for t in engine_tools if t["type"] == "function" and not t.get("deferred")]
+    loaded = client_calls.loaded([*earlier, *rows])  # by a client's tool search
     definitions = [
         {"type": "function", "function": {k: v for k, v in t["function"].items() if v is not None}}
-        for t in engine_tools
-        if t["type"] == "function"
+        for t in [*offered, *loaded]
     ]
     if body.model is not None:
         try:

@@ -21,6 +21,7 @@ from assistantd.db.models import Item, Run
 from assistantd.items import reasoning
 from assistantd.items import render as items
 from assistantd.responses import render
+from assistantd.responses.client_events import ClientCallEvents
 from assistantd.runs import finish
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter, Payload
@@ -69,6 +70,7 @@ class ResponseRecorder:
         self._seals = items.ENCRYPTED_REASONING in self._include or options.get("store", True)
         self._container_id = options.get("container_id") or ""
         self._code_streams: dict[str, CodeStream] = {}
+        self._client = ClientCallEvents(self._emit, self._delta_extras)
 
     def context_loaded(self, loaded: Sequence[Item]) -> None:
         """Output a previous attempt left counts: new items take the next indexes."""
@@ -199,19 +201,13 @@ class ResponseRecorder:
             item.data = {"queries": [], "results": None}
         wire = items.item(item)
         self._emit("response.output_item.added", rows=[item], output_index=index, item=wire)
-        if kind != "function_call":
+        if call.tool is not None:
             self._emit(f"response.{kind}.in_progress", item_id=item.id, output_index=index)
 
     def call_arguments(self, call: PendingCall, position: int, fragment: str) -> None:
         index = self._index[call.item.id]
         if call.tool is None:
-            self._emit(
-                "response.function_call_arguments.delta",
-                item_id=call.item.id,
-                output_index=index,
-                delta=fragment,
-                **self._delta_extras(),
-            )
+            self._client.arguments(call, index, fragment)
         elif call.item.type == "code_interpreter_call":
             code = self._code_streams.setdefault(call.id, CodeStream()).feed(fragment)
             if code:
@@ -263,15 +259,7 @@ class ResponseRecorder:
                     "response.file_search_call.searching", item_id=call.item.id, output_index=index
                 )
                 continue
-            call.item.data = {"name": call.name, "arguments": call.arguments}
-            call.item.status = "completed"
-            self._emit(
-                "response.function_call_arguments.done",
-                item_id=call.item.id,
-                output_index=index,
-                name=call.name,
-                arguments=call.arguments,
-            )
+            self._client.done(call, index)
             self._emit("response.output_item.done", output_index=index, item=items.item(call.item))
 
     def tool_delta(self, call: PendingCall, position: int, delta: dict[str, Any]) -> None:

@@ -19,16 +19,19 @@ from assistantd.containers import service as containers
 from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix
+from assistantd.responses import client_tools
 from assistantd.responses.schemas import (
     AutoContainerParam,
     CodeInterpreterToolParam,
     FileSearchToolParam,
-    FunctionToolParam,
     Tool,
     ToolChoiceAllowed,
+    ToolChoiceClient,
+    ToolChoiceCustom,
     ToolChoiceFunction,
     ToolChoiceHosted,
 )
+from assistantd.tools.client_params import CLIENT_TOOL_PARAMS as CLIENT_TOOLS
 from assistantd.vector_stores import repository as vector_stores
 
 DEFAULT_MAX_RESULTS = 20
@@ -44,7 +47,12 @@ class ToolSet:
 
     @property
     def function_names(self) -> set[str]:
-        return {t["function"]["name"] for t in self.engine if t["type"] == "function"}
+        """The functions a `tool_choice` may name (not other client tools' functions)."""
+        return {
+            t["function"]["name"]
+            for t in self.engine
+            if t["type"] == "function" and (t.get("client") or {}).get("kind") == "function"
+        }
 
     @property
     def types(self) -> set[str]:
@@ -53,16 +61,13 @@ class ToolSet:
 
 def convert(given: list[Tool] | None) -> ToolSet:
     tools = ToolSet()
+    clients = client_tools.entries(
+        [(index, tool) for index, tool in enumerate(given or []) if isinstance(tool, CLIENT_TOOLS)]
+    )
     for index, tool in enumerate(given or []):
-        if isinstance(tool, FunctionToolParam):
-            spec = {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters,
-                "strict": bool(tool.strict),
-            }
-            tools.engine.append({"type": "function", "function": spec})
-            tools.echoed.append({"type": "function", **spec})
+        if isinstance(tool, CLIENT_TOOLS):
+            tools.engine.extend(clients[index])
+            tools.echoed.append(client_tools.echoed(tool))
         elif isinstance(tool, FileSearchToolParam):
             ranking = tool.ranking_options.model_dump() if tool.ranking_options else None
             max_results = tool.max_num_results or DEFAULT_MAX_RESULTS
@@ -97,7 +102,8 @@ def convert(given: list[Tool] | None) -> ToolSet:
             tools.echoed.append(tool.model_dump(exclude_none=True))
         else:
             raise InvalidRequestError(
-                f"Invalid value: '{tool.type}'. Supported values are: 'function', "
+                f"Invalid value: '{tool.type}'. Supported values are: 'function', 'custom', "
+                "'namespace', 'local_shell', 'shell', 'apply_patch', 'tool_search', "
                 "'file_search', and 'code_interpreter'.",
                 param=f"tools[{index}].type",
                 code="invalid_value",
@@ -133,6 +139,16 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
                 param="tool_choice.name",
             )
         return {"type": "function", "function": {"name": choice.name}}, choice.model_dump()
+    if isinstance(choice, ToolChoiceCustom | ToolChoiceClient):
+        name = choice.name if isinstance(choice, ToolChoiceCustom) else None
+        forced = client_tools.choice(choice.type, name, tools.engine)
+        if forced is None:
+            what = f"custom tool '{name}'" if name is not None else f"'{choice.type}' tool"
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': the request has no {what}.",
+                param="tool_choice.name" if name is not None else "tool_choice.type",
+            )
+        return {"type": "function", "function": {"name": forced}}, choice.model_dump()
     if isinstance(choice, ToolChoiceHosted):
         if choice.type not in tools.types:
             raise InvalidRequestError(
@@ -143,12 +159,16 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
     assert isinstance(choice, ToolChoiceAllowed)
     allowed: list[str] = []
     for index, tool in enumerate(choice.tools):
-        if tool.type != "function" or tool.name not in tools.function_names:
+        if tool.type == "function" and tool.name in tools.function_names:
+            allowed.append(str(tool.name))
+            continue
+        forced = client_tools.choice(tool.type, tool.name, tools.engine)
+        if tool.type == "function" or forced is None:
             raise InvalidRequestError(
-                f"Invalid 'tool_choice.tools[{index}]': not one of the request's function tools.",
+                f"Invalid 'tool_choice.tools[{index}]': not one of the request's client tools.",
                 param=f"tool_choice.tools[{index}]",
             )
-        allowed.append(str(tool.name))
+        allowed.append(forced)
     engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
     return engine, choice.model_dump(exclude_none=True)
 

@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import File, Item, Run
-from assistantd.items import reasoning
-from assistantd.items.kinds import CALL_TYPES, SERVER_CALL_TYPES, output_text
+from assistantd.items import client_calls, reasoning
+from assistantd.items.client_calls import OUTPUT_TYPES
+from assistantd.items.kinds import CALL_TYPES, CLIENT_CALL_TYPES, SERVER_CALL_TYPES
 from assistantd.runs import compaction
 from assistantd.vector_stores import parsing
 
@@ -257,8 +258,8 @@ _CHAT_ROLE = {"user": "user", "assistant": "assistant", "system": "system", "dev
 def _call(item: Item, function_names: dict[str, str]) -> dict[str, Any]:
     """The chat-completions tool call an item records."""
     data = item.data or {}
-    if item.type == "function_call":
-        name, arguments = data.get("name", ""), data.get("arguments", "")
+    if item.type in CLIENT_CALL_TYPES:
+        name, arguments = client_calls.chat_call(item)
     else:
         name = data.get("_function_name") or function_names.get(item.type, item.type)
         arguments = data.get("_arguments") or _replayed_arguments(item)
@@ -316,11 +317,11 @@ async def _turns(
             assistant({"role": "assistant", "content": None, "tool_calls": calls})
         ]
         for item, call in zip(group, calls, strict=True):
-            if item.type == "function_call":
+            if item.type in CLIENT_CALL_TYPES:
                 given = outputs.get(item.call_id or "")
                 if given is None:
                     raise MissingToolOutput(call["id"])
-                content = output_text((given.data or {}).get("output"))
+                content = client_calls.chat_output(given)
             else:
                 content = _server_output(item)
             turn.append({"role": "tool", "tool_call_id": call["id"], "content": content})
@@ -331,11 +332,13 @@ async def _turns(
         if item.type in CALL_TYPES:
             # A call still streaming (an interrupted attempt) or abandoned (its run expired
             # waiting for outputs) is not part of the conversation; a failed one is, with why.
+            # A tool search call without a call id (server-run, replayed) has no output to pair.
             failed = item.status == "failed" and item.type in SERVER_CALL_TYPES
-            if item.status == "completed" or failed:
+            unpaired = item.type == "tool_search_call" and item.call_id is None
+            if (item.status == "completed" or failed) and not unpaired:
                 group.append(item)
             continue
-        if item.type == "function_call_output":
+        if item.type in OUTPUT_TYPES:
             close_group()  # answered: the calls before it are one group
             continue  # an output travels with its call
         summary = compaction.summary_of(item)
@@ -400,7 +403,7 @@ async def build(
     outputs = {
         item.call_id: item
         for item in items
-        if item.type == "function_call_output" and item.call_id is not None
+        if item.type in OUTPUT_TYPES and item.call_id is not None
     }
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     replay = reasoning_to_backend

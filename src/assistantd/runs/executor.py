@@ -22,9 +22,11 @@ from assistantd.backends.chat import BackendError, ChatRequest
 from assistantd.backends.routing import ModelRoute, UnknownModelError
 from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
+from assistantd.items import client_calls
 from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.items.render import OUTPUT_LOGPROBS
+from assistantd.kit.ids import Prefix
 from assistantd.kit.timeutil import now
 from assistantd.runs import context, finish, repository, state
 from assistantd.runs.autocompaction import AutoCompaction
@@ -104,6 +106,7 @@ class RunExecutor:
         self.lease_lost = False
         self._turn: Turn | None = None
         self._tool_called = False
+        self._client_tools: dict[str, dict[str, Any]] = {}
         # The last request's output limit was the run's own max_completion_tokens (not only the
         # model's cap): a turn cut short then makes the run incomplete.
         self._budget_binds = False
@@ -197,7 +200,7 @@ class RunExecutor:
             if request is None:  # the response was its context's compaction
                 await self._finish(run, writer, RunStatus.COMPLETED)
                 return
-            self._turn = Turn(self.deps, run, self.rec)
+            self._turn = Turn(self.deps, run, self.rec, self._client_tools)
             # Before the run's creation commits, the turn's events are published (a stream
             # sends them once it starts, at the commit) and held back from the table.
             result = await self._turn.stream(route, request, gather=not _streamed(run))
@@ -217,16 +220,11 @@ class RunExecutor:
         server: dict[str, ServerTool] = {}
         for definition in run.tools:
             if definition["type"] == "function":
-                fn = definition["function"]
-                spec: dict[str, Any] = {
-                    "name": fn["name"],
-                    "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
-                }
-                if fn.get("description"):
-                    spec["description"] = fn["description"]
-                if fn.get("strict"):
-                    spec["strict"] = True
-                chat_tools.append({"type": "function", "function": spec})
+                if definition.get("deferred"):
+                    continue  # offered once a tool search loads it
+                chat_tools.append(
+                    {"type": "function", "function": _chat_function(definition["function"])}
+                )
                 continue
             tool = self.deps.tools.get(definition["type"])
             if tool is None:
@@ -237,6 +235,26 @@ class RunExecutor:
             server[tool.function_name] = tool
             chat_tools.append(tool.function_schema(definition))
         return chat_tools, server
+
+    def _with_loaded_tools(
+        self, run: Run, tools: list[dict[str, Any]], items: list[Item]
+    ) -> list[dict[str, Any]]:
+        """The turn's tools with those a client's tool search loaded, and which client tool
+        each offered function is (`self._client_tools`)."""
+        loaded = client_calls.loaded(items) if run.id.startswith(Prefix.RESPONSE) else []
+        entries = [*run.tools, *loaded]
+        self._client_tools = {
+            t["function"]["name"]: t["client"] for t in entries if t.get("client") is not None
+        }
+        if not loaded:
+            return tools
+        offered = {t["function"]["name"] for t in tools}
+        extra = [
+            {"type": "function", "function": _chat_function(t["function"])}
+            for t in loaded
+            if t["function"]["name"] not in offered
+        ]
+        return [*tools, *extra]
 
     def _tool_choice(self, run: Run) -> Any:
         choice = run.tool_choice
@@ -281,6 +299,7 @@ class RunExecutor:
             else:
                 items = await context.load(session, run)
             self.rec.context_loaded(items)
+            tools = self._with_loaded_tools(run, tools, items)
             if server_tools and not self._server_calls_left(run, items):
                 tools = [t for t in tools if t["function"]["name"] not in server_tools]
             choice = run.tool_choice
@@ -490,6 +509,7 @@ class RunExecutor:
         self, run: Run, writer: EventWriter, result: TurnResult, usage: dict[str, int]
     ) -> bool:
         functions = {t["function"]["name"] for t in run.tools if t["type"] == "function"}
+        functions |= set(self._client_tools)
         self.rec.calls_streamed(result.calls)
         outcomes: list[CallOutcome] = []
         for position, call in enumerate(result.calls):
@@ -508,7 +528,7 @@ class RunExecutor:
                 self.rec.tool_done(call, position, done)
                 outcomes.append(CallOutcome(call, result=done))
                 continue
-            call.item.data = {"name": call.name, "arguments": call.arguments}
+            call.item.data = client_calls.call_data(call.client, call.name, call.arguments)
             output = None
             if call.name not in functions:
                 output = f"Error: there is no tool named '{call.name}'."
@@ -721,6 +741,19 @@ class RunExecutor:
                     writer.stage(name, payload)
                 await run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session, fence=False)  # the transition guards
+
+
+def _chat_function(fn: dict[str, Any]) -> dict[str, Any]:
+    """A function tool entry as Chat Completions takes it."""
+    spec: dict[str, Any] = {
+        "name": fn["name"],
+        "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if fn.get("description"):
+        spec["description"] = fn["description"]
+    if fn.get("strict"):
+        spec["strict"] = True
+    return spec
 
 
 def _required_action(outcomes: list[CallOutcome]) -> dict[str, Any]:

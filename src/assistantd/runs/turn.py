@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 from assistantd.backends.chat import (
     ChatRequest,
@@ -28,6 +30,7 @@ from assistantd.backends.chat import (
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_tokens
 from assistantd.db.models import Item, Run
+from assistantd.items import client_calls
 from assistantd.items.content import stored_text
 from assistantd.items.kinds import SERVER_CALL_TYPE, new_item
 from assistantd.kit.ids import Prefix, new_id
@@ -53,7 +56,9 @@ class PendingCall:
     item: Item
     name: str = ""
     arguments: str = ""
-    tool: ServerTool | None = None  # None: a function the client runs
+    tool: ServerTool | None = None  # None: a tool the client runs
+    # What client tool the function is (`tools.client`); None: a plain function.
+    client: dict[str, Any] | None = None
 
 
 @dataclass
@@ -73,10 +78,18 @@ class TurnResult:
 class Turn:
     """Streams one chat completion into items and the recorder's events."""
 
-    def __init__(self, deps: RunDeps, run: Run, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        deps: RunDeps,
+        run: Run,
+        recorder: Recorder,
+        client_tools: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.deps = deps
         self.run = run
         self.recorder = recorder
+        # By the function name a client tool is offered under: what the tool is.
+        self.client_tools = client_tools or {}
         self.result = TurnResult()
         self._by_index: dict[int, PendingCall] = {}
         self._saved_at = time.monotonic()
@@ -263,18 +276,23 @@ class Turn:
         call = self._by_index.get(delta.index)
         if call is None:
             name = delta.name or ""
-            tool = self.deps.tools.by_function_name(name)
+            client = self.client_tools.get(name)
+            tool = None if client is not None else self.deps.tools.by_function_name(name)
+            if tool is not None:
+                kind = SERVER_CALL_TYPE[tool.type]
+            else:
+                kind = client_calls.CALL_TYPE[client["kind"]] if client else "function_call"
             call_id = new_id(Prefix.CALL)
             item = new_item(
                 self.run.project,
-                SERVER_CALL_TYPE[tool.type] if tool is not None else "function_call",
+                kind,
                 thread_id=self.recorder.items_thread_id,
                 status="in_progress",
                 run_id=self.run.id,
                 call_id=call_id,
-                data={"name": name, "arguments": ""} if tool is None else {},
+                data=client_calls.started_data(client, name) if tool is None else {},
             )
-            call = PendingCall(id=call_id, item=item, name=name, tool=tool)
+            call = PendingCall(id=call_id, item=item, name=name, tool=tool, client=client)
             self._by_index[delta.index] = call
             result.calls.append(call)
             self.recorder.call_started(call, len(result.calls) - 1)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 
-_KEY = re.compile(r'"code"\s*:\s*"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 class CodeStream:
-    def __init__(self) -> None:
+    def __init__(self, key: str = "code") -> None:
+        """`key`: the argument that holds the text (a custom tool's is `input`)."""
+        self._key = re.compile(rf'"{re.escape(key)}"\s*:\s*"')
         self.code = ""
         self._mode: str | None = None  # None until known: "json" or "raw"
         self._buffer = ""  # JSON text not yet turned into code
@@ -40,7 +41,7 @@ class CodeStream:
             return fragment
         self._buffer += fragment
         if not self._in_value:
-            found = _KEY.search(self._buffer)
+            found = self._key.search(self._buffer)
             if found is None:
                 return ""
             self._buffer = self._buffer[found.end() :]
