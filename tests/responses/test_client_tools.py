@@ -6,7 +6,6 @@ history. Every item and event is parsed by the openai SDK's own types."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 ITEM: TypeAdapter[Any] = TypeAdapter(ConversationItem)
-CODEX = Path("/work/shared/reference/codex")  # the captured requests (see its README)
 CODEX_PATCH_GRAMMAR = (
     'start: begin_patch hunk+ end_patch\nbegin_patch: "*** Begin Patch" LF\n'
     'end_patch: "*** End Patch" LF?\nhunk: add_hunk\nadd_hunk: "*** Add File: " filename LF '
@@ -39,6 +37,7 @@ PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+Hello "world"\n*** End Patch
 KNOWN_EXTRAS = {
     "Response": {"store"},
     "ResponseFunctionCallArgumentsDeltaEvent": {"obfuscation"},
+    "ResponseTextDeltaEvent": {"obfuscation"},
     "ResponseFunctionCallArgumentsDoneEvent": {"name"},
     "ResponseCustomToolCall": {"status"},
 }
@@ -507,36 +506,59 @@ class TestToolSearch:
         assert error["param"] == "tools[0].execution"
 
 
-def test_codex_request_is_served(client: OpenAI, model: ScriptedModel, marker: str) -> None:
-    """Codex's tools as it sends them (a custom apply_patch with a Lark grammar, tool_search,
-    functions, and from its other capture a namespace): all accepted and offered."""
-    body = json.loads((CODEX / "codex_request_gpt-5.5.json").read_text())["body"]
-    other = json.loads((CODEX / "codex_request_gpt-5-codex_default_config.json").read_text())[
-        "body"
-    ]
-    tools = [t for t in body["tools"] if t["type"] != "web_search"]
-    tools += [t for t in other["tools"] if t["type"] == "namespace"]
-    request = copy.deepcopy(
-        {k: body[k] for k in ("stream", "tool_choice", "parallel_tool_calls", "store", "text")}
-    )
+def test_codex_turns_are_served(client: OpenAI, model: ScriptedModel, marker: str) -> None:
+    """Codex's tools as it sends them (functions, a custom apply_patch with a Lark grammar,
+    tool_search, a namespace; `web_search` left out, it is not served yet), on two
+    `store: false` turns: the patch call, then the whole history with its output."""
+    codex = json.loads((Path(__file__).parent / "data" / "codex_tools.json").read_text())
+    tools = [t for t in codex["tools"] if t["type"] != "web_search"]
+    body = {"model": "gpt-4o", "tools": tools, **codex["request"]}
     model.script(marker, Reply(tool_calls=[ToolCall("apply_patch", json.dumps({"input": PATCH}))]))
-    events = raw_events(
-        client,
-        "responses",
-        body={
-            "model": "gpt-4o",
-            "input": [{"role": "user", "content": marker}],
-            "tools": tools,
-            **request,
-        },
-    )
+    history: list[dict[str, Any]] = [{"type": "message", "role": "user", "content": marker}]
+    events = raw_events(client, "responses", body={**body, "input": history})
     parsed_events(events)
     assert events[-1]["type"] == "response.completed"
-    assert events[-1]["response"]["output"][0]["type"] == "custom_tool_call"
+    [call] = events[-1]["response"]["output"]
+    assert call["type"] == "custom_tool_call"
+    assert call["input"] == PATCH
     functions = offered(model.requests(marker)[0])
     assert {"exec_command", "apply_patch", "tool_search", "multi_agent_v1__spawn_agent"} <= set(
         functions
     )
+
+    model.script("Success. Updated", Reply(text="Done."))
+    done = "Success. Updated the following files:\nA hello.txt\n"
+    output = {"type": "custom_tool_call_output", "call_id": call["call_id"], "output": done}
+    history += [call, output]
+    events = raw_events(client, "responses", body={**body, "input": history})
+    parsed_events(events)
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Done."
+    replayed, tool_message = replayed_call(model.requests("Success. Updated")[-1])
+    assert replayed["name"] == "apply_patch"
+    assert tool_message["content"].startswith("Success. Updated")
+
+
+def test_the_sdk_stream_helper_gathers_the_calls(
+    client: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    model.script(
+        marker,
+        Reply(
+            tool_calls=[
+                ToolCall("apply_patch", json.dumps({"input": PATCH})),
+                ToolCall("shell", '{"commands": ["ls"]}'),
+            ]
+        ),
+    )
+    with client.responses.stream(
+        model="gpt-4o", input=marker, tools=[custom_tool(), {"type": "shell"}]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.custom_tool_call_input.done" in kinds
+    assert "response.shell_call_command.done" in kinds
+    assert [item.type for item in final.output] == ["custom_tool_call", "shell_call"]
+    assert final.output[0].input == PATCH  # type: ignore[union-attr]
 
 
 class TestBadInput:
