@@ -31,15 +31,17 @@ PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+Hello "world"\n*** End Patch
 
 
 # What OpenAI sends that the SDK's types leave out: a response's `store`, the padding of
-# argument deltas, the function's name on their `.done` (the reference requires it), and the
-# status of a custom tool call in a response's output (the item resource,
-# `ResponseCustomToolCallItem`, has it; OpenAI's guide shows it in output too).
+# deltas, the function's name on `function_call_arguments.done` (the reference requires it),
+# and the status of custom tool calls and outputs (the reference's item resources,
+# `CustomToolCallResource` and `CustomToolCallOutputResource`, require it; the SDK's
+# conversation item union uses the types without it).
 KNOWN_EXTRAS = {
     "Response": {"store"},
     "ResponseFunctionCallArgumentsDeltaEvent": {"obfuscation"},
     "ResponseTextDeltaEvent": {"obfuscation"},
     "ResponseFunctionCallArgumentsDoneEvent": {"name"},
     "ResponseCustomToolCall": {"status"},
+    "ResponseCustomToolCallOutput": {"status"},
 }
 
 
@@ -495,6 +497,17 @@ class TestToolSearch:
         [shown] = [i for i in listed["data"] if i["type"] == "tool_search_output"]
         no_extras(ITEM.validate_python(shown))
 
+    def test_a_deferred_tool_is_not_counted_before_it_is_found(self, client: OpenAI) -> None:
+        search = {"type": "tool_search", "execution": "client"}
+        big = {"type": "function", "name": "big", "description": "word " * 400}
+        counts = [
+            client.responses.input_tokens.count(
+                model="gpt-4o", input="hi", tools=[search, {**big, "defer_loading": deferred}]
+            ).input_tokens
+            for deferred in (True, False)
+        ]
+        assert counts[0] + 300 < counts[1]
+
     def test_deferred_tools_need_a_tool_search(self, client: OpenAI) -> None:
         error = refused(
             client, input="x", tools=[{"type": "function", "name": "f", "defer_loading": True}]
@@ -559,6 +572,45 @@ def test_the_sdk_stream_helper_gathers_the_calls(
     assert "response.shell_call_command.done" in kinds
     assert [item.type for item in final.output] == ["custom_tool_call", "shell_call"]
     assert final.output[0].input == PATCH  # type: ignore[union-attr]
+
+
+def test_conversation_items_take_client_calls_and_outputs(
+    client: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    """Items added to a conversation directly (as a client that runs its tools elsewhere
+    would) are what the next response's model sees."""
+    conversation = client.conversations.create()
+    items = [
+        {"type": "message", "role": "user", "content": marker},
+        {"type": "custom_tool_call", "call_id": "call_c1", "name": "apply_patch", "input": PATCH},
+        {"type": "custom_tool_call_output", "call_id": "call_c1", "output": "applied c1"},
+    ]
+    answer = httpx.post(
+        f"{client.base_url}conversations/{conversation.id}/items",
+        json={"items": items},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    for item in answer.json()["data"]:
+        no_extras(ITEM.validate_python(item))
+    model.script("applied c1", Reply(text="Fine."))
+    create(
+        client,
+        input="next",
+        conversation=conversation.id,
+        tools=[custom_tool()],
+        tool_choice={
+            "type": "allowed_tools",
+            "mode": "auto",
+            "tools": [{"type": "custom", "name": "apply_patch"}],
+        },
+    )
+    request = model.requests("applied c1")[-1]
+    replayed, tool_message = replayed_call(request)
+    assert replayed == {"name": "apply_patch", "arguments": json.dumps({"input": PATCH})}
+    assert tool_message["content"] == "applied c1"
+    assert set(offered(request)) == {"apply_patch"}
 
 
 class TestBadInput:
