@@ -12,7 +12,7 @@ input, namespace?}; `local_shell_call` and `shell_call` {action (, environment)}
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from assistantd.db.models import Item
@@ -22,6 +22,7 @@ from assistantd.tools.client import (
     LOCAL_SHELL,
     SHELL,
     TOOL_SEARCH,
+    chat_function,
     loaded_entries,
     offered_name,
 )
@@ -253,3 +254,17 @@ def loaded(items: Iterable[Item]) -> list[dict[str, Any]]:
         for entry in loaded_entries((item.data or {}).get("tools") or []):
             found.setdefault(entry["function"]["name"], entry)
     return list(found.values())
+
+
+def turn_tools(
+    run_tools: Sequence[dict[str, Any]], offered: list[dict[str, Any]], items: Iterable[Item]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A response's chat tools for a turn (`offered`, plus those its context's tool searches
+    loaded), and which client tool each function is, by function name."""
+    found = loaded(items)
+    client_tools = {
+        t["function"]["name"]: t["client"] for t in [*run_tools, *found] if t.get("client")
+    }
+    names = {t["function"]["name"] for t in offered}
+    extra = [chat_function(t["function"]) for t in found if t["function"]["name"] not in names]
+    return [*offered, *extra], client_tools

@@ -37,6 +37,7 @@ from assistantd.runs.signals import on_outcome, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
+from assistantd.tools.client import chat_function
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +223,7 @@ class RunExecutor:
             if definition["type"] == "function":
                 if definition.get("deferred"):
                     continue  # offered once a tool search loads it
-                chat_tools.append(
-                    {"type": "function", "function": _chat_function(definition["function"])}
-                )
+                chat_tools.append(chat_function(definition["function"]))
                 continue
             tool = self.deps.tools.get(definition["type"])
             if tool is None:
@@ -235,26 +234,6 @@ class RunExecutor:
             server[tool.function_name] = tool
             chat_tools.append(tool.function_schema(definition))
         return chat_tools, server
-
-    def _with_loaded_tools(
-        self, run: Run, tools: list[dict[str, Any]], items: list[Item]
-    ) -> list[dict[str, Any]]:
-        """The turn's tools with those a client's tool search loaded, and which client tool
-        each offered function is (`self._client_tools`)."""
-        loaded = client_calls.loaded(items) if run.id.startswith(Prefix.RESPONSE) else []
-        entries = [*run.tools, *loaded]
-        self._client_tools = {
-            t["function"]["name"]: t["client"] for t in entries if t.get("client") is not None
-        }
-        if not loaded:
-            return tools
-        offered = {t["function"]["name"] for t in tools}
-        extra = [
-            {"type": "function", "function": _chat_function(t["function"])}
-            for t in loaded
-            if t["function"]["name"] not in offered
-        ]
-        return [*tools, *extra]
 
     def _tool_choice(self, run: Run) -> Any:
         choice = run.tool_choice
@@ -299,7 +278,8 @@ class RunExecutor:
             else:
                 items = await context.load(session, run)
             self.rec.context_loaded(items)
-            tools = self._with_loaded_tools(run, tools, items)
+            if run.id.startswith(Prefix.RESPONSE):  # a client's tool search may load more
+                tools, self._client_tools = client_calls.turn_tools(run.tools, tools, items)
             if server_tools and not self._server_calls_left(run, items):
                 tools = [t for t in tools if t["function"]["name"] not in server_tools]
             choice = run.tool_choice
@@ -741,19 +721,6 @@ class RunExecutor:
                     writer.stage(name, payload)
                 await run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session, fence=False)  # the transition guards
-
-
-def _chat_function(fn: dict[str, Any]) -> dict[str, Any]:
-    """A function tool entry as Chat Completions takes it."""
-    spec: dict[str, Any] = {
-        "name": fn["name"],
-        "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
-    }
-    if fn.get("description"):
-        spec["description"] = fn["description"]
-    if fn.get("strict"):
-        spec["strict"] = True
-    return spec
 
 
 def _required_action(outcomes: list[CallOutcome]) -> dict[str, Any]:

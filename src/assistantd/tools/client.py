@@ -110,6 +110,19 @@ def offered_name(name: str, namespace: str | None) -> str:
     return f"{full[: MAX_FUNCTION_NAME - 9]}_{digest}"
 
 
+def chat_function(fn: dict[str, Any]) -> dict[str, Any]:
+    """A function of a run's tool entry as Chat Completions takes it."""
+    spec: dict[str, Any] = {
+        "name": fn["name"],
+        "parameters": fn.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if fn.get("description"):
+        spec["description"] = fn["description"]
+    if fn.get("strict"):
+        spec["strict"] = True
+    return {"type": "function", "function": spec}
+
+
 def _entry(
     function: dict[str, Any], client: dict[str, Any], *, deferred: bool = False
 ) -> dict[str, Any]:
