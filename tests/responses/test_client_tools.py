@@ -551,6 +551,63 @@ def test_codex_turns_are_served(client: OpenAI, model: ScriptedModel, marker: st
     assert tool_message["content"].startswith("Success. Updated")
 
 
+def test_additional_tools_in_the_input_are_offered(
+    client: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    """Codex's default model sends no `tools`: an `additional_tools` input item of namespaces
+    (its shell reached through the `functions` namespace's freeform `exec` tool)."""
+    exec_tool = {
+        "type": "custom",
+        "name": "exec",
+        "description": "Run JavaScript: `await tools.exec_command({cmd})`.",
+        "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"},
+    }
+    extra = {
+        "type": "additional_tools",
+        "role": "developer",
+        "tools": [
+            {
+                "type": "namespace",
+                "name": "functions",
+                "description": "Tools.",
+                "tools": [exec_tool],
+            }
+        ],
+    }
+    source = 'await tools.exec_command({cmd: "ls"});'
+    model.script(
+        marker, Reply(tool_calls=[ToolCall("functions__exec", json.dumps({"input": source}))])
+    )
+    history: list[dict[str, Any]] = [extra, {"role": "user", "content": marker}]
+    first = create(client, input=history, store=False)
+    [call] = first["output"]
+    assert (call["type"], call["namespace"], call["name"], call["input"]) == (
+        "custom_tool_call",
+        "functions",
+        "exec",
+        source,
+    )
+    assert set(offered(model.requests(marker)[0])) == {"functions__exec"}
+
+    model.script("a.txt b.txt", Reply(text="Two files."))
+    output = {
+        "type": "custom_tool_call_output",
+        "call_id": call["call_id"],
+        "output": "a.txt b.txt",
+    }
+    history += [call, output]
+    answer = create(client, input=history, store=False)
+    assert answer["output"][0]["content"][0]["text"] == "Two files."
+    replayed, tool_message = replayed_call(model.requests("a.txt b.txt")[-1])
+    assert replayed == {"name": "functions__exec", "arguments": json.dumps({"input": source})}
+    assert tool_message["content"] == "a.txt b.txt"
+
+    stored = create(client, input=[extra, {"role": "user", "content": "list"}])
+    listed = get(client, f"responses/{stored['id']}/input_items?order=asc")
+    assert listed["data"][0]["type"] == "additional_tools"
+    no_extras(ITEM.validate_python(listed["data"][0]))
+
+
 def test_the_sdk_stream_helper_gathers_the_calls(
     client: OpenAI, model: ScriptedModel, marker: str
 ) -> None:

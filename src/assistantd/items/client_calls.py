@@ -173,6 +173,9 @@ def render(row: Item) -> dict[str, Any]:
     if kind == "tool_search_output":
         execution = data.get("execution") or "client"
         return {**base, "execution": execution, "tools": data.get("tools") or [], **_st(row)}
+    if kind == "additional_tools":
+        tools = data.get("tools") or []
+        return {"type": kind, "id": row.id, "role": data.get("role") or "developer", "tools": tools}
     raise ValueError(f"unknown item type {kind!r}")
 
 
@@ -245,11 +248,16 @@ def chat_output(item: Item) -> str:
     return output_text(data.get("output"))
 
 
+# Items whose `tools` are offered to the model from where they are on.
+_TOOL_ITEMS = frozenset({"tool_search_output", "additional_tools"})
+
+
 def loaded(items: Iterable[Item]) -> list[dict[str, Any]]:
-    """The tool entries the `tool_search_output` items among `items` load, first found first."""
+    """The tool entries that `tool_search_output` and `additional_tools` items among `items`
+    make available, first found first."""
     found: dict[str, dict[str, Any]] = {}
     for item in items:
-        if item.type != "tool_search_output":
+        if item.type not in _TOOL_ITEMS:
             continue
         for entry in loaded_entries((item.data or {}).get("tools") or []):
             found.setdefault(entry["function"]["name"], entry)

@@ -129,6 +129,15 @@ class ToolSearchOutputItem(_ClientItem):
     tools: list[LoadableTool] = Field(max_length=128)
 
 
+class AdditionalToolsItem(RequestModel):
+    """Tools made available from this point of the input on (Codex sends its tools so)."""
+
+    type: Literal["additional_tools"]
+    id: ItemId | None = None
+    role: Literal["developer"]
+    tools: list[LoadableTool] = Field(max_length=128)
+
+
 CLIENT_ITEMS = (
     CustomToolCallItem,
     LocalShellCallItem,
@@ -139,6 +148,7 @@ CLIENT_ITEMS = (
     ApplyPatchCallOutputItem,
     ToolSearchCallItem,
     ToolSearchOutputItem,
+    AdditionalToolsItem,
 )
 ClientItem = (
     CustomToolCallItem
@@ -150,4 +160,5 @@ ClientItem = (
     | ApplyPatchCallOutputItem
     | ToolSearchCallItem
     | ToolSearchOutputItem
+    | AdditionalToolsItem
 )

@@ -99,12 +99,13 @@ def _row(
         data = given.model_dump(include={"queries", "results"})
     else:
         kind, call_id, data = _client_fields(given)
+    status = getattr(given, "status", None)
     return new_item(
         project,
         kind,
         thread_id=thread_id,
-        status=str(given.status)
-        if given.status in _ITEM_STATUSES or kind == "apply_patch_call_output"
+        status=str(status)
+        if status in _ITEM_STATUSES or kind == "apply_patch_call_output"
         else "completed",
         input_of=input_of,
         call_id=call_id,
@@ -132,13 +133,14 @@ def _client_fields(given: InputItem) -> tuple[str, str | None, dict[str, Any]]:
         "apply_patch_call_output": {"output"},
         "tool_search_call": {"arguments", "execution"},
         "tool_search_output": {"tools", "execution"},
+        "additional_tools": {"tools", "role"},
     }[kind]
     data = given.model_dump(include=fields, exclude_none=kind != "shell_call")
     if kind in ("tool_search_call", "tool_search_output"):
         data["execution"] = data.get("execution") or "client"
     if kind == "local_shell_call":
         data["action"] = given.model_dump(include={"action"})["action"]
-    return kind, given.call_id, data
+    return kind, getattr(given, "call_id", None), data
 
 
 def _files_named(given: Sequence[InputItem], param: str) -> list[tuple[str, str]]:

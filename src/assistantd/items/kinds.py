@@ -41,6 +41,7 @@ PREFIX = {
     "apply_patch_call_output": Prefix.APPLY_PATCH_CALL_OUTPUT,
     "tool_search_call": Prefix.TOOL_SEARCH_CALL,
     "tool_search_output": Prefix.TOOL_SEARCH_OUTPUT,
+    "additional_tools": Prefix.ADDITIONAL_TOOLS,
 }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
 
 from assistantd.items.client_schemas import (
+    AdditionalToolsItem,
     ApplyPatchCallItem,
     ApplyPatchCallOutputItem,
     CustomToolCallItem,
@@ -219,6 +220,7 @@ InputItem = Annotated[
     | Annotated[ApplyPatchCallItem, Tag("apply_patch_call")]
     | Annotated[ApplyPatchCallOutputItem, Tag("apply_patch_call_output")]
     | Annotated[ToolSearchCallItem, Tag("tool_search_call")]
-    | Annotated[ToolSearchOutputItem, Tag("tool_search_output")],
+    | Annotated[ToolSearchOutputItem, Tag("tool_search_output")]
+    | Annotated[AdditionalToolsItem, Tag("additional_tools")],
     Discriminator(_kind),
 ]

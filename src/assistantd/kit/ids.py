@@ -129,6 +129,7 @@ class Prefix:
     APPLY_PATCH_CALL_OUTPUT = "apco_"
     TOOL_SEARCH_CALL = "tsc_"
     TOOL_SEARCH_OUTPUT = "tso_"
+    ADDITIONAL_TOOLS = "at_"
     STEP = "step_"
     CALL = "call_"
     FILE = "file-"

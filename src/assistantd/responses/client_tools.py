@@ -51,9 +51,10 @@ def _check(tool: ClientToolParam, index: int, *, prefix: str = "tools") -> None:
 
 
 def check_loaded(given_input: Sequence[Any]) -> None:
-    """The custom tools a `tool_search_output` in the input loads have grammars that parse."""
+    """The tools a `tool_search_output` or `additional_tools` item of the input makes
+    available are ones this server serves (grammars that parse, no hosted shell...)."""
     for index, item in enumerate(given_input):
-        if getattr(item, "type", None) != "tool_search_output":
+        if getattr(item, "type", None) not in ("tool_search_output", "additional_tools"):
             continue
         for at, tool in enumerate(item.tools):
             _check(tool, at, prefix=f"input[{index}].tools")

@@ -216,8 +216,8 @@ _LOADABLE: TypeAdapter[Any] = TypeAdapter(LoadableTool)
 
 
 def loaded_entries(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The entries of the tools a `tool_search_output` carries (checked when it came in),
-    offered whether or not they were deferred."""
+    """The entries of the tools a `tool_search_output` or an `additional_tools` item carries
+    (checked when it came in), offered whether or not they were deferred."""
     found: list[dict[str, Any]] = []
     for given in tools:
         try:

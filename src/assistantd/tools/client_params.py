@@ -79,11 +79,6 @@ class ToolSearchToolParam(RequestModel):
     parameters: dict[str, Any] | None = None
 
 
-# What a tool search may load (OpenAI's tool search finds deferred functions and namespaces).
-LoadableTool = Annotated[
-    FunctionToolParam | CustomToolParam | NamespaceToolParam, Field(discriminator="type")
-]
-
 CLIENT_TOOL_PARAMS = (
     FunctionToolParam,
     CustomToolParam,
@@ -102,3 +97,6 @@ ClientToolParam = (
     | ApplyPatchToolParam
     | ToolSearchToolParam
 )
+
+# What a `tool_search_output` or an `additional_tools` input item may make available.
+LoadableTool = Annotated[ClientToolParam, Field(discriminator="type")]
