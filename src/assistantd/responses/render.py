@@ -38,6 +38,10 @@ def usage(run: Run) -> dict[str, Any] | None:
 
 
 def status(run: Run) -> str:
+    """A foreground response is never `queued` on OpenAI: it is in progress from its creation
+    (only a background one waits in a queue)."""
+    if run.status == "queued" and not (run.options or {}).get("background"):
+        return "in_progress"
     return _STATUS.get(run.status, run.status)
 
 

@@ -128,7 +128,8 @@ async def cancel(
     signals: Signals,
 ) -> Run:
     """Cancel a background response: at once when no worker holds it, else ask the worker to
-    stop and wait (a few seconds at most) for it to."""
+    stop and wait (a few seconds at most) for it to. One that has ended already is returned as
+    it ended (OpenAI: cancelling twice returns the final response)."""
     if not (run.options or {}).get("background"):
         raise InvalidRequestError(
             "Cannot cancel a synchronous response: only responses created with "
@@ -136,7 +137,7 @@ async def cancel(
         )
     current = RunStatus(run.status)
     if current in state.TERMINAL:
-        raise InvalidRequestError(f"Cannot cancel a {render.status(run)} response.")
+        return run
     if current is RunStatus.QUEUED:
         moved = await state.transition(session, run.id, current, RunStatus.CANCELLED)
         if moved is not None:

@@ -410,6 +410,8 @@ class ResponseSurface:
         return [*events, lifecycle("response.in_progress", render.response(run))]
 
     def requeued(self, run: Run) -> Events:
+        if not (run.options or {}).get("background"):
+            return []  # a foreground response stays in progress; `claimed` says so again
         return [lifecycle("response.queued", render.response(run))]
 
     async def ended_outside(

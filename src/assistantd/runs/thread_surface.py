@@ -83,7 +83,9 @@ class ThreadRecorder:
         )
         self._message_steps[message.id] = step
         wire_step = render.step(step)
-        wire_message = messages.render(message)
+        # Announced empty, as OpenAI does: the parts come in the deltas below, once (an SDK's
+        # event handler adds each delta to the snapshot the `created` event gave it).
+        wire_message = messages.render(message).model_copy(update={"content": []})
         # Stored with their `created` events by the event store, off the model stream's path.
         self.writer.emit("thread.run.step.created", wire_step, rows=[message, step])
         self.writer.emit("thread.run.step.in_progress", wire_step)
