@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.models = deps.models
         app.state.backend = deps.backend
+        app.state.windows = deps.windows
         app.state.sealer = deps.sealer
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest

@@ -141,8 +141,13 @@ class Settings(BaseSettings):
     models_file: Path | None = Field(
         None, description="YAML/JSON routing model or Azure deployment names to backends."
     )
-    model_context_window: int = Field(
-        8192, description="Context window (tokens) of a model the models file does not size."
+    model_context_window: int | None = Field(
+        None,
+        gt=0,
+        description="Context window (tokens) of a model that neither the models file sizes nor "
+        "its backend reports (vLLM, llama.cpp and Ollama do); unset, such a window is unknown: "
+        "prompts are not measured against a guess, and the backend's own context-length error "
+        "fails the response as `context_length_exceeded`.",
     )
     model_max_retries: int = Field(
         3, description="Retries of a model call on 429, 5xx, timeouts and connection errors."

@@ -76,13 +76,13 @@ class TestWithoutModelsFile:
             base_url=LOCAL,
             api_key="k",
             upstream_model="gpt-4o",
-            context_window=4000,
+            context_window=None,  # ASSISTANTD_MODEL_CONTEXT_WINDOW applies after the backend's
             max_output_tokens=None,
         )
         assert models.can_serve("anything")
 
-    def test_default_context_window(self) -> None:
-        assert router(model_base_url=LOCAL).resolve("m").context_window == 8192
+    def test_no_context_window_is_assumed(self) -> None:
+        assert router(model_base_url=LOCAL).resolve("m").context_window is None
 
     def test_nothing_configured(self) -> None:
         models = router()
@@ -144,12 +144,12 @@ class TestModelsFileRules:
     def test_model_without_backend_uses_env_backend(self, tmp_path: Path) -> None:
         data = {"backends": {"b": {"base_url": REMOTE}}, "models": {"m": {"upstream_model": "u"}}}
         models = router(models_file=write(tmp_path, "m.json", data), model_base_url=LOCAL)
-        assert models.resolve("m") == ModelRoute("m", LOCAL, None, "u", 8192, None)
+        assert models.resolve("m") == ModelRoute("m", LOCAL, None, "u", None, None)
 
     def test_model_without_backend_uses_the_only_backend(self, tmp_path: Path) -> None:
         data = {"backends": {"b": {"base_url": REMOTE}}, "models": {"m": "u"}}
         models = router(models_file=write(tmp_path, "m.json", data))
-        assert models.resolve("m") == ModelRoute("m", REMOTE, None, "u", 8192, None)
+        assert models.resolve("m") == ModelRoute("m", REMOTE, None, "u", None, None)
 
     def test_shorthand_and_default_without_backends(self, tmp_path: Path) -> None:
         path = write(tmp_path, "m.yaml", "models:\n  small: qwen2.5:0.5b\ndefault: {}\n")

@@ -13,6 +13,12 @@ test scripts it with plain calls while assistantd, another process, talks to it 
 `ScriptedModel(host="0.0.0.0")` listens on every address (for clients in containers);
 `model.clients(match)` gives the address each request came from.
 
+`GET /v1/models` lists `models`; what backends add to say how large a model's context window is
+can be served too: `model_info` (fields merged into a model's `/v1/models` entry, e.g. vLLM's
+`{"max_model_len": 4096}` or llama.cpp's `{"meta": {"n_ctx_train": 32768}}`), `props` (the body of
+llama.cpp's `GET /props`) and `ollama_show` (by model, the body of Ollama's `POST /api/show`).
+Unset, those routes answer 404 as a plain server's do; `hits(path)` counts the requests of a path.
+
 A rule matches a request whose `messages`, serialised with `json.dumps(messages,
 ensure_ascii=False)`, contain its `match` string; each match takes the rule's next reply, and the
 last one repeats once they are used up. The newest matching rule wins. Without a match the model
@@ -40,7 +46,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,10 +122,17 @@ class ScriptedModel:
         models: Sequence[str] = ("gpt-4o", "gpt-4o-mini"),
         strict: bool = True,
         host: str = "127.0.0.1",
+        model_info: Mapping[str, Mapping[str, Any]] | None = None,
+        props: Mapping[str, Any] | None = None,
+        ollama_show: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.models = list(models)
         self.strict = strict
         self.host = host
+        self.model_info = {name: dict(info) for name, info in (model_info or {}).items()}
+        self.props = dict(props) if props is not None else None
+        self.ollama_show = {name: dict(body) for name, body in (ollama_show or {}).items()}
+        self._hits: dict[str, int] = {}
         self.port = 0
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
@@ -221,6 +234,12 @@ class ScriptedModel:
         with self._lock:
             self._rules.clear()
             self._seen.clear()
+            self._hits.clear()
+
+    def hits(self, path: str) -> int:
+        """How many requests `path` (e.g. "/v1/models") has had."""
+        with self._lock:
+            return self._hits.get(path, 0)
 
     def _select(self, match: str | None) -> list[_Seen]:
         with self._lock:
@@ -241,17 +260,46 @@ class ScriptedModel:
             return
         path = scope["path"].rstrip("/")
         method = scope["method"]
+        with self._lock:
+            self._hits[path] = self._hits.get(path, 0) + 1
         if path == "/v1/models" and method == "GET":
             created = int(time.time())
             data = [
-                {"id": name, "object": "model", "created": created, "owned_by": "scripted"}
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "scripted",
+                    **self.model_info.get(name, {}),
+                }
                 for name in self.models
             ]
             await _send_json(send, 200, {"object": "list", "data": data})
         elif path == "/v1/chat/completions" and method == "POST":
             await self._chat(scope, receive, send)
+        elif path == "/props" and method == "GET" and self.props is not None:
+            await _send_json(send, 200, self.props)
+        elif path == "/api/show" and method == "POST" and self.ollama_show:
+            await self._ollama_show(receive, send)
         else:
             await _send_error(send, 404, f"Unknown route {method} {scope['path']}")
+
+    async def _ollama_show(self, receive: Receive, send: Send) -> None:
+        raw = bytearray()
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+        try:
+            name = json.loads(raw).get("model")
+        except (json.JSONDecodeError, AttributeError):
+            name = None
+        shown = self.ollama_show.get(str(name))
+        if shown is None:
+            await _send_json(send, 404, {"error": f"model '{name}' not found"})
+        else:
+            await _send_json(send, 200, shown)
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = bytearray()

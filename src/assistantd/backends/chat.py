@@ -95,6 +95,9 @@ class ChatRequest:
     reasoning_effort: str | None = None
     logprobs: bool = False  # ask for the answer's token log probabilities
     top_logprobs: int | None = None  # and this many alternatives at each token
+    # More Chat Completions parameters, as the request set them (penalties, caching and
+    # service-tier hints, `safety_identifier`, `user`, `verbosity`); never the ones above.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def payload(self, model: str) -> dict[str, Any]:
         """The request body; `None` fields are left out, and so are the tool options when
@@ -123,6 +126,8 @@ class ChatRequest:
             body["logprobs"] = True
             if self.top_logprobs:
                 body["top_logprobs"] = self.top_logprobs
+        for key, value in self.extra.items():
+            body.setdefault(key, value)
         return body
 
 

@@ -16,10 +16,27 @@ import httpx
 from assistantd.backends.routing import ModelRoute
 from assistantd.settings import Settings
 
-BackendErrorCode = Literal["rate_limit_exceeded", "server_error", "invalid_prompt"]
+BackendErrorCode = Literal[
+    "rate_limit_exceeded", "server_error", "invalid_prompt", "context_length_exceeded"
+]
 
 # Retried like 5xx (the `openai` SDK retries these too); other 4xx are the request's fault.
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+# How backends say a prompt does not fit: OpenAI's code, and the words of vLLM ("maximum
+# context length"), llama.cpp ("exceed_context_size_error", "exceeds the available context
+# size"), Ollama and others.
+_CONTEXT_WORDS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length exceeded",
+    "exceeds the context window",
+    "exceed_context_size",
+    "exceeds the available context size",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+)
 
 
 class BackendError(Exception):
@@ -69,7 +86,15 @@ def status_failure(who: str, response: httpx.Response) -> AttemptFailure:
         )
     if status < 400:  # a redirect we do not follow, or an odd 1xx/2xx
         return AttemptFailure("server_error", message, retryable=False)
+    if too_long(response.text):
+        return AttemptFailure("context_length_exceeded", message, retryable=False)
     return AttemptFailure("invalid_prompt", message, retryable=False)
+
+
+def too_long(text: str) -> bool:
+    """Whether a backend's error says the prompt does not fit the model's context window."""
+    lowered = text.lower()
+    return any(words in lowered for words in _CONTEXT_WORDS)
 
 
 def error_body_failure(who: str, body: dict[str, Any]) -> AttemptFailure:
@@ -79,6 +104,10 @@ def error_body_failure(who: str, body: dict[str, Any]) -> AttemptFailure:
     if "rate_limit" in text or "rate limit" in text:
         return AttemptFailure(
             "rate_limit_exceeded", f"The {who} reported: {detail}", retryable=True
+        )
+    if too_long(text):
+        return AttemptFailure(
+            "context_length_exceeded", f"The {who} reported: {detail}", retryable=False
         )
     return AttemptFailure("server_error", f"The {who} reported an error: {detail}", retryable=True)
 

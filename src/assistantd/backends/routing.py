@@ -17,7 +17,8 @@ the default backend, `ASSISTANTD_MODEL_BASE_URL` (key `ASSISTANTD_MODEL_API_KEY`
       gpt-4-1106-preview:
         backend: local
         upstream_model: llama3        # default: the name itself
-        context_window: 8192          # default: the backend's, else ASSISTANTD_MODEL_CONTEXT_WINDOW
+        context_window: 8192          # default: the backend's, else what the backend reports
+                                      # (backends/windows.py), else ASSISTANTD_MODEL_CONTEXT_WINDOW
         max_output_tokens: 2048       # default: the backend's, else none
         reasoning_to_backend: false   # send earlier turns' reasoning back (`reasoning_content`)
       gpt-4o: {backend: openai, context_window: 128000}
@@ -62,7 +63,9 @@ class ModelRoute:
     base_url: str  # e.g. http://127.0.0.1:11434/v1, no trailing slash
     api_key: str | None
     upstream_model: str  # the model name sent upstream
-    context_window: int  # tokens
+    # Tokens, as the models file (or the embedded model) sizes it; None: ask the backend
+    # (`backends.windows.ContextWindows`).
+    context_window: int | None
     max_output_tokens: int | None
     # How a forced tool choice is sent (the embedded llama.cpp); None: as OpenAI defines it.
     forced_calls: ForcedCalls | None = None
@@ -127,7 +130,6 @@ class ModelRouter:
     """Resolves model names to routes; built once from `Settings`."""
 
     def __init__(self, settings: Settings) -> None:
-        self._default_context = settings.model_context_window
         self._env_backend = (
             _Backend(_strip(settings.model_base_url), settings.model_api_key)
             if settings.model_base_url
@@ -191,7 +193,7 @@ class ModelRouter:
             base_url=backend.base_url,
             api_key=backend.api_key,
             upstream_model=entry.upstream_model or name,
-            context_window=entry.context_window or backend.context_window or self._default_context,
+            context_window=entry.context_window or backend.context_window,
             max_output_tokens=entry.max_output_tokens or backend.max_output_tokens,
             reasoning_to_backend=entry.reasoning_to_backend,
         )

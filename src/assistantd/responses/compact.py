@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistantd.backends.chat import BackendError, ChatBackend
 from assistantd.backends.routing import ModelRoute, ModelRouter, UnknownModelError
 from assistantd.backends.tokens import estimate_message_tokens
+from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import Item, Run
 from assistantd.errors import (
@@ -136,6 +137,7 @@ async def compact(
     *,
     models: ModelRouter,
     backend: ChatBackend,
+    windows: ContextWindows,
     sealer: Sealer,
     blobs: BlobStore,
 ) -> CompactedResponseObject:
@@ -154,7 +156,8 @@ async def compact(
         max_prompt_tokens=None,
         prompt_tokens=0,
     )
-    budget, _ = context.prompt_budget(probe, route.context_window, route.max_output_tokens)
+    window = await windows.of(route)
+    budget, _ = context.prompt_budget(probe, window, route.max_output_tokens)
     budget -= estimate_message_tokens([*guidance, compaction.summary_message(compaction.PROMPT)])
     # Reads only, in no transaction: the model is called after the session is closed.
     async with sessions() as session:
@@ -175,7 +178,7 @@ async def compact(
         except context.PromptTooLong as exc:
             raise InvalidRequestError(
                 f"The context does not fit the context window of model '{body.model}' "
-                f"({route.context_window} tokens) even without its middle turns.",
+                f"({window} tokens) even without its middle turns.",
                 param="input",
                 code="context_length_exceeded",
             ) from exc

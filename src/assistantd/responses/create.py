@@ -28,6 +28,7 @@ from assistantd.items.schemas import (
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.sealed import Sealer
 from assistantd.responses import client_tools, repository, tools
+from assistantd.responses import options as hints
 from assistantd.responses.schemas import (
     ConversationRef,
     CreateResponse,
@@ -230,6 +231,7 @@ async def create_response(
             "be provided.",
             code="missing_required_parameter",
         )
+    hints.check(body)
     store = body.store is not False
     if body.background and not store:
         raise InvalidRequestError(
@@ -288,7 +290,7 @@ async def create_response(
         "safety_identifier": body.safety_identifier,
         "prompt_cache_key": body.prompt_cache_key,
         "prompt_cache_retention": body.prompt_cache_retention,
-        "service_tier": body.service_tier or "auto",
+        **await hints.kept(session, project, body),
         "conversation": thread.id if thread else None,
         "container_id": container_id,
     }

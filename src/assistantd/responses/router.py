@@ -101,6 +101,7 @@ async def compact_response(
         body,
         models=state.models,
         backend=state.backend,
+        windows=state.windows,
         sealer=state.sealer,
         blobs=blobs,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -228,6 +229,67 @@ class ContextManagementParam(RequestModel):
     compact_threshold: int | None = Field(None, ge=1000, le=2_147_483_647)
 
 
+ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
+
+
+class AccessProgramsParam(RequestModel):
+    cyber: Literal["standard", "daybreak_blue", "daybreak_red"] | None = None
+
+
+class BackgroundOptionsParam(RequestModel):
+    completion_window: Literal["soonest", "2h", "8h"] | None = None
+    continuation_id: str | None = Field(None, max_length=512)
+
+
+class ImageOptionsParam(RequestModel):
+    context_compression: Literal["auto", "enabled", "disabled"] | None = None
+
+
+class ModerationPolicyPart(RequestModel):
+    mode: Literal["score", "block"]
+
+
+class ModerationPolicyParam(RequestModel):
+    input: ModerationPolicyPart | None = None
+    output: ModerationPolicyPart | None = None
+
+
+class ModerationParam(RequestModel):
+    model: str
+    policy: ModerationPolicyParam | None = None
+
+
+class PromptCacheOptionsParam(RequestModel):
+    comparison_response_id: str | None = None
+    mode: Literal["implicit", "explicit"] | None = None
+    prewarm: bool | None = None
+    ttl: Literal["30m", "12h"] | None = None
+
+
+MAX_CLIENT_METADATA_PAIRS = 64
+MAX_CLIENT_METADATA_KEY = 256
+MAX_CLIENT_METADATA_VALUE = 16_384
+
+
+def _check_client_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_CLIENT_METADATA_PAIRS:
+        raise ValueError(f"at most {MAX_CLIENT_METADATA_PAIRS} entries are kept.")
+    for key, item in value.items():
+        if len(key) > MAX_CLIENT_METADATA_KEY:
+            raise ValueError(f"keys are at most {MAX_CLIENT_METADATA_KEY} characters.")
+        if len(item) > MAX_CLIENT_METADATA_VALUE:
+            raise ValueError(f"values are at most {MAX_CLIENT_METADATA_VALUE} characters.")
+    return value
+
+
+ClientMetadata = Annotated[dict[str, str] | None, AfterValidator(_check_client_metadata)]
+"""What a client says about itself (Codex: its session, turn and window ids); ours to keep."""
+
+Penalty = Annotated[float | None, Field(ge=-2, le=2)]
+
+
 class CreateResponse(RequestModel):
     model: str | None = None
     input: Annotated[str, StringConstraints(max_length=10_485_760)] | InputItems | None = None
@@ -253,10 +315,20 @@ class CreateResponse(RequestModel):
     stream_options: StreamOptions | None = None
     prompt: PromptParam | None = None
     user: str | None = Field(None, max_length=256)
-    safety_identifier: str | None = Field(None, max_length=64)
+    safety_identifier: str | None = Field(None, max_length=128)  # the SDK's bound (spec: 64)
     prompt_cache_key: str | None = Field(None, max_length=1024)
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
-    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    prompt_cache_options: PromptCacheOptionsParam | None = None
+    service_tier: ServiceTier | None = None
+    access_programs: AccessProgramsParam | None = None
+    background_options: BackgroundOptionsParam | None = None
+    image: ImageOptionsParam | None = None
+    moderation: ModerationParam | None = None
+    # The Open Responses specification's (OpenAI's Response object shows them too).
+    presence_penalty: Penalty = None
+    frequency_penalty: Penalty = None
+    # Ours to keep, not OpenAI's: Codex CLI sends it with every request.
+    client_metadata: ClientMetadata = None
     context_management: list[ContextManagementParam] | None = Field(None, max_length=1)
 
     @model_validator(mode="after")
@@ -278,6 +350,11 @@ class InputTokensRequest(RequestModel):
     text: TextParam | None = None
     reasoning: ReasoningParam | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    personality: str | None = Field(None, max_length=64)
+
+
+def _absent(value: Any) -> bool:
+    return value is None
 
 
 class CompactTool(BaseModel):
@@ -336,9 +413,12 @@ class ResponseObject(WireModel):
     created_at: int
     status: str
     completed_at: int | None
+    access_programs: dict[str, str] | None = Field(None, exclude_if=_absent)
     background: bool
     conversation: dict[str, str] | None
     error: dict[str, Any] | None
+    frequency_penalty: float
+    image: dict[str, str] | None = Field(None, exclude_if=_absent)
     incomplete_details: dict[str, Any] | None
     instructions: str | None
     max_output_tokens: int | None
@@ -346,8 +426,11 @@ class ResponseObject(WireModel):
     model: str
     output: list[dict[str, Any]]
     parallel_tool_calls: bool
+    presence_penalty: float
     previous_response_id: str | None
+    prompt_cache_diagnostics: dict[str, Any] | None = Field(None, exclude_if=_absent)
     prompt_cache_key: str | None
+    prompt_cache_options: dict[str, str] | None = Field(None, exclude_if=_absent)
     prompt_cache_retention: str | None
     reasoning: dict[str, Any]
     safety_identifier: str | None

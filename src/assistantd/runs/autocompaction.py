@@ -77,9 +77,8 @@ class AutoCompaction:
             max_prompt_tokens=None,
             prompt_tokens=0,
         )
-        budget, reason = context.prompt_budget(
-            fitted, route.context_window, route.max_output_tokens
-        )
+        window = await self.deps.windows.of(route)
+        budget, reason = context.prompt_budget(fitted, window, route.max_output_tokens)
         budget -= estimate_message_tokens([compaction.summary_message(compaction.PROMPT)])
         async with self.deps.reads() as session:
             built = await context.build(

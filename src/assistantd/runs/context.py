@@ -33,6 +33,8 @@ from assistantd.vector_stores import parsing
 
 # When the model's own output limit is unknown, keep this share of its window for the answer.
 _OUTPUT_SHARE = 4
+# The budget of a prompt nothing bounds.
+UNBOUNDED = 2**62
 # Characters of an `input_file`'s text the model is given.
 FILE_TEXT_LIMIT = 200_000
 
@@ -65,10 +67,16 @@ class Context:
     whole_tokens: int = 0
 
 
-def prompt_budget(run: Run, context_window: int, max_output_tokens: int | None) -> tuple[int, str]:
-    """Tokens the prompt may use this turn, and which limit sets it."""
-    reserve = max_output_tokens or max(256, context_window // _OUTPUT_SHARE)
-    window = max(context_window - reserve, 1)
+def prompt_budget(
+    run: Run, context_window: int | None, max_output_tokens: int | None
+) -> tuple[int, str]:
+    """Tokens the prompt may use this turn, and which limit sets it. An unknown window sets
+    none: the backend tells when a prompt is too long."""
+    if context_window is None:
+        window = UNBOUNDED
+    else:
+        reserve = max_output_tokens or max(256, context_window // _OUTPUT_SHARE)
+        window = max(context_window - reserve, 1)
     if run.max_prompt_tokens is not None:
         remaining = run.max_prompt_tokens - run.prompt_tokens
         if remaining < window:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.backends.chat import ChatBackend
 from assistantd.backends.routing import ModelRouter
+from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
 from assistantd.kit.sealed import Sealer, sealer_for
 from assistantd.runs.signals import Signals
@@ -26,6 +27,7 @@ class RunDeps:
     signals: Signals
     backend: ChatBackend
     models: ModelRouter
+    windows: ContextWindows
     tools: ToolRegistry
     blobs: BlobStore
     sealer: Sealer  # what stateless clients carry: reasoning, compaction items
@@ -47,6 +49,7 @@ class RunDeps:
             signals=signals,
             backend=ChatBackend(http, settings),
             models=ModelRouter(settings),
+            windows=ContextWindows(http, settings),
             tools=ToolRegistry(
                 [
                     CodeInterpreterTool(settings),

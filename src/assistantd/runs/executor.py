@@ -115,6 +115,8 @@ class RunExecutor:
         self._tool_results: list[tuple[ServerTool, ToolContext, ToolResult]] = []
         self._reasoning_tokens = 0  # of this execution's completion tokens
         self._compaction: AutoCompaction | None = None
+        # The model's context window (tokens), once known; None: nobody knows it.
+        self._window: int | None = None
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -164,7 +166,10 @@ class RunExecutor:
         except RunFailure as exc:
             await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
         except BackendError as exc:
-            await self._finish(run, writer, RunStatus.FAILED, error=(exc.code, exc.message))
+            code: str = exc.code
+            if code == "context_length_exceeded" and not run.id.startswith(Prefix.RESPONSE):
+                code = "invalid_prompt"  # a run's last_error has no such code
+            await self._finish(run, writer, RunStatus.FAILED, error=(code, exc.message))
         except DBAPIError as exc:
             if not is_transient(exc):
                 await self._finish(run, writer, RunStatus.FAILED, error=_SERVER_ERROR, cause=exc)
@@ -189,6 +194,7 @@ class RunExecutor:
             route = self.deps.models.resolve(run.model)
         except UnknownModelError as exc:
             raise RunFailure("invalid_prompt", str(exc)) from exc
+        self._window = await self.deps.windows.of(route)
         tools, server_tools = self._tools(run)
         while True:
             if run.model_turns >= settings.max_model_turns:
@@ -266,7 +272,7 @@ class RunExecutor:
     ) -> tuple[ChatRequest | None, int]:
         """The next model call, and its prompt's estimate; None when the response is only
         its context's compaction (made now)."""
-        budget, reason = context.prompt_budget(run, route.context_window, route.max_output_tokens)
+        budget, reason = context.prompt_budget(run, self._window, route.max_output_tokens)
         # Closed directly rather than by `async with`, whose shielded close yields to every
         # other ready task before the model is called (the request should leave first).
         session = self.deps.reads()
@@ -339,6 +345,7 @@ class RunExecutor:
             reasoning_effort=run.reasoning_effort,
             logprobs=bool(top_logprobs) or OUTPUT_LOGPROBS in (run.include or ()),
             top_logprobs=top_logprobs or None,
+            extra=(run.options or {}).get("chat") or {},
         )
         return request, built.prompt_tokens
 
@@ -381,7 +388,7 @@ class RunExecutor:
         return RunFailure(
             "invalid_prompt",
             f"The conversation does not fit the context window of model '{run.model}' "
-            f"({route.context_window} tokens): the newest message alone needs about "
+            f"({self._window} tokens): the newest message alone needs about "
             f"{exc.tokens}. Shorten it or use a model with a larger window.",
         )
 
@@ -600,6 +607,7 @@ class RunExecutor:
             container_id=(run.options or {}).get("container_id"),
             # made with the response; a retry may find what the first attempt started
             new_container=bool((run.options or {}).get("container_new")) and run.attempts == 1,
+            context_window=self._window,
         )
 
     # --- ends -----------------------------------------------------------------------------------

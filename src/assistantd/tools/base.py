@@ -37,6 +37,8 @@ class ToolContext:
     # The container was made for this execution: no sandbox of it can exist yet (none to
     # look for, here or in Docker).
     new_container: bool = False
+    # The model's context window in tokens (None: unknown).
+    context_window: int | None = None
 
     @property
     def sandbox_key(self) -> str:

@@ -29,6 +29,7 @@ from assistantd.vector_stores.service import is_expired
 FUNCTION_NAME = "file_search"
 DEFAULT_MAX_RESULTS = 20
 MAX_OUTPUT_TOKENS = 16_000
+_UNKNOWN_WINDOW = 8192  # what results may assume of a window nobody knows
 MARKER = re.compile(r"【(?:([0-9a-z]{4}):)?(\d+)†([^】]*)】")
 DESCRIPTION = (
     "Search the files the user provided (documents, notes, code) for passages relevant to the "
@@ -59,8 +60,9 @@ def _queries(arguments: str) -> list[str]:
 
 def _budget(ctx: ToolContext) -> int:
     """Tokens the results may take: OpenAI gives file search about 16k; a small model's context
-    window gets half of it at most, so the answer still fits."""
-    return max(1000, min(MAX_OUTPUT_TOKENS, ctx.settings.model_context_window // 2))
+    window gets half of it at most, so the answer still fits (an unknown one, 4k)."""
+    window = ctx.context_window or _UNKNOWN_WINDOW
+    return max(1000, min(MAX_OUTPUT_TOKENS, window // 2))
 
 
 def _within_budget(hits: list[Hit], budget: int) -> list[Hit]:
