@@ -28,7 +28,7 @@ class ImageRecorder(AssistantEventHandler):
 
     @override
     def on_message_created(self, message: Message) -> None:
-        self.created.append(message)
+        self.created.append(message.model_copy(deep=True))  # the SDK fills it in later
 
     @override
     def on_image_file_done(self, image_file: ImageFile) -> None:
