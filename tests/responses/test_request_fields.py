@@ -166,6 +166,30 @@ class TestNewestOptions:
         assert missing.prompt_cache_diagnostics is not None
         assert missing.prompt_cache_diagnostics.type == "comparison_response_not_found"
 
+    def test_a_cache_breakpoint_on_an_input_part(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        model.script(marker, Reply(text="prefix"))
+        breakpoint_ = {"mode": "explicit", "ttl": "12h"}
+        response = client.responses.create(
+            model="gpt-4o",
+            input=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "input_text",
+                            "text": marker,
+                            "prompt_cache_breakpoint": breakpoint_,
+                        }
+                    ],
+                }
+            ],
+            prompt_cache_options={"mode": "explicit"},
+        )
+        assert response.output_text == "prefix"
+        assert model.requests(marker)[0]["messages"][-1]["content"] == marker
+
     def test_background_options(self, client: OpenAI, model: ScriptedModel, marker: str) -> None:
         model.script(marker, Reply(text="windowed"))
         response = client.responses.create(

@@ -30,9 +30,19 @@ ItemStatus = Literal["in_progress", "completed", "incomplete"]
 ItemId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class PromptCacheBreakpoint(RequestModel):
+    """Where a reusable prompt prefix ends. Accepted, with no Chat Completions form to pass it
+    on in: the backends this server talks to cache prefixes on their own (vLLM's and llama.cpp's
+    prefix caches, OpenAI's automatic caching)."""
+
+    mode: Literal["explicit"]
+    ttl: Literal["30m", "12h"] | None = None
+
+
 class InputText(RequestModel):
     type: Literal["input_text"]
     text: str
+    prompt_cache_breakpoint: PromptCacheBreakpoint | None = None
 
 
 class InputImage(RequestModel):
@@ -40,6 +50,7 @@ class InputImage(RequestModel):
     image_url: str | None = None
     file_id: str | None = None
     detail: ImageDetail | None = "auto"
+    prompt_cache_breakpoint: PromptCacheBreakpoint | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> InputImage:
@@ -55,6 +66,7 @@ class InputFile(RequestModel):
     file_data: str | None = Field(None, max_length=73_400_320)
     file_url: str | None = None
     detail: Literal["low", "high", "auto"] | None = None
+    prompt_cache_breakpoint: PromptCacheBreakpoint | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> InputFile:
