@@ -322,6 +322,28 @@ class TestZeroConfigServer:
         run = settle(client, thread.id, run.id)
         check_answer(client, thread.id, run)
 
+    def test_a_response_with_every_hint(self, zero_config: OpenAI) -> None:
+        """llama.cpp's server takes the Chat Completions hints a response passes on (it uses the
+        penalties and ignores what it has no use for)."""
+        response = zero_config.responses.create(
+            model="gpt-4o",
+            input="Name a color.",
+            temperature=0,
+            service_tier="flex",
+            prompt_cache_key="session-1",
+            prompt_cache_retention="24h",
+            safety_identifier="user-1",
+            user="user-1",
+            text={"verbosity": "low"},
+            extra_body={
+                "presence_penalty": 0.5,
+                "frequency_penalty": 0.5,
+                "client_metadata": {"session_id": "s-1"},
+            },
+        )
+        assert response.status in ("completed", "incomplete"), response.error
+        assert response.output_text
+
 
 @needs_model
 async def test_a_window_over_the_trained_one_is_served_whole() -> None:
