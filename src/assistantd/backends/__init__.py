@@ -1,5 +1,5 @@
-"""Model backends: routing model names to OpenAI-compatible Chat Completions endpoints, and
-streaming one model turn from them."""
+"""Model backends: routing model names to OpenAI-compatible Chat Completions endpoints, knowing
+their context windows, and streaming one model turn from them."""
 
 from assistantd.backends.chat import (
     BackendError,
@@ -14,12 +14,14 @@ from assistantd.backends.chat import (
     make_http_client,
 )
 from assistantd.backends.routing import ModelRoute, ModelRouter, ModelsFileError, UnknownModelError
+from assistantd.backends.windows import ContextWindows
 
 __all__ = [
     "BackendError",
     "ChatBackend",
     "ChatEvent",
     "ChatRequest",
+    "ContextWindows",
     "Finish",
     "ModelRoute",
     "ModelRouter",
