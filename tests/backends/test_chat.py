@@ -405,6 +405,34 @@ class TestRetries:
             await collect(backend(handler))
         assert "model 'llama3' not found" in info.value.message
 
+    @pytest.mark.parametrize(
+        "error",
+        [
+            {"message": "Input too large.", "code": "context_length_exceeded"},  # OpenAI
+            {"message": "This model's maximum context length is 4096 tokens."},  # vLLM
+            {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error",
+            },  # llama.cpp
+        ],
+    )
+    async def test_a_prompt_too_long_says_so_without_retry(self, error: dict[str, Any]) -> None:
+        handler, calls = self.flaky(httpx.Response(400, json={"error": error}))
+        with pytest.raises(BackendError) as info:
+            await collect(backend(handler))
+        assert info.value.code == "context_length_exceeded"
+        assert str(error["message"]) in info.value.message
+        assert len(calls) == 1
+
+    async def test_a_prompt_too_long_inside_the_stream_is_not_retried(self) -> None:
+        error = sse({"error": {"message": "prompt is too long for the context window"}})
+        handler, calls = self.flaky(stream_response(error))
+        with pytest.raises(BackendError) as info:
+            await collect(backend(handler))
+        assert info.value.code == "context_length_exceeded"
+        assert len(calls) == 1
+
     async def test_retry_after_is_honoured(self) -> None:
         failure = httpx.Response(429, headers={"retry-after": "0.3"}, json={"error": {}})
         handler, calls = self.flaky(failure)
