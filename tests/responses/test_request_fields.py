@@ -15,18 +15,16 @@ from typing import Any
 
 import pytest
 from openai import BadRequestError, OpenAI
-from openai.types.responses import ResponseStreamEvent
 from openai.types.responses.input_token_count_params import InputTokenCountParams
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
-from pydantic import TypeAdapter
 
 from assistantd.responses.schemas import CreateResponse, InputTokensRequest
 from tests.responses.conftest import RESPONSE_KEYS, raw_events
+from tests.support import strict_types
 from tests.support.scripted_model import Reply, ScriptedModel
 
 DATA = Path(__file__).parent / "data"
 SPEC = Path("/work/shared/reference/responses-openapi.json")
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
 def _spec_properties(name: str) -> set[str]:
@@ -94,6 +92,7 @@ class TestHintsReachTheBackend:
         }.items():
             assert sent[key] == value, key
         raw = client.responses.with_raw_response.retrieve(response.id).http_response.json()
+        strict_types.response(raw)
         assert list(raw) == RESPONSE_KEYS
         assert (raw["presence_penalty"], raw["frequency_penalty"]) == (0.5, -0.25)
         assert raw["service_tier"] == "flex"
@@ -154,6 +153,8 @@ class TestNewestOptions:
         )
         assert response.prompt_cache_diagnostics is not None
         assert response.prompt_cache_diagnostics.type == "unavailable"
+        raw = client.responses.with_raw_response.retrieve(response.id).http_response.json()
+        strict_types.response(raw)  # every key is one the SDK's Response has
         assert model.requests(marker)[-1]["prompt_cache_options"] == {
             "mode": "explicit",
             "ttl": "30m",
@@ -273,7 +274,7 @@ def test_a_codex_request_streams_to_completion(
     events = raw_events(client, "responses", body=body)
     assert events[-1]["type"] == "response.completed", events[-1]
     for event in events:
-        EVENTS.validate_python(event)
+        strict_types.event(event)
     assert events[0]["type"] == "response.created"
     final = events[-1]["response"]
     assert final["store"] is False

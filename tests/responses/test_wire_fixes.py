@@ -7,14 +7,12 @@ from typing import Any
 
 import pytest
 from openai import BadRequestError, OpenAI
-from openai.types.responses import ResponseStreamEvent
-from pydantic import TypeAdapter
 
 from tests.responses.conftest import raw_events, wait_response
 from tests.runs.conftest import wait_until
+from tests.support import strict_types
 from tests.support.scripted_model import Reply, ScriptedModel
 
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 SLOW = Reply(text=[f"w{i} " for i in range(200)], chunk_delay=0.05)  # ~10 s
 
 
@@ -31,7 +29,7 @@ class TestCreatedStatus:
         body = {"model": "gpt-4o", "input": marker, "stream": True}
         events = raw_events(client, "responses", body=body)
         for event in events:
-            EVENTS.validate_python(event)
+            strict_types.event(event)
         assert lifecycle(events) == [
             ("response.created", "in_progress"),
             ("response.in_progress", "in_progress"),
@@ -57,7 +55,7 @@ class TestCreatedStatus:
         body = {"model": "gpt-4o", "input": marker, "stream": True, "background": True}
         events = raw_events(client, "responses", body=body)
         for event in events:
-            EVENTS.validate_python(event)
+            strict_types.event(event)
         seen = lifecycle(events)
         assert seen[:2] == [("response.created", "queued"), ("response.queued", "queued")]
         assert seen[2:] == [

@@ -12,8 +12,9 @@ from pydantic import TypeAdapter
 
 _EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 # OpenAI sends these, and the SDK's types leave them out: delta padding (`stream_options`), and
-# the response's `store`.
-_UNMODELLED = frozenset({"obfuscation", "store"})
+# the response's `store`, `presence_penalty` and `frequency_penalty` (the last two also required
+# by the Open Responses specification).
+_UNMODELLED = frozenset({"obfuscation", "store", "presence_penalty", "frequency_penalty"})
 
 
 def _no_extras(value: Any, where: str) -> None:
