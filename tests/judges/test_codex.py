@@ -35,10 +35,9 @@ XFAIL_METADATA = pytest.mark.xfail(
     strict=True,
     # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
     raises=AssertionError,
-    reason="issue 20: Codex's request: `client_metadata` (branch wire); its `namespace`, "
-    "`web_search`, `custom` and `tool_search` tools and `additional_tools` input item (branch "
-    "clienttools); its ~40-60 KB first request against the default 8,192-token window of a "
-    "backend that states none (context windows)",
+    reason="issue 20: Codex's `namespace`, `web_search`, `custom` and `tool_search` tools and "
+    "`additional_tools` input item (branch clienttools); its `client_metadata` and its ~40-60 KB "
+    "first request against a backend that states no window are served (branch wire)",
 )
 
 
@@ -157,8 +156,8 @@ def embedded_server(work_dir: Path, server_env: dict[str, str]) -> Iterator[Live
     strict=True,
     # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
     raises=AssertionError,
-    reason="issue 20: `client_metadata` (branch wire) and Codex's tools (branch clienttools); "
-    "then SmolLM2 (trained on 8,192 tokens) must read Codex's ~9,000-token prompt in 300 s",
+    reason="issue 20: Codex's tools (branch clienttools); then SmolLM2 (trained on 8,192 "
+    "tokens) must read Codex's ~9,000-token prompt in 300 s",
 )
 @needs_model
 def test_plain_turn_embedded_model(

@@ -24,24 +24,16 @@ from tests.support.server import LiveServer
 
 SUITE = Path(__file__).resolve().parent / "openresponses"
 
-PENALTIES = pytest.mark.xfail(
-    strict=True,
-    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
-    raises=AssertionError,
-    reason="issue 20: `presence_penalty` / `frequency_penalty` on the Response object — lands "
-    "with branch wire",
-)
-
 # The suite's HTTP tests, each with what it waits for today.
 HTTP_TESTS = {
-    "basic-response": PENALTIES,
-    "assistant-phase": PENALTIES,
+    "basic-response": None,
+    "assistant-phase": None,
     "response-output-phase-schema": None,
-    "streaming-response": PENALTIES,
-    "system-prompt": PENALTIES,
-    "tool-calling": PENALTIES,
-    "image-input": PENALTIES,
-    "multi-turn": PENALTIES,
+    "streaming-response": None,
+    "system-prompt": None,
+    "tool-calling": None,
+    "image-input": None,
+    "multi-turn": None,
     "compact-response": None,
     "compact-missing-model": None,
 }
