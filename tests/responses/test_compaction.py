@@ -28,8 +28,11 @@ STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
 # Fields OpenAI sends that the SDK's types lack, not compaction's business: the response's
-# `store`, the deltas' `obfuscation`.
-KNOWN_EXTRAS = {"Response": {"store"}, "ResponseTextDeltaEvent": {"obfuscation"}}
+# `store`, `presence_penalty` and `frequency_penalty`, the deltas' `obfuscation`.
+KNOWN_EXTRAS = {
+    "Response": {"store", "presence_penalty", "frequency_penalty"},
+    "ResponseTextDeltaEvent": {"obfuscation"},
+}
 
 
 def no_extras(value: Any) -> None:
