@@ -30,13 +30,14 @@ CODEX_PATCH_GRAMMAR = (
 PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+Hello "world"\n*** End Patch\n'
 
 
-# What OpenAI sends that the SDK's types leave out: a response's `store`, the padding of
+# What OpenAI sends that the SDK's types leave out: a response's `store`, `presence_penalty`
+# and `frequency_penalty`, the padding of
 # deltas, the function's name on `function_call_arguments.done` (the reference requires it),
 # and the status of custom tool calls and outputs (the reference's item resources,
 # `CustomToolCallResource` and `CustomToolCallOutputResource`, require it; the SDK's
 # conversation item union uses the types without it).
 KNOWN_EXTRAS = {
-    "Response": {"store"},
+    "Response": {"store", "presence_penalty", "frequency_penalty"},
     "ResponseFunctionCallArgumentsDeltaEvent": {"obfuscation"},
     "ResponseTextDeltaEvent": {"obfuscation"},
     "ResponseFunctionCallArgumentsDoneEvent": {"name"},
