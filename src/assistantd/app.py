@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from assistantd.assistants.router import router as assistants_router
 from assistantd.auth.keys import KeyResolver
+from assistantd.backends.announce import announce_backends
 from assistantd.backends.chat import make_http_client
 from assistantd.backends.local import LocalModel, start_local_model
 from assistantd.blobs.factory import log_blob_store, make_blob_store
@@ -148,7 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
         app.state.sandboxes = CodeInterpreterTool.sandboxes_of(deps.tools)
         background: list[asyncio.Task[None]] = [
-            asyncio.create_task(log_blob_store(app.state.blobs))
+            asyncio.create_task(log_blob_store(app.state.blobs)),
+            asyncio.create_task(announce_backends(deps.models, http)),
         ]
         if not settings.is_sqlite:
             background.append(

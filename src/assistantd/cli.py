@@ -107,6 +107,7 @@ def _listen(host: str, port: int) -> socket.socket | None:
 async def _run_worker(settings: Settings) -> None:
     import signal
 
+    from assistantd.backends.announce import announce_backends
     from assistantd.backends.chat import make_http_client
     from assistantd.backends.local import start_local_model
     from assistantd.blobs.factory import log_blob_store, make_blob_store
@@ -141,6 +142,7 @@ async def _run_worker(settings: Settings) -> None:
     await sandbox.log()
     await sandbox.aclose()
     await log_blob_store(blobs)
+    await announce_backends(deps.models, http)
     probes = None
     if settings.worker_http_port is not None:
         probes = WorkerHttp(deps.sessions, lambda: worker.healthy)

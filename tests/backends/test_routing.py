@@ -215,3 +215,36 @@ class TestInvalidModelsFile:
     def test_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(ModelsFileError, match="Cannot read"):
             router(models_file=tmp_path / "absent.yaml")
+
+
+class TestConfigured:
+    """What the start-up log names: each backend, with the models routed to it."""
+
+    def test_the_default_backend_serves_every_name(self) -> None:
+        [backend] = router(model_base_url="http://h:1/v1/", model_api_key="k").configured()
+        assert (backend.label, backend.base_url, backend.api_key) == (
+            "ASSISTANTD_MODEL_BASE_URL",
+            "http://h:1/v1",
+            "k",
+        )
+        assert (backend.models, backend.catch_all) == ([], True)
+
+    def test_a_models_file(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path,
+            "models.yaml",
+            {
+                "backends": {"gpu": {"base_url": "http://gpu/v1"}, "cpu": {"base_url": "http://c"}},
+                "models": {"big": {"backend": "gpu"}, "b2": {"backend": "gpu"}, "s": {}},
+                "default": {"backend": "cpu"},
+            },
+        )
+        found = router(model_base_url="http://env/v1", models_file=path).configured()
+        assert [(b.label, b.models, b.catch_all) for b in found] == [
+            ("ASSISTANTD_MODEL_BASE_URL", ["s"], False),
+            ("backend 'gpu'", ["b2", "big"], False),
+            ("backend 'cpu'", [], True),
+        ]
+
+    def test_none_without_a_backend(self) -> None:
+        assert router().configured() == []

@@ -126,6 +126,15 @@ class _Backend:
     forced_calls: ForcedCalls | None = None
 
 
+@dataclass(frozen=True)
+class ConfiguredBackend:
+    label: str  # how the configuration names it
+    base_url: str
+    api_key: str | None
+    models: list[str]  # the model names routed to it by name
+    catch_all: bool  # every other name goes to it too
+
+
 class ModelRouter:
     """Resolves model names to routes; built once from `Settings`."""
 
@@ -197,6 +206,23 @@ class ModelRouter:
             max_output_tokens=entry.max_output_tokens or backend.max_output_tokens,
             reasoning_to_backend=entry.reasoning_to_backend,
         )
+
+    def configured(self) -> list[ConfiguredBackend]:
+        """Each configured backend (not the embedded model) with the model names it serves."""
+        found: list[ConfiguredBackend] = []
+        named = [(f"backend {name!r}", backend) for name, backend in self._backends.items()]
+        if self._env_backend is not None:
+            named.insert(0, ("ASSISTANTD_MODEL_BASE_URL", self._env_backend))
+        for label, backend in named:
+            models = sorted(m for m, e in self._models.items() if self._backend_of(e) is backend)
+            if self._catch_all is not None:
+                catch_all = self._backend_of(self._catch_all) is backend
+            else:
+                catch_all = backend is self._env_backend
+            found.append(
+                ConfiguredBackend(label, backend.base_url, backend.api_key, models, catch_all)
+            )
+        return found
 
     def can_serve(self, name: str) -> bool:
         if self._local_wanted:
