@@ -28,6 +28,8 @@ from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
 from assistantd.kit.request_guard import RequestGuard
 from assistantd.messages.router import router as messages_router
+from assistantd.models.router import router as models_router
+from assistantd.models.service import ModelCatalog
 from assistantd.ops.heap import freeze_startup_heap
 from assistantd.ops.middleware import RequestContext
 from assistantd.ops.router import router as metrics_router
@@ -91,6 +93,7 @@ def api_routes() -> list[APIRoute]:
         responses_router,
         conversations_router,
         containers_router,
+        models_router,
     )
 
 
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.blobs,
         )
         app.state.models = deps.models
+        app.state.catalog = ModelCatalog(deps.models, http, settings)
         app.state.backend = deps.backend
         app.state.windows = deps.windows
         app.state.sealer = deps.sealer
