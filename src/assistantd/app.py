@@ -36,6 +36,7 @@ from assistantd.ops.router import router as metrics_router
 from assistantd.playground.router import router as playground_router
 from assistantd.responses.router import router as responses_router
 from assistantd.responses.unstored import Forgetter
+from assistantd.responses.websocket import responses_socket
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.router import router as runs_router
 from assistantd.runs.signals import Signals, listen_postgres
@@ -208,6 +209,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = api_routes()
     for prefix in API_PREFIXES:
         add_api_routes(app, routes, prefix)
+        # WebSocket mode (`GET /v1/responses` upgraded): HTTP routes never match a socket.
+        app.router.add_websocket_route(prefix + "/responses", responses_socket)
     # After the API's routes, which are matched first; static files need no transaction.
     app.include_router(playground_router)
     return app

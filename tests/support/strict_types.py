@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from openai import BaseModel
-from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses import Response, ResponsesServerEvent, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 _EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
@@ -36,6 +36,25 @@ def response(data: dict[str, Any]) -> Response:
 
 def event(data: dict[str, Any]) -> ResponseStreamEvent:
     parsed = _EVENTS.validate_python(data)
+    assert parsed.type == data["type"], f"parsed {data['type']} as {parsed.type}"
+    _no_extras(parsed, data["type"])
+    return parsed
+
+
+_SOCKET_EVENTS: TypeAdapter[ResponsesServerEvent] = TypeAdapter(ResponsesServerEvent)
+
+
+# Fields of OpenAI's spec (`responses-openapi.json`) that the SDK's WebSocket event types lack.
+_SPEC_ONLY = {"response.function_call_arguments.done": {"name": str}}
+
+
+def socket_event(data: dict[str, Any]) -> ResponsesServerEvent:
+    """A Responses WebSocket server event (stream events with their lane, `error`, steering)."""
+    spec_only = _SPEC_ONLY.get(data.get("type", ""), {})
+    for name, kind in spec_only.items():
+        assert isinstance(data.get(name), kind), f"{data['type']}.{name}: {data.get(name)!r}"
+    data = {key: value for key, value in data.items() if key not in spec_only}
+    parsed = _SOCKET_EVENTS.validate_python(data)
     assert parsed.type == data["type"], f"parsed {data['type']} as {parsed.type}"
     _no_extras(parsed, data["type"])
     return parsed

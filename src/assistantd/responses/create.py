@@ -7,6 +7,7 @@ columns in the engine's (Assistants) shapes, and what only the Responses API has
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -204,7 +205,12 @@ async def create_response(
     signals: Signals,
     worker: RunTaker | None,
     sealer: Sealer,
+    earlier: Sequence[InputItem] = (),
+    continues: str | None = None,
 ) -> Run:
+    """Create and queue a response. `earlier` are items that come before the input, and
+    `continues` the response they are the context of: a WebSocket connection's memory of an
+    unstored response (see `responses.websocket`), echoed as `previous_response_id`."""
     if body.model is None:
         raise InvalidRequestError(
             "Missing required parameter: 'model'.",
@@ -223,6 +229,7 @@ async def create_response(
     if (
         not body.input
         and body.previous_response_id is None
+        and continues is None
         and body.conversation is None
         and body.prompt is None
     ):
@@ -259,7 +266,11 @@ async def create_response(
         chain = await context.response_chain(session, project, body.previous_response_id)
     client_tools.check_loaded(given_input)
     await _check_call_outputs(
-        session, project, given_input, thread_id=thread.id if thread else None, chain=chain
+        session,
+        project,
+        [*earlier, *given_input],
+        thread_id=thread.id if thread else None,
+        chain=chain,
     )
     container_id, new_container = await tools.container_for(
         session, project, toolset, chain=chain, thread_id=thread.id if thread else None
@@ -271,6 +282,7 @@ async def create_response(
     response_id = new_id(Prefix.RESPONSE)
     if isinstance(body.input, str):
         given_input = [MessageItem(role="user", content=body.input)]
+    given_input = [*earlier, *given_input]
     rows = await convert.rows(session, project, given_input, input_of=response_id, sealer=sealer)
     reasoning = body.reasoning
     options: dict[str, Any] = {
@@ -296,6 +308,8 @@ async def create_response(
     }
     if compaction is not None:
         options["compaction"] = compaction
+    if continues is not None:
+        options["continues"] = continues
     if new_container:
         options["container_new"] = True  # not echoed: see ToolContext.new_container
     if body.stream_options is not None and body.stream_options.include_obfuscation is not None:

@@ -83,7 +83,9 @@ def response(
         output=items.items(output, _included(run, include), files),
         parallel_tool_calls=run.parallel_tool_calls,
         presence_penalty=options.get("presence_penalty") or 0.0,
-        previous_response_id=run.previous_response_id,
+        # A WebSocket continuation of an unstored response names it (`create_response`'s
+        # `continues`) though the chain in the database does not hold it.
+        previous_response_id=options.get("continues") or run.previous_response_id,
         prompt_cache_diagnostics=options.get("prompt_cache_diagnostics"),
         prompt_cache_key=options.get("prompt_cache_key"),
         prompt_cache_options=options.get("prompt_cache_options"),

@@ -1,0 +1,354 @@
+"""WebSocket mode of the Responses API: `GET /v1/responses` (and Azure's prefixes) upgraded.
+
+The key is checked at the upgrade (a bad one is an HTTP 401, no socket). Then each
+`response.create` message (the body of `POST /v1/responses`, streamed, never background) runs on
+the engine exactly as an HTTP stream does, its events read from the same event log and sent one
+text message each, in order; messages are served one after another (FIFO). A message that is no
+JSON, or of no known type, or a request the API refuses, is answered with an `error` event and
+the connection goes on.
+
+An unstored (`store: false`) response is removed from the database once it ends, as over HTTP;
+the connection keeps what a continuation needs (its context: the input and output items) in
+memory, so that `previous_response_id` can name it on this connection (and only here). A failed
+continuation forgets the response it continued. `response.steer` is in `responses.steering`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import State
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from assistantd.auth.keys import authenticate
+from assistantd.errors import (
+    APIError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+    ServiceUnavailableError,
+    database_unavailable,
+    render,
+    validation_error,
+)
+from assistantd.items.schemas import InputItem, MessageItem
+from assistantd.kit import nesting, text
+from assistantd.responses import create, service
+from assistantd.responses.schemas import CreateResponse
+from assistantd.responses.steering import Request, Steering
+from assistantd.runs import stream
+from assistantd.runs.signals import head_start
+
+log = logging.getLogger(__name__)
+
+# Unstored responses a connection remembers for `previous_response_id` (the newest ones).
+MEMORY_RESPONSES = 16
+# The fields of a `response.create` message that are no part of `POST /v1/responses`.
+_ENVELOPE = ("type", "stream_id")
+_OUTPUT_ITEM: TypeAdapter[InputItem] = TypeAdapter(InputItem)
+
+
+def event_error(exc: APIError, *, stream_id: str | None = None) -> str:
+    """OpenAI's WebSocket `error` event for `exc`: the HTTP status and the error envelope (with a
+    code always: a refusal without its own says its type)."""
+    error = exc.body()["error"]
+    error["code"] = error["code"] or exc.type
+    event: dict[str, Any] = {"type": "error", "status": exc.status_code, "error": error}
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def with_lane(data: str, stream_id: str | None) -> str:
+    """An event (one-line JSON object) with the `stream_id` of its request, if it had one."""
+    if stream_id is None:
+        return data
+    return f'{data[:-1]},"stream_id":{json.dumps(stream_id)}}}'
+
+
+def _unexpected(exc: Exception) -> APIError:
+    if isinstance(exc, APIError):
+        return exc
+    if database_unavailable(exc):
+        return ServiceUnavailableError("The database is unavailable right now; retry shortly.")
+    log.exception("a WebSocket response failed")
+    return ServerError("The server had an error while processing your request.")
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """An unstored response's context: the stored response its chain continues in the database
+    (if any), and every item after that one (inputs and outputs, in order)."""
+
+    anchor: str | None
+    items: tuple[InputItem, ...]
+
+
+class Connection:
+    """One accepted socket of one project."""
+
+    def __init__(self, websocket: WebSocket, state: State, project: str) -> None:
+        self.websocket = websocket
+        self.state = state
+        self.project = project
+        self.memory: OrderedDict[str, Remembered] = OrderedDict()
+        self.requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.steering = Steering(self)
+        self._sending = asyncio.Lock()
+
+    async def serve(self) -> None:
+        runner = asyncio.create_task(self._run())
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self._take(message.get("text") or message.get("bytes") or "")
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await runner
+
+    async def send(self, data: str) -> None:
+        async with self._sending:
+            if self.websocket.application_state is WebSocketState.CONNECTED:
+                await self.websocket.send_text(data)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    async def _take(self, raw: str | bytes) -> None:
+        try:
+            message = await self._parse(raw)
+        except APIError as exc:
+            await self.send(event_error(exc))
+            return
+        kind = message.get("type")
+        if kind == "response.create":
+            self.requests.put_nowait(message)
+        elif kind == "response.steer":
+            await self.steering.steer(message)
+        else:
+            shown = json.dumps(kind) if kind is not None else "none"
+            await self.send(
+                event_error(
+                    InvalidRequestError(
+                        f"Invalid value: {shown}. Supported values are: 'response.create' and "
+                        "'response.steer'.",
+                        param="type",
+                        code="invalid_value" if kind is not None else "missing_required_parameter",
+                    )
+                )
+            )
+
+    async def _parse(self, raw: str | bytes) -> dict[str, Any]:
+        """The message as a JSON object, under the rules HTTP bodies pass (size, nesting, text)."""
+        data = raw.encode() if isinstance(raw, str) else raw
+        limit = self.state.settings.max_request_bytes
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"The message is larger than {limit} bytes.")
+        deep = await nesting.too_deep(data)
+        if deep is not None:
+            raise InvalidRequestError(
+                f"Invalid '{deep}': JSON nested more than {nesting.MAX_DEPTH} levels deep.",
+                param=deep,
+                code="invalid_value",
+            )
+        try:
+            message = json.loads(data)
+        except (ValueError, RecursionError):
+            raise InvalidRequestError(
+                "We could not parse the JSON of your message. The API expects each WebSocket "
+                "message to be a JSON object, but what was sent was not valid JSON.",
+                code="invalid_json",
+            ) from None
+        if not isinstance(message, dict):
+            raise InvalidRequestError(
+                "Invalid message: expected a JSON object with a 'type'.", code="invalid_type"
+            )
+        hit = text.first_problem(message)
+        if hit is not None:
+            raise InvalidRequestError(
+                f"Invalid '{hit[0]}': the string {hit[1]}.",
+                param=hit[0] or None,
+                code="invalid_value",
+            )
+        return message
+
+    # --- responses ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            message = await self.requests.get()
+            stream_id = message.get("stream_id")
+            try:
+                request = self._request(message)
+            except APIError as exc:
+                lane = stream_id if isinstance(stream_id, str) else None
+                await self.send(event_error(exc, stream_id=lane))
+                continue
+            await self.respond(request)
+
+    def _request(self, message: dict[str, Any]) -> Request:
+        stream_id = message.get("stream_id")
+        if stream_id is not None and not isinstance(stream_id, str):
+            raise InvalidRequestError(
+                "Invalid type for 'stream_id': expected a string.",
+                param="stream_id",
+                code="invalid_type",
+            )
+        fields = {name: value for name, value in message.items() if name not in _ENVELOPE}
+        if fields.get("background"):
+            raise InvalidRequestError(
+                "Background responses are not supported over WebSocket: send 'background' only "
+                "over HTTP.",
+                param="background",
+                code="unsupported_parameter",
+            )
+        if fields.get("stream") is False:
+            raise InvalidRequestError(
+                "Responses over WebSocket are always streamed: 'stream' may not be false.",
+                param="stream",
+                code="invalid_value",
+            )
+        fields["stream"] = True
+        try:
+            body = CreateResponse.model_validate(fields)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            raise validation_error(errors, fields, responses_family=True) from None
+        return Request(body, stream_id)
+
+    async def respond(self, request: Request) -> None:
+        """Create the response and send its events, then what follows it (steering)."""
+        while True:
+            ended = await self._one(request)
+            successor = await self.steering.after(request, ended)
+            if successor is None:
+                return
+            request = successor
+
+    async def _one(self, request: Request) -> dict[str, Any] | None:
+        """Serve one response; its final response object (None when it was refused)."""
+        body, lane, state = request.body, request.stream_id, self.state
+        continued = body.previous_response_id
+        earlier: Sequence[InputItem] = ()
+        continues = None
+        remembered = self.memory.get(continued) if continued is not None else None
+        if remembered is not None:
+            earlier, continues = remembered.items, continued
+            body = body.model_copy(update={"previous_response_id": remembered.anchor})
+        body = self.steering.commit(request, body)
+        try:
+            async with state.write_sessions() as session:
+                run = await create.create_response(
+                    session,
+                    self.project,
+                    body,
+                    models=state.models,
+                    signals=state.signals,
+                    worker=state.worker,
+                    sealer=state.sealer,
+                    earlier=earlier,
+                    continues=continues,
+                )
+                batches = stream.open_events(
+                    state.query_sessions,
+                    state.signals,
+                    run.id,
+                    0,
+                    before_commit=True,
+                    ending=service.ENDING,
+                )
+                await session.commit()
+                await head_start(session)
+        except Exception as exc:
+            if continued is not None:
+                self.memory.pop(continued, None)
+            await self.send(event_error(_unexpected(exc), stream_id=lane))
+            await self.steering.refused(request)
+            return None
+        self.steering.started(run.id, request)
+        last: Any = None
+        try:
+            async for batch in batches:
+                for event in batch:
+                    self.steering.seen(event.seq)
+                    await self.send(with_lane(event.data, lane))
+                if batch:
+                    last = batch[-1]
+        except (WebSocketDisconnect, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await self.send(event_error(_unexpected(exc), stream_id=lane))
+        unstored = body.store is False
+        if unstored:
+            state.forgetter.forget(run.id)
+        if last is None or last.name not in service.ENDING.events:
+            return None
+        response: dict[str, Any] = json.loads(last.data)["response"]
+        if response["status"] == "failed" and continued is not None:
+            self.memory.pop(continued, None)
+        elif unstored and body.conversation is None:
+            anchor = remembered.anchor if remembered is not None else body.previous_response_id
+            self._remember(run.id, anchor, [*earlier, *_input_of(body)], response["output"])
+        return response
+
+    def _remember(
+        self, response_id: str, anchor: str | None, given: list[InputItem], output: list[Any]
+    ) -> None:
+        try:
+            produced = [_OUTPUT_ITEM.validate_python(item) for item in output]
+        except ValidationError:
+            # an output item that cannot be input again: no continuation rather than a wrong one
+            log.warning("response %s: its output cannot be remembered", response_id)
+            return
+        self.memory[response_id] = Remembered(anchor, (*given, *produced))
+        while len(self.memory) > MEMORY_RESPONSES:
+            self.memory.popitem(last=False)
+
+
+def _input_of(body: CreateResponse) -> list[InputItem]:
+    if isinstance(body.input, str):
+        return [MessageItem(role="user", content=body.input)]
+    given, _ = create.split_trigger(list(body.input or ()))
+    return given
+
+
+async def _deny(websocket: WebSocket, exc: APIError) -> None:
+    """Refuse the upgrade with the error's HTTP response (a close where the server cannot)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(render(exc))
+    else:
+        await websocket.close(code=1008, reason=exc.message[:120])
+
+
+async def responses_socket(websocket: WebSocket) -> None:
+    """The Responses API in WebSocket mode."""
+    state = websocket.app.state
+    headers = websocket.headers
+    try:
+        path = websocket.url.path
+        if path.startswith("/openai/responses") and not websocket.query_params.get("api-version"):
+            raise NotFoundError(
+                "Resource not found: Azure OpenAI routes under /openai/ need the api-version "
+                "query parameter, or use /openai/v1/responses, which needs none.",
+                code="404",
+            )
+        project = await authenticate(
+            state.keys, headers.get("authorization"), headers.get("api-key")
+        )
+    except APIError as exc:
+        await _deny(websocket, exc)
+        return
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        await Connection(websocket, state, project).serve()
