@@ -1,7 +1,7 @@
 """The Open Responses compliance suite (`bin/compliance-test.ts`, vendored in
 `tests/judges/openresponses/`, see its README) run with bun against a live assistantd:
-`bun run bin/compliance-test.ts -u URL/v1 -k KEY -m MODEL --json`, each of its HTTP tests a test
-here, so a failure names the suite's test and carries its errors.
+`bun run bin/compliance-test.ts -u URL/v1 -k KEY -m MODEL --json`, each of its tests (HTTP and
+WebSocket) a test here, so a failure names the suite's test and carries its errors.
 
 The scripted model answers every prompt of the suite with its echo, except the tool-calling
 test's, which it answers with the `get_weather` call the suite expects.
@@ -37,17 +37,18 @@ HTTP_TESTS = {
     "compact-response": None,
     "compact-missing-model": None,
 }
-# WebSocket mode (`ws://.../v1/responses`) is the next issue's (21): these are left out of the
-# run on purpose (`--filter`), not skipped. Listed so that a test the suite adds is noticed.
+# Its WebSocket tests (`ws://.../v1/responses`, `responses/websocket.py`), likewise: they check
+# the same Response object (each passes once it has the penalties).
 WEBSOCKET_TESTS = {
-    "websocket-response",
-    "websocket-sequential-responses",
-    "websocket-continuation",
-    "websocket-reconnect-store-false-recovery",
-    "websocket-previous-response-not-found",
-    "websocket-failed-continuation-evicts-cache",
-    "websocket-compact-new-chain",
+    "websocket-response": PENALTIES,
+    "websocket-sequential-responses": PENALTIES,
+    "websocket-continuation": PENALTIES,
+    "websocket-reconnect-store-false-recovery": PENALTIES,
+    "websocket-previous-response-not-found": None,
+    "websocket-failed-continuation-evicts-cache": PENALTIES,
+    "websocket-compact-new-chain": PENALTIES,
 }
+ALL_TESTS = {**HTTP_TESTS, **WEBSOCKET_TESTS}
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +85,14 @@ def test_the_suite_has_the_tests_we_run(suite: tuple[Path, Path]) -> None:
     )
     tests = dict(json.loads(listing))
     assert {name for name, kind in tests.items() if kind == "http"} == set(HTTP_TESTS)
-    assert {name for name, kind in tests.items() if kind == "websocket"} == WEBSOCKET_TESTS
+    assert {name for name, kind in tests.items() if kind == "websocket"} == set(WEBSOCKET_TESTS)
 
 
 @pytest.fixture(scope="module")
 def results(
     suite: tuple[Path, Path], server: LiveServer, server_env: dict[str, str], model: ScriptedModel
 ) -> dict[str, dict[str, Any]]:
-    """The suite's HTTP tests, run once against the server (a project of their own): its JSON
+    """The suite's tests, run once against the server (a project of their own): its JSON
     results by test id."""
     key = _mint_key(
         server_env["ASSISTANTD_DATABASE_URL"], server_env["ASSISTANTD_DATA_DIR"], "openresponses"
@@ -111,7 +112,7 @@ def results(
         "-m",
         "gpt-4o",
         "--filter",
-        ",".join(HTTP_TESTS),
+        ",".join(ALL_TESTS),
         "--json",
     )
     report = json.loads(output)
@@ -120,7 +121,7 @@ def results(
 
 @pytest.mark.parametrize(
     "test_id",
-    [pytest.param(name, marks=[mark] if mark else []) for name, mark in HTTP_TESTS.items()],
+    [pytest.param(name, marks=[mark] if mark else []) for name, mark in ALL_TESTS.items()],
 )
 def test_compliance(results: dict[str, dict[str, Any]], test_id: str) -> None:
     result = results[test_id]
