@@ -77,6 +77,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config=None,  # our handler (text or JSON, with request ids) formats uvicorn's lines
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
+        # a WebSocket message (Responses WebSocket mode) may be as large as a request body
+        ws_max_size=settings.max_request_bytes,
     )
     shown = f"[{args.host}]" if ":" in args.host else args.host
     log.info("listening on http://%s:%d (the API under /v1)", shown, args.port)

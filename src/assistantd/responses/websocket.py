@@ -35,7 +35,7 @@ from assistantd.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ServerError,
-    ServiceUnavailableError,
+    database_down,
     database_unavailable,
     render,
     validation_error,
@@ -79,7 +79,8 @@ def _unexpected(exc: Exception) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if database_unavailable(exc):
-        return ServiceUnavailableError("The database is unavailable right now; retry shortly.")
+        log.warning("database unavailable on a WebSocket response: %s", exc)
+        return database_down()
     log.exception("a WebSocket response failed")
     return ServerError("The server had an error while processing your request.")
 
@@ -115,8 +116,12 @@ class Connection:
                 await self._take(message.get("text") or message.get("bytes") or "")
         finally:
             runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            try:
                 await runner
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                pass
+            except Exception:
+                log.exception("the responses of a WebSocket connection failed")
 
     async def send(self, data: str) -> None:
         async with self._sending:
@@ -195,7 +200,12 @@ class Connection:
                 lane = stream_id if isinstance(stream_id, str) else None
                 await self.send(event_error(exc, stream_id=lane))
                 continue
-            await self.respond(request)
+            try:
+                await self.respond(request)
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                raise
+            except Exception as exc:  # a fault of ours: say so, and serve the next request
+                await self.send(event_error(_unexpected(exc), stream_id=request.stream_id))
 
     def _request(self, message: dict[str, Any]) -> Request:
         stream_id = message.get("stream_id")
