@@ -17,7 +17,8 @@ answer, three ways, chains alternating:
 
 A turn's overhead is what assistantd adds to the model's own time: from sending the request to
 the model's request arriving, plus from the model's first token leaving to the client's first
-`response.output_text.delta`. Printed: p50 / p90 over all turns, and p50 per turn (targets: the
+`response.output_text.delta`. Printed: p50 / p90 over all turns, the server's CPU time per turn
+(steadier than wall time on a loaded machine), and p50 per turn (targets: the
 WebSocket's p50 <= the stateless HTTP stream's, <= 3 ms, and no growth from turn 1 to the last).
 
 This is a benchmark that prints figures, not a test.
@@ -46,7 +47,7 @@ sys.path.insert(0, str(BENCH.parent))
 from tests.support.server import LiveServer  # noqa: E402
 
 from responses import HEADERS, TimedModelProcess, env_for  # noqa: E402
-from runs import LIMITS, load_average  # noqa: E402
+from runs import LIMITS, cpu_seconds, load_average  # noqa: E402
 from streaming import p50_p90, sse_frames  # noqa: E402
 
 MS = 1000.0
@@ -130,6 +131,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str]]:
     ways = ("WebSocket, store: false, previous_response_id", "HTTP stream, store: false, history")
     ways += ("HTTP stream, store: true, previous_response_id",)
     per_turn: dict[str, list[list[float]]] = {way: [] for way in ways}
+    cpu: dict[str, float] = dict.fromkeys(ways, 0.0)
     rows = [("start", load_average())]
     try:
         url = server.url.replace("http", "ws", 1) + "/v1/responses"
@@ -146,9 +148,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str]]:
             )
             for c in range(args.chains + 1):  # the first round warms up
                 for way, turn in zip(ways, kinds, strict=True):
+                    before = cpu_seconds(server)
                     overheads = await chain(model, turn, args.turns, f"{c}-{way[:4]}")
                     if c:
                         per_turn[way].append(overheads)
+                        cpu[way] += cpu_seconds(server) - before
     finally:
         server.stop()
         model.stop()
@@ -158,6 +162,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str]]:
         every = [o for chain_ in per_turn[way] for o in chain_]
         p50[way] = statistics.median(every)
         rows.append((f"{way}: overhead ms p50 / p90", p50_p90(every)))
+        rows.append(("  server CPU per turn (ms)", f"{cpu[way] / len(every) * MS:.2f}"))
         by_turn = [statistics.median(c[t] for c in per_turn[way]) for t in range(args.turns)]
         rows.append(("  p50 by turn (ms)", " ".join(f"{x * MS:.2f}" for x in by_turn)))
         if way == ways[0]:

@@ -316,7 +316,7 @@ class Connection:
         self, response_id: str, anchor: str | None, given: list[InputItem], output: list[Any]
     ) -> None:
         try:
-            produced = [_OUTPUT_ITEM.validate_python(item) for item in output]
+            produced = [_as_input(item) for item in output]
         except ValidationError:
             # an output item that cannot be input again: no continuation rather than a wrong one
             log.warning("response %s: its output cannot be remembered", response_id)
@@ -324,6 +324,15 @@ class Connection:
         self.memory[response_id] = Remembered(anchor, (*given, *produced))
         while len(self.memory) > MEMORY_RESPONSES:
             self.memory.popitem(last=False)
+
+
+def _as_input(item: dict[str, Any]) -> InputItem:
+    """An output item as input for the next turn, without its id where it may go: the next
+    response stores its own copy under a new id anyway, and a given id costs a look-up."""
+    try:
+        return _OUTPUT_ITEM.validate_python({k: v for k, v in item.items() if k != "id"})
+    except ValidationError:
+        return _OUTPUT_ITEM.validate_python(item)
 
 
 def _input_of(body: CreateResponse) -> list[InputItem]:
