@@ -186,6 +186,31 @@ class TestUnstoredChain:
         )
         assert refused.code == "previous_response_not_found"
 
+    def test_unstored_after_a_stored_response(
+        self, socket: ResponsesConnection, model: ScriptedModel, marker: str
+    ) -> None:
+        model.script(marker, Reply(text="one"), Reply(text="two"), Reply(text="three"))
+        stored = final(turn(socket, {"model": "gpt-4o", "input": f"{marker} a"}))
+        later = {"model": "gpt-4o", "store": False}
+        second = final(
+            turn(socket, {**later, "input": f"{marker} b", "previous_response_id": stored["id"]})
+        )
+        third = final(
+            turn(socket, {**later, "input": f"{marker} c", "previous_response_id": second["id"]})
+        )
+        assert (second["previous_response_id"], third["previous_response_id"]) == (
+            stored["id"],
+            second["id"],
+        )
+        seen = model.requests(f"{marker} c")[-1]["messages"]
+        assert [(m["role"], m["content"]) for m in seen] == [
+            ("user", f"{marker} a"),
+            ("assistant", "one"),
+            ("user", f"{marker} b"),
+            ("assistant", "two"),
+            ("user", f"{marker} c"),
+        ]
+
     def test_not_on_another_connection(
         self, client: OpenAI, socket: ResponsesConnection, marker: str
     ) -> None:
@@ -309,8 +334,13 @@ class TestSteer:
                 {**request, "input": [output], "previous_response_id": target},
             )
         )
+        # queued before the tool output in the input; the model gets the output next to its
+        # call, as a backend requires
         seen = model.requests("6C")[-1]["messages"]
-        assert {"role": "user", "content": f"{marker} metric"} in seen
+        assert seen[-2:] == [
+            {"role": "tool", "tool_call_id": call["call_id"], "content": "6C"},
+            {"role": "user", "content": f"{marker} metric"},
+        ]
 
     def test_unknown_response(self, socket: ResponsesConnection) -> None:
         socket.send({"type": "response.steer", "previous_response_id": "resp_x", "input": "hi"})
@@ -335,6 +365,8 @@ class TestBadMessages:
             ),
             ('{"type": "response.create", "model": "gpt-4o", "input": 5}', "invalid_type", "input"),
             ('{"type": "response.create", "input": "x", "nope": 1}', "unknown_parameter", "nope"),
+            ('{"type": "response.create", "input": "a\\u0000b"}', "invalid_value", "input"),
+            ("[" * 200 + "]" * 200, "invalid_value", "[0]" * 100),
         ],
     )
     def test_error_event_then_usable(
