@@ -64,12 +64,15 @@ async def test_unstored_chain_over_the_socket(
     agent = weather_agent(aclient, calls)
     script_weather(model, marker)
     question = f"{marker} What is the weather in Paris?"
-    if streamed:
-        result = Runner.run_streamed(agent, question, auto_previous_response_id=True)
-        async for _ in result.stream_events():
-            pass
-    else:
-        result = await Runner.run(agent, question, auto_previous_response_id=True)
+    try:
+        if streamed:
+            result = Runner.run_streamed(agent, question, auto_previous_response_id=True)
+            async for _ in result.stream_events():
+                pass
+        else:
+            result = await Runner.run(agent, question, auto_previous_response_id=True)
+    finally:
+        await agent.model.close()  # type: ignore[union-attr]
     assert result.final_output == "It is sunny in Paris."
     assert calls == ["Paris"]
     # the second call sent only the tool output and the first response's id: the server
