@@ -14,6 +14,7 @@ import pytest
 from openai import AzureOpenAI, OpenAI
 from openai.resources.responses.responses import ResponsesConnection
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from tests.responses.conftest import weather_tool
 from tests.runs.conftest import wait_until
@@ -397,6 +398,12 @@ class TestAuth:
         assert refused.value.response.status_code == 401
         body = json.loads(refused.value.response.body or b"{}")
         assert body["error"]["code"] == "invalid_api_key"
+
+    def test_azure_route_needs_its_api_version(self, server: Any, api_key: str) -> None:
+        url = f"{server.url}/openai/responses".replace("http", "ws", 1)
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(url, additional_headers={"api-key": api_key}).close()
+        assert refused.value.response.status_code == 404
 
     def test_either_header(self, server: Any, api_key: str, marker: str) -> None:
         with (
