@@ -37,16 +37,15 @@ HTTP_TESTS = {
     "compact-response": None,
     "compact-missing-model": None,
 }
-# Its WebSocket tests (`ws://.../v1/responses`, `responses/websocket.py`), likewise: they check
-# the same Response object (each passes once it has the penalties).
+# Its WebSocket tests (`ws://.../v1/responses`, `responses/websocket.py`), likewise.
 WEBSOCKET_TESTS = {
-    "websocket-response": PENALTIES,
-    "websocket-sequential-responses": PENALTIES,
-    "websocket-continuation": PENALTIES,
-    "websocket-reconnect-store-false-recovery": PENALTIES,
+    "websocket-response": None,
+    "websocket-sequential-responses": None,
+    "websocket-continuation": None,
+    "websocket-reconnect-store-false-recovery": None,
     "websocket-previous-response-not-found": None,
-    "websocket-failed-continuation-evicts-cache": PENALTIES,
-    "websocket-compact-new-chain": PENALTIES,
+    "websocket-failed-continuation-evicts-cache": None,
+    "websocket-compact-new-chain": None,
 }
 ALL_TESTS = {**HTTP_TESTS, **WEBSOCKET_TESTS}
 
