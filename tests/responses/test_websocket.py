@@ -13,9 +13,12 @@ import openai
 import pytest
 from openai import AzureOpenAI, OpenAI
 from openai.resources.responses.responses import ResponsesConnection
+from openai.types.responses import ResponseSteerRequiredInput
+from pydantic import TypeAdapter
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from assistantd.responses.steering import required_stub
 from tests.responses.conftest import weather_tool
 from tests.runs.conftest import wait_until
 from tests.support import strict_types as strict
@@ -53,8 +56,7 @@ def until_end(connection: ResponsesConnection) -> list[dict[str, Any]]:
 
 def final(events: list[dict[str, Any]]) -> dict[str, Any]:
     assert events[-1]["type"] == "response.completed", events[-1]
-    strict.response(events[-1]["response"])
-    return events[-1]["response"]
+    return events[-1]["response"]  # parsed strictly with its event (`receive`)
 
 
 def text_of(response: dict[str, Any]) -> str:
@@ -265,6 +267,24 @@ class TestUnstoredChain:
         assert seen[-2]["tool_calls"][0]["id"] == call["call_id"]
         assert seen[-1] == {"role": "tool", "tool_call_id": call["call_id"], "content": "sunny"}
 
+    def test_custom_tool_round_trip(
+        self, socket: ResponsesConnection, model: ScriptedModel, marker: str
+    ) -> None:
+        model.script(marker, Reply(tool_calls=[ToolCall("note", '{"input": "buy milk"}')]))
+        tools = [{"type": "custom", "name": "note", "description": "Write a note."}]
+        request = {"model": "gpt-4o", "tools": tools, "store": False}
+        first = final(turn(socket, {**request, "input": marker}))
+        (call,) = first["output"]
+        assert (call["type"], call["input"]) == ("custom_tool_call", "buy milk")
+        output = {"type": "custom_tool_call_output", "call_id": call["call_id"], "output": "kept"}
+        model.script("kept", Reply(text="Noted."))
+        second = final(
+            turn(socket, {**request, "input": [output], "previous_response_id": first["id"]})
+        )
+        assert text_of(second) == "Noted."
+        seen = model.requests("kept")[-1]["messages"]
+        assert seen[-1] == {"role": "tool", "tool_call_id": call["call_id"], "content": "kept"}
+
 
 class TestSteer:
     def test_successor_with_the_steering_input(
@@ -417,3 +437,34 @@ class TestAuth:
             f"{client.base_url}responses", headers={"Authorization": f"Bearer {client.api_key}"}
         )
         assert answer.status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("item", "stub"),
+    [
+        (
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "name": "f"},
+        ),
+        (
+            {"type": "custom_tool_call", "call_id": "c2", "name": "n", "input": "x"},
+            {"type": "custom_tool_call_output", "call_id": "c2"},
+        ),
+        ({"type": "shell_call", "call_id": "c3"}, {"type": "shell_call_output", "call_id": "c3"}),
+        (
+            {"type": "apply_patch_call", "call_id": "c4"},
+            {"type": "apply_patch_call_output", "call_id": "c4"},
+        ),
+        (
+            {"type": "tool_search_call", "call_id": "c5", "execution": "client"},
+            {"type": "tool_search_output", "call_id": "c5", "execution": "client"},
+        ),
+        ({"type": "message", "role": "assistant", "content": []}, None),
+    ],
+)
+def test_required_input_stubs(item: dict[str, Any], stub: dict[str, Any] | None) -> None:
+    """What `response.steer.pending` asks for, in the SDK's own stub types."""
+    assert required_stub(item) == stub
+    if stub is not None:
+        parsed = TypeAdapter(ResponseSteerRequiredInput).validate_python(stub)
+        assert parsed.model_dump(exclude_unset=True) == stub

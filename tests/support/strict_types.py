@@ -17,15 +17,17 @@ _EVENTS: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 _UNMODELLED = frozenset({"obfuscation", "store", "presence_penalty", "frequency_penalty"})
 
 
-def _no_extras(value: Any, where: str) -> None:
+def _no_extras(value: Any, where: str, known: dict[str, set[str]] | None = None) -> None:
+    """No key beyond the SDK's type's, but `_UNMODELLED` and `known[type name]`."""
     if isinstance(value, BaseModel):
-        extra = set(value.model_extra or {}) - _UNMODELLED
+        allowed = (known or {}).get(type(value).__name__, set())
+        extra = set(value.model_extra or {}) - _UNMODELLED - allowed
         assert not extra, f"{where}: keys the SDK does not know: {sorted(extra)}"
         for name in type(value).model_fields:
-            _no_extras(getattr(value, name), f"{where}.{name}")
+            _no_extras(getattr(value, name), f"{where}.{name}", known)
     elif isinstance(value, list | tuple):
         for index, entry in enumerate(value):
-            _no_extras(entry, f"{where}[{index}]")
+            _no_extras(entry, f"{where}[{index}]", known)
 
 
 def response(data: dict[str, Any]) -> Response:
@@ -44,17 +46,19 @@ def event(data: dict[str, Any]) -> ResponseStreamEvent:
 _SOCKET_EVENTS: TypeAdapter[ResponsesServerEvent] = TypeAdapter(ResponsesServerEvent)
 
 
-# Fields of OpenAI's spec (`responses-openapi.json`) that the SDK's WebSocket event types lack.
-_SPEC_ONLY = {"response.function_call_arguments.done": {"name": str}}
+# What the reference (`responses-openapi.json`) has and the SDK's WebSocket types leave out: the
+# function's name on `function_call_arguments.done`, and the status of custom tool calls and
+# outputs (the reference's item resources require it).
+_SOCKET_KNOWN = {
+    "ResponseFunctionCallArgumentsWsDone": {"name"},
+    "ResponseCustomToolCall": {"status"},
+    "ResponseCustomToolCallOutput": {"status"},
+}
 
 
 def socket_event(data: dict[str, Any]) -> ResponsesServerEvent:
     """A Responses WebSocket server event (stream events with their lane, `error`, steering)."""
-    spec_only = _SPEC_ONLY.get(data.get("type", ""), {})
-    for name, kind in spec_only.items():
-        assert isinstance(data.get(name), kind), f"{data['type']}.{name}: {data.get(name)!r}"
-    data = {key: value for key, value in data.items() if key not in spec_only}
     parsed = _SOCKET_EVENTS.validate_python(data)
     assert parsed.type == data["type"], f"parsed {data['type']} as {parsed.type}"
-    _no_extras(parsed, data["type"])
+    _no_extras(parsed, data["type"], _SOCKET_KNOWN)
     return parsed

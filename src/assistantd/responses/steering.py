@@ -5,7 +5,8 @@ Steering input (user messages) for the response this connection is running is ac
 - completed or incomplete with nothing for the client to supply: a successor response starts at
   once, with the target's settings, continuing it (`previous_response_id`) with the queued input
   in submission order; its `response.created` commits the input;
-- stopped for client-owned tool output (function calls): the input stays queued and
+- stopped for client-owned tool output (function, custom, shell, apply_patch, tool search
+  calls): the input stays queued and
   `response.steer.pending` follows `response.completed` with the stubs of what is needed; the
   client's next `response.create` continuing that response gets the queued input prepended to
   its own input;
@@ -61,6 +62,29 @@ class Active:
     request: Request
     seq: int = 0
     steers: list[Steer] = field(default_factory=list)
+
+
+# The client-owned calls whose results a continuation needs, as `response.steer.pending`'s
+# `required_input` stubs (identifying fields only) name them.
+_OUTPUT_OF = {
+    "function_call": "function_call_output",
+    "custom_tool_call": "custom_tool_call_output",
+    "shell_call": "shell_call_output",
+    "apply_patch_call": "apply_patch_call_output",
+    "local_shell_call": "local_shell_call_output",
+}
+
+
+def required_stub(item: dict[str, Any]) -> dict[str, Any] | None:
+    kind = item.get("type")
+    if kind == "tool_search_call" and item.get("execution") == "client":
+        return {"type": "tool_search_output", "call_id": item["call_id"], "execution": "client"}
+    if kind not in _OUTPUT_OF:
+        return None
+    stub = {"type": _OUTPUT_OF[kind], "call_id": item["call_id"]}
+    if kind == "function_call":
+        stub["name"] = item["name"]
+    return stub
 
 
 class SteerRefused(Exception):
@@ -220,11 +244,8 @@ class Steering:
                 )
             return None
         assert response is not None
-        required = [
-            {"type": "function_call_output", "call_id": item["call_id"], "name": item["name"]}
-            for item in response["output"]
-            if item.get("type") == "function_call"
-        ]
+        stubs = (required_stub(item) for item in response["output"])
+        required = [stub for stub in stubs if stub is not None]
         if required:
             self.waiting.setdefault(active.id, []).extend(steers)
             for steer in steers:
