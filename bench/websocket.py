@@ -2,12 +2,13 @@
 """WebSocket mode benchmark: per-turn first-token overhead of a `store: false` chain on one
 connection, against the HTTP stream.
 
-    python3 bench/websocket.py [--chains 5] [--turns 20] [--chunks 5]
+    python3 bench/websocket.py [--chains 5] [--turns 20] [--chunks 5] [--gap-ms 0]
 
 SQLite, one `assistantd serve` (embedded worker), the timed scripted model in a process of its
 own (it notes when each request arrives and its first token leaves; every process shares the
 monotonic clock). Each chain is `--turns` turns, each turn a new user message after the model's
-answer, three ways, chains alternating:
+answer (after `--gap-ms`, the client's own work between turns), three ways, chains
+alternating:
 
 - WebSocket: one connection, `response.create` with `store: false` and `previous_response_id`
   (the connection keeps the unstored context);
@@ -107,13 +108,18 @@ def http_turn(http: httpx.AsyncClient, *, stored: bool) -> Turn:
     return turn
 
 
-async def chain(model: TimedModelProcess, turn: Turn, turns: int, tag: str) -> list[float]:
-    """One chain: each turn's overhead (seconds)."""
+async def chain(
+    model: TimedModelProcess, turn: Turn, turns: int, tag: str, gap: float
+) -> list[float]:
+    """One chain: each turn's overhead (seconds); `gap` between a turn's end and the next (the
+    client's own work, a tool run)."""
     overheads: list[float] = []
     previous: str | None = None
     history: list[Any] = []
     for t in range(turns):
         text = f"bench-text {tag} turn {t}"
+        if t and gap:
+            await asyncio.sleep(gap)
         model.times()
         first, start, response = await turn(text, previous, history)
         arrived, first_sent = model.times()
@@ -149,7 +155,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str]]:
             for c in range(args.chains + 1):  # the first round warms up
                 for way, turn in zip(ways, kinds, strict=True):
                     before = cpu_seconds(server)
-                    overheads = await chain(model, turn, args.turns, f"{c}-{way[:4]}")
+                    overheads = await chain(
+                        model, turn, args.turns, f"{c}-{way[:4]}", args.gap_ms / MS
+                    )
                     if c:
                         per_turn[way].append(overheads)
                         cpu[way] += cpu_seconds(server) - before
@@ -193,6 +201,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=5)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--chunks", type=int, default=5)
+    parser.add_argument("--gap-ms", type=float, default=0.0)
     asyncio.run(main_async(parser.parse_args()))
 
 
