@@ -46,6 +46,7 @@ from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.threads.router import router as threads_router
 from assistantd.tools.file_search import FileSearchTool
+from assistantd.tools.web_search import log_readiness as log_web_search
 from assistantd.uploads.router import router as uploads_router
 from assistantd.vector_stores.router import router as vector_stores_router
 
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file_search = FileSearchTool.of(deps.tools)
         app.state.retrieval, app.state.ingest = file_search.retrieval, file_search.ingest
         app.state.sandboxes = CodeInterpreterTool.sandboxes_of(deps.tools)
+        log_web_search(settings)
         background: list[asyncio.Task[None]] = [
             asyncio.create_task(log_blob_store(app.state.blobs)),
             asyncio.create_task(announce_backends(deps.models, http)),

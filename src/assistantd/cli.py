@@ -119,6 +119,7 @@ async def _run_worker(settings: Settings) -> None:
     from assistantd.runs.signals import Signals, listen_postgres
     from assistantd.runs.worker import Worker
     from assistantd.sandbox.readiness import ReadinessProbe
+    from assistantd.tools.web_search import log_readiness as log_web_search
 
     engine = make_engine(settings)
     signals = Signals()
@@ -145,6 +146,7 @@ async def _run_worker(settings: Settings) -> None:
     await sandbox.aclose()
     await log_blob_store(blobs)
     await announce_backends(deps.models, http)
+    log_web_search(settings)
     probes = None
     if settings.worker_http_port is not None:
         probes = WorkerHttp(deps.sessions, lambda: worker.healthy)

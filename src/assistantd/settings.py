@@ -243,6 +243,37 @@ class Settings(BaseSettings):
         description="SQLite: memory for the per-vector-store embedding matrices searched.",
     )
 
+    # --- web search ------------------------------------------------------------------------------
+    web_search_url: str | None = Field(
+        None,
+        description="A SearxNG instance (its JSON format enabled) that serves the `web_search` "
+        "tool, e.g. http://searxng:8080; the server calls `{url}/search?q=...&format=json`. "
+        "Unset: web search is off, and a request's `web_search` tool is accepted but not "
+        "offered to the model.",
+    )
+    web_search_timeout_seconds: float = Field(
+        10.0, gt=0, description="A search, or the opening of one page, fails after this."
+    )
+    web_page_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Most of a web page the `web_search` tool reads when it opens one; the rest "
+        "is cut.",
+    )
+    outbound_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated hosts (`example.com` also allows its subdomains), IP "
+        "addresses or networks (`10.0.0.0/8`) the server's tools may fetch from (pages the "
+        "`web_search` tool opens). Empty: any host whose addresses are public; loopback and "
+        "private addresses only when listed here. Link-local and cloud metadata addresses are "
+        "always refused.",
+    )
+    outbound_denied_hosts: str = Field(
+        "",
+        description="Comma-separated hosts, addresses or networks the server's tools never "
+        "fetch from (checked before ASSISTANTD_OUTBOUND_ALLOWED_HOSTS).",
+    )
+
     # --- code interpreter ------------------------------------------------------------------------
     sandbox_image: str = Field(
         "assistantd-sandbox:latest",
@@ -356,6 +387,16 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_database_url(cls, value: str | None) -> str | None:
         return database_url_for_drivers(value) if value else value
+
+    @field_validator("web_search_url")
+    @classmethod
+    def _check_web_search_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected http(s)://HOST[:PORT][/PATH], not {value!r}")
+        return value.strip().rstrip("/")
 
     @field_validator("blob_url")
     @classmethod

@@ -383,7 +383,7 @@ class TestValidation:
             ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
             ({"bogus": 1}, "bogus"),
             ({"tools": [{"type": "function"}]}, "tools[0].name"),
-            ({"tools": [{"type": "web_search_preview"}]}, "tools[0].type"),
+            ({"tools": [{"type": "computer_use_preview"}]}, "tools[0].type"),
             (
                 {
                     "input": [

@@ -15,6 +15,7 @@ from assistantd.blobs.store import BlobStore
 from assistantd.db.migrate import current_revision, head_revision
 from assistantd.errors import database_down
 from assistantd.sandbox.readiness import ReadinessProbe
+from assistantd.tools.web_search import readiness as web_search_readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -30,9 +31,9 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the latest migration; the details say whether
-    the code interpreter can run code and the blob store takes files (neither decides
-    readiness: runs work without them, and an object store's outage should not take every
-    replica out of its load balancer)."""
+    the code interpreter can run code, the blob store takes files and web search is on (none
+    decides readiness: runs work without them, and an object store's outage should not take
+    every replica out of its load balancer)."""
     state = request.app.state
     try:
         async with state.read_sessions() as session:
@@ -58,6 +59,7 @@ async def readyz(request: Request) -> JSONResponse:
             "revision": current,
             "code_interpreter": await _code_interpreter(request),
             "blob_store": await _blob_store(request),
+            "web_search": web_search_readiness(state.settings),
         }
     )
 

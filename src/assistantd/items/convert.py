@@ -28,6 +28,7 @@ from assistantd.items.schemas import (
     ItemReference,
     MessageItem,
     ReasoningItem,
+    WebSearchCallItem,
 )
 from assistantd.kit.ids import Prefix, check_prefix, new_id
 from assistantd.kit.sealed import Sealer
@@ -94,6 +95,9 @@ def _row(
     elif isinstance(given, CodeInterpreterCallItem):
         kind, call_id = "code_interpreter_call", given.id
         data = given.model_dump(include={"code", "container_id", "outputs"})
+    elif isinstance(given, WebSearchCallItem):
+        kind, call_id = "web_search_call", given.id
+        data = {"action": given.action}
     elif isinstance(given, FileSearchCallItem):
         kind, call_id = "file_search_call", given.id
         data = given.model_dump(include={"queries", "results"})

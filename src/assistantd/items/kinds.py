@@ -7,7 +7,7 @@ from typing import Any
 from assistantd.db.models import Item
 from assistantd.kit.ids import Prefix, created_at_of, new_id, position_of
 
-SERVER_CALL_TYPES = frozenset({"code_interpreter_call", "file_search_call"})
+SERVER_CALL_TYPES = frozenset({"code_interpreter_call", "file_search_call", "web_search_call"})
 # Items that record a tool call the model made: server tools' carry their results; the calls a
 # client runs (`items.client_calls`) are answered by separate output items.
 CLIENT_CALL_TYPES = frozenset(
@@ -22,13 +22,18 @@ CLIENT_CALL_TYPES = frozenset(
 )
 CALL_TYPES = SERVER_CALL_TYPES | CLIENT_CALL_TYPES
 # The item type of each server tool's calls, by tool type.
-SERVER_CALL_TYPE = {"code_interpreter": "code_interpreter_call", "file_search": "file_search_call"}
+SERVER_CALL_TYPE = {
+    "code_interpreter": "code_interpreter_call",
+    "file_search": "file_search_call",
+    "web_search": "web_search_call",
+}
 PREFIX = {
     "message": Prefix.MESSAGE,
     "function_call": Prefix.FUNCTION_CALL,
     "function_call_output": Prefix.FUNCTION_CALL_OUTPUT,
     "code_interpreter_call": Prefix.CODE_INTERPRETER_CALL,
     "file_search_call": Prefix.FILE_SEARCH_CALL,
+    "web_search_call": Prefix.WEB_SEARCH_CALL,
     "reasoning": Prefix.REASONING,
     "compaction": Prefix.COMPACTION,
     "custom_tool_call": Prefix.CUSTOM_TOOL_CALL,

@@ -14,6 +14,7 @@ from assistantd.items import client_calls, content
 # `include[]` values that add optional fields to items.
 CODE_INTERPRETER_OUTPUTS = "code_interpreter_call.outputs"
 FILE_SEARCH_RESULTS = "file_search_call.results"
+WEB_SEARCH_SOURCES = "web_search_call.action.sources"
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 OUTPUT_LOGPROBS = "message.output_text.logprobs"
 
@@ -100,6 +101,13 @@ def item(
             "queries": data.get("queries") or [],
             "results": data.get("results") if FILE_SEARCH_RESULTS in include else None,
         }
+    if kind == "web_search_call":
+        return {
+            "type": "web_search_call",
+            "id": row.id,
+            "status": row.status,
+            "action": _web_search_action(data, WEB_SEARCH_SOURCES in include),
+        }
     if kind == "compaction":
         return {
             "id": row.id,
@@ -107,6 +115,15 @@ def item(
             "encrypted_content": data.get("encrypted_content", ""),
         }
     return client_calls.render(row)
+
+
+def _web_search_action(data: dict[str, Any], sources: bool) -> dict[str, Any]:
+    action = dict(data.get("action") or {"type": "search"})
+    if action.get("type") == "search":
+        found = action.pop("sources", None)
+        if sources:
+            action["sources"] = found or []
+    return action
 
 
 def _code_outputs(outputs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

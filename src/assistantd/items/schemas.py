@@ -187,6 +187,13 @@ class FileSearchCallItem(RequestModel):
     status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
 
 
+class WebSearchCallItem(RequestModel):
+    type: Literal["web_search_call"]
+    id: ItemId
+    action: dict[str, Any]
+    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"]
+
+
 class CompactionItem(RequestModel):
     """A compaction item a client carries back (from `/responses/compact` or an automatic
     compaction): its summary, sealed by this server."""
@@ -221,6 +228,7 @@ InputItem = Annotated[
     | Annotated[ReasoningItem, Tag("reasoning")]
     | Annotated[CodeInterpreterCallItem, Tag("code_interpreter_call")]
     | Annotated[FileSearchCallItem, Tag("file_search_call")]
+    | Annotated[WebSearchCallItem, Tag("web_search_call")]
     | Annotated[CompactionItem, Tag("compaction")]
     | Annotated[CompactionTriggerItem, Tag("compaction_trigger")]
     | Annotated[CustomToolCallOutputItem, Tag("custom_tool_call_output")]

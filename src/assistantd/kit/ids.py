@@ -117,6 +117,7 @@ class Prefix:
     FUNCTION_CALL_OUTPUT = "fco_"
     CODE_INTERPRETER_CALL = "ci_"
     FILE_SEARCH_CALL = "fs_"
+    WEB_SEARCH_CALL = "ws_"
     REASONING = "rs_"
     COMPACTION = "cmp_"
     CUSTOM_TOOL_CALL = "ctc_"

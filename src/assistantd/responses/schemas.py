@@ -30,6 +30,12 @@ from assistantd.tools.client_params import (
     ToolSearchToolParam,
 )
 from assistantd.tools.schemas import ReasoningEffort
+from assistantd.tools.web_search_params import (
+    WEB_SEARCH_PREVIEW_TYPES,
+    WEB_SEARCH_TYPES,
+    WebSearchPreviewToolParam,
+    WebSearchToolParam,
+)
 from assistantd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
 Include = Literal[
@@ -107,6 +113,10 @@ _KNOWN_TOOLS = frozenset(
 
 def _tool_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind in WEB_SEARCH_TYPES:
+        return "web_search"
+    if kind in WEB_SEARCH_PREVIEW_TYPES:
+        return "web_search_preview"
     return kind if kind in _KNOWN_TOOLS else "other"
 
 
@@ -120,6 +130,8 @@ Tool = Annotated[
     | Annotated[ShellToolParam, Tag("shell")]
     | Annotated[ApplyPatchToolParam, Tag("apply_patch")]
     | Annotated[ToolSearchToolParam, Tag("tool_search")]
+    | Annotated[WebSearchToolParam, Tag("web_search")]
+    | Annotated[WebSearchPreviewToolParam, Tag("web_search_preview")]
     | Annotated[ToolParam, Tag("other")],
     Discriminator(_tool_kind),
 ]
@@ -131,7 +143,14 @@ class ToolChoiceFunction(RequestModel):
 
 
 class ToolChoiceHosted(RequestModel):
-    type: Literal["file_search", "code_interpreter"]
+    type: Literal[
+        "file_search",
+        "code_interpreter",
+        "web_search",  # the Agents SDK's
+        "web_search_2025_08_26",
+        "web_search_preview",
+        "web_search_preview_2025_03_11",
+    ]
 
 
 class ToolChoiceCustom(RequestModel):

@@ -199,6 +199,8 @@ class ResponseRecorder:
             item.data = {"code": "", "container_id": self._container_id}
         elif kind == "file_search_call":
             item.data = {"queries": [], "results": None}
+        elif kind == "web_search_call":
+            item.data = {"action": {"type": "search"}}
         wire = items.item(item)
         self._emit("response.output_item.added", rows=[item], output_index=index, item=wire)
         if call.tool is not None:
@@ -254,9 +256,9 @@ class ResponseRecorder:
                     output_index=index,
                 )
                 continue
-            if call.item.type == "file_search_call":
+            if call.item.type in ("file_search_call", "web_search_call"):
                 self._emit(
-                    "response.file_search_call.searching", item_id=call.item.id, output_index=index
+                    f"response.{call.item.type}.searching", item_id=call.item.id, output_index=index
                 )
                 continue
             self._client.done(call, index)

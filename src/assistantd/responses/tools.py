@@ -31,7 +31,9 @@ from assistantd.responses.schemas import (
     ToolChoiceFunction,
     ToolChoiceHosted,
 )
+from assistantd.tools import web_search_params
 from assistantd.tools.client_params import CLIENT_TOOL_PARAMS as CLIENT_TOOLS
+from assistantd.tools.web_search_params import WebSearchPreviewToolParam, WebSearchToolParam
 from assistantd.vector_stores import repository as vector_stores
 
 DEFAULT_MAX_RESULTS = 20
@@ -90,6 +92,13 @@ def convert(given: list[Tool] | None) -> ToolSet:
                     "vector_store_ids": list(tool.vector_store_ids),
                 }
             )
+        elif isinstance(tool, WebSearchToolParam | WebSearchPreviewToolParam):
+            if "web_search" in tools.types:
+                raise InvalidRequestError(
+                    "Only one web_search tool may be given.", param=f"tools[{index}]"
+                )
+            tools.engine.append(web_search_params.engine_entry(tool))
+            tools.echoed.append(web_search_params.echoed(tool))
         elif isinstance(tool, CodeInterpreterToolParam):
             if tools.container is not None:
                 raise InvalidRequestError(
@@ -104,7 +113,8 @@ def convert(given: list[Tool] | None) -> ToolSet:
             raise InvalidRequestError(
                 f"Invalid value: '{tool.type}'. Supported values are: 'function', 'custom', "
                 "'namespace', 'local_shell', 'shell', 'apply_patch', 'tool_search', "
-                "'file_search', and 'code_interpreter'.",
+                "'file_search', 'code_interpreter', 'web_search', 'web_search_2025_08_26', "
+                "'web_search_preview', and 'web_search_preview_2025_03_11'.",
                 param=f"tools[{index}].type",
                 code="invalid_value",
             )
@@ -150,12 +160,13 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
             )
         return {"type": "function", "function": {"name": forced}}, choice.model_dump()
     if isinstance(choice, ToolChoiceHosted):
-        if choice.type not in tools.types:
+        hosted = "web_search" if choice.type.startswith("web_search") else choice.type
+        if hosted not in tools.types:
             raise InvalidRequestError(
                 f"Invalid 'tool_choice': the request has no '{choice.type}' tool.",
                 param="tool_choice.type",
             )
-        return {"type": choice.type}, choice.model_dump()
+        return {"type": hosted}, choice.model_dump()
     assert isinstance(choice, ToolChoiceAllowed)
     allowed: list[str] = []
     for index, tool in enumerate(choice.tools):

@@ -283,13 +283,29 @@ def _replayed_arguments(item: Item) -> str:
     data = item.data or {}
     if item.type == "code_interpreter_call":
         return json.dumps({"code": data.get("code") or ""})
+    if item.type == "web_search_call":
+        return json.dumps(_web_search_arguments(data.get("action") or {}))
     return json.dumps({"queries": data.get("queries") or []})
+
+
+def _web_search_arguments(action: dict[str, Any]) -> dict[str, Any]:
+    kind = action.get("type")
+    if kind in ("open_page", "find_in_page", "find"):
+        given = {k: action[k] for k in ("url", "pattern") if action.get(k)}
+        return {"action": "find_in_page" if kind == "find" else kind, **given}
+    queries = action.get("queries") or ([action["query"]] if action.get("query") else [])
+    return {"action": "search", "queries": queries}
 
 
 def _server_output(item: Item) -> str:
     data = item.data or {}
     if data.get("_model_output") is not None:
         return str(data["_model_output"])
+    if item.type == "web_search_call":
+        # A client's history carries no results: at most the sources (with their include).
+        sources = (data.get("action") or {}).get("sources") or []
+        listed = "\n".join(str(s.get("url", "")) for s in sources if isinstance(s, dict))
+        return f"Sources:\n{listed}" if listed else "(what this call found was not kept)"
     if item.type == "code_interpreter_call":
         logs = [o.get("logs", "") for o in data.get("outputs") or [] if o.get("type") == "logs"]
         return "\n".join(logs) or "(no output)"

@@ -17,6 +17,7 @@ from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolRegistry
 from assistantd.tools.file_search import FileSearchTool
+from assistantd.tools.web_search import WebSearchTool
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RunDeps:
                 [
                     CodeInterpreterTool(settings),
                     FileSearchTool.build(settings, sessions, blobs, http),
+                    WebSearchTool(settings),
                 ]
             ),
             blobs=blobs,

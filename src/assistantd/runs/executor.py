@@ -237,11 +237,14 @@ class RunExecutor:
                     "server_error",
                     f"The {definition['type']} tool is not available on this server.",
                 )
+            offered = getattr(tool, "offered", None)
+            if offered is not None and not offered(definition):
+                continue  # accepted, and not for the model (e.g. web search that is off)
             server[tool.function_name] = tool
             chat_tools.append(tool.function_schema(definition))
         return chat_tools, server
 
-    def _tool_choice(self, run: Run) -> Any:
+    def _tool_choice(self, run: Run, tools: list[dict[str, Any]]) -> Any:
         choice = run.tool_choice
         if self._tool_called or choice in (None, "auto"):
             return "auto"
@@ -253,6 +256,8 @@ class RunExecutor:
             return {"type": "function", "function": {"name": choice["function"]["name"]}}
         tool = self.deps.tools.get(choice["type"])
         assert tool is not None
+        if all(t["function"]["name"] != tool.function_name for t in tools):
+            return "auto"  # a hosted tool that is not offered (web search that is off)
         return {"type": "function", "function": {"name": tool.function_name}}
 
     def _server_calls_left(self, run: Run, items: list[Item]) -> bool:
@@ -336,7 +341,7 @@ class RunExecutor:
         request = ChatRequest(
             messages=built.messages,
             tools=tools,
-            tool_choice=self._tool_choice(run) if tools else None,
+            tool_choice=self._tool_choice(run, tools) if tools else None,
             parallel_tool_calls=run.parallel_tool_calls if tools else None,
             temperature=run.temperature,
             top_p=run.top_p,

@@ -94,6 +94,14 @@ class _HtmlText(html.parser.HTMLParser):
         return "\n".join(line for line in lines if line)
 
 
+def html_text(markup: str) -> str:
+    """The readable text of an HTML document (scripts and styles left out)."""
+    parser = _HtmlText()
+    parser.feed(markup)
+    parser.close()
+    return parser.take()
+
+
 def _html(fh: IO[bytes]) -> Iterator[str]:
     parser = _HtmlText()
     for block in _text(fh):
