@@ -153,3 +153,26 @@ def test_object_storage_profile(services: dict[str, Any]) -> None:
     assert not env["AWS_ENDPOINT_URL"]
     assert not env["AWS_ACCESS_KEY_ID"]
     assert env["AWS_REGION"] == "eu-west-1"
+
+
+def test_search_profile(services: dict[str, Any]) -> None:
+    """`--profile search` adds SearxNG with the JSON format on; the API and workers use it
+    once ASSISTANTD_WEB_SEARCH_URL names it (unset: web search is off)."""
+    searxng = services["searxng"]
+    assert searxng["profiles"] == ["search"]
+    assert "searxng/searxng" in searxng["image"]
+    [(source, target)] = volumes_of(searxng)
+    assert target == "/etc/searxng/settings.yml"
+    settings = yaml.safe_load((ROOT / "deploy" / "searxng" / "settings.yml").read_text())
+    assert "json" in settings["search"]["formats"]
+    assert Path(source).resolve() == (ROOT / "deploy" / "searxng" / "settings.yml").resolve()
+    for name in ("api", "worker"):
+        assert not services[name]["environment"]["ASSISTANTD_WEB_SEARCH_URL"], name
+
+    done = config(
+        ASSISTANTD_API_KEYS="sk-compose-test", ASSISTANTD_WEB_SEARCH_URL="http://searxng:8080"
+    )
+    assert done.returncode == 0, done.stderr
+    wired = yaml.safe_load(done.stdout)["services"]
+    for name in ("api", "worker"):
+        assert wired[name]["environment"]["ASSISTANTD_WEB_SEARCH_URL"] == "http://searxng:8080"
