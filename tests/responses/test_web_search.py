@@ -448,3 +448,34 @@ async def test_agents_sdk_web_search_tool(
     assert again.final_output == "Two blasts."
     [sent] = model.requests(follow)
     assert any(m.get("tool_calls") for m in sent["messages"])
+
+
+def test_tool_choice_and_a_client_function_of_the_same_name(
+    wclient: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    """`tool_choice` may force web search; a function of the client's named `web_search` is
+    the client's (the hosted tool then is not offered)."""
+    model.script(marker, Reply(tool_calls=[search(["x"])]), Reply(text="ok"))
+    response = wclient.responses.create(
+        model="gpt-4o",
+        input=marker,
+        tools=[{"type": "web_search_preview"}],
+        tool_choice={"type": "web_search_preview"},
+    )
+    assert response.status == "completed", response.error
+    assert response.output[0].type == "web_search_call"
+    first, second = model.requests(marker)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "web_search"}}
+    assert second["tool_choice"] == "auto"
+
+    mine = f"{marker}-mine"
+    model.script(mine, Reply(tool_calls=[search(["y"])]))
+    own = {"type": "function", "name": "web_search", "parameters": {"type": "object"}}
+    response = wclient.responses.create(
+        model="gpt-4o", input=mine, tools=[{"type": "web_search"}, own]
+    )
+    [call] = response.output
+    assert call.type == "function_call"
+    assert call.name == "web_search"  # type: ignore[union-attr]
+    [sent] = model.requests(mine)
+    assert [t["function"].get("description") for t in sent["tools"]] == [None]

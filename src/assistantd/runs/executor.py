@@ -35,7 +35,7 @@ from assistantd.runs.events import EventWriter, LeaseLost
 from assistantd.runs.recorder import CallOutcome, surface_of
 from assistantd.runs.signals import on_outcome, run_queued_on_commit
 from assistantd.runs.state import RunStatus
-from assistantd.runs.turn import Turn, TurnResult
+from assistantd.runs.turn import Turn, TurnResult, hosted_call
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
 from assistantd.tools.client import chat_function
 
@@ -240,6 +240,8 @@ class RunExecutor:
             offered = getattr(tool, "offered", None)
             if offered is not None and not offered(definition):
                 continue  # accepted, and not for the model (e.g. web search that is off)
+            if not hosted_call(run.tools, tool.type, tool.function_name):
+                continue  # a function of the client's has its name, and wins
             server[tool.function_name] = tool
             chat_tools.append(tool.function_schema(definition))
         return chat_tools, server

@@ -75,6 +75,14 @@ class TurnResult:
     logprobs: list[LogProb] = field(default_factory=list)  # the message's tokens, when asked
 
 
+def hosted_call(definitions: list[dict[str, Any]], tool_type: str, name: str) -> bool:
+    """Whether a call of `name` is one of the run's `tool_type` hosted tool: the run has that
+    tool, and no function of its own by that name (a client's `web_search` function is the
+    client's)."""
+    functions = {d["function"]["name"] for d in definitions if d["type"] == "function"}
+    return name not in functions and any(d["type"] == tool_type for d in definitions)
+
+
 class Turn:
     """Streams one chat completion into items and the recorder's events."""
 
@@ -278,6 +286,8 @@ class Turn:
             name = delta.name or ""
             client = self.client_tools.get(name)
             tool = None if client is not None else self.deps.tools.by_function_name(name)
+            if tool is not None and not hosted_call(self.run.tools, tool.type, name):
+                tool = None  # the client's own function of that name (or a tool not given)
             if tool is not None:
                 kind = SERVER_CALL_TYPE[tool.type]
             else:
