@@ -16,7 +16,7 @@ from agents import Agent, OpenAIResponsesModel, Runner, WebSearchTool, set_traci
 from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import is_postgres
-from tests.responses.conftest import raw_events
+from tests.responses.conftest import raw_events, wait_response
 from tests.runs.conftest import TUNED_KEY, Tuned, fresh_database
 from tests.support import strict_types
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
@@ -479,3 +479,30 @@ def test_tool_choice_and_a_client_function_of_the_same_name(
     assert call.name == "web_search"  # type: ignore[union-attr]
     [sent] = model.requests(mine)
     assert [t["function"].get("description") for t in sent["tools"]] == [None]
+
+
+def test_background_in_a_conversation(wclient: OpenAI, model: ScriptedModel, marker: str) -> None:
+    conversation = wclient.conversations.create()
+    model.script(marker, Reply(tool_calls=[search(["lamp"])]), Reply(text="lit at dusk"))
+    started = wclient.responses.create(
+        model="gpt-4o",
+        input=marker,
+        tools=[{"type": "web_search"}],
+        conversation=conversation.id,
+        background=True,
+    )
+    done = wait_response(wclient, started.id)
+    assert done.status == "completed", done.error
+    listed = wclient.conversations.items.list(
+        conversation.id, order="asc", include=["web_search_call.action.sources"]
+    )
+    kinds = [item.type for item in listed.data]
+    assert kinds == ["message", "web_search_call", "message"]
+    call = listed.data[1]
+    assert call.action.sources  # type: ignore[union-attr]
+    # the next turn of the conversation reads what the search found
+    follow = f"{marker} next"
+    model.script(follow, Reply(text="again"))
+    wclient.responses.create(model="gpt-4o", input=follow, conversation=conversation.id)
+    [sent] = model.requests(follow)
+    assert "Lighthouse facts" in tool_outputs(sent)[0]
