@@ -522,10 +522,11 @@ class TestToolSearch:
 
 def test_codex_turns_are_served(client: OpenAI, model: ScriptedModel, marker: str) -> None:
     """Codex's tools as it sends them (functions, a custom apply_patch with a Lark grammar,
-    tool_search, a namespace; `web_search` left out, it is not served yet), on two
-    `store: false` turns: the patch call, then the whole history with its output."""
+    tool_search, a namespace, and `web_search`, accepted and not offered: the suite's server
+    has no search engine), on two `store: false` turns: the patch call, then the whole history
+    with its output."""
     codex = json.loads((Path(__file__).parent / "data" / "codex_tools.json").read_text())
-    tools = [t for t in codex["tools"] if t["type"] != "web_search"]
+    tools = codex["tools"]
     body = {"model": "gpt-4o", "tools": tools, **codex["request"]}
     model.script(marker, Reply(tool_calls=[ToolCall("apply_patch", json.dumps({"input": PATCH}))]))
     history: list[dict[str, Any]] = [{"type": "message", "role": "user", "content": marker}]
@@ -539,6 +540,7 @@ def test_codex_turns_are_served(client: OpenAI, model: ScriptedModel, marker: st
     assert {"exec_command", "apply_patch", "tool_search", "multi_agent_v1__spawn_agent"} <= set(
         functions
     )
+    assert "web_search" not in functions
 
     model.script("Success. Updated", Reply(text="Done."))
     done = "Success. Updated the following files:\nA hello.txt\n"
@@ -742,6 +744,6 @@ class TestBadInput:
         error = refused(client, input="x", tools=[custom_tool()], tool_choice={"type": "shell"})
         assert error["param"] == "tool_choice.type"
 
-    def test_web_search_stays_refused(self, client: OpenAI) -> None:
-        error = refused(client, input="x", tools=[{"type": "web_search"}])
+    def test_other_hosted_tools_stay_refused(self, client: OpenAI) -> None:
+        error = refused(client, input="x", tools=[{"type": "computer_use_preview"}])
         assert error["param"] == "tools[0].type"
