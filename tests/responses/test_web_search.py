@@ -15,12 +15,11 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, WebSearchTool, set_tracing_disabled
 from openai import AsyncOpenAI, OpenAI
 
-from tests.conftest import is_postgres
 from tests.responses.conftest import raw_events, wait_response
-from tests.runs.conftest import TUNED_KEY, Tuned, fresh_database
+from tests.runs.conftest import TUNED_KEY, Tuned
 from tests.support import strict_types
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
-from tests.support.searxng import FakeSearx
+from tests.support.searxng import FakeSearx, web_search_server
 from tests.support.server import LiveServer, wait_for_log_line
 
 set_tracing_disabled(True)
@@ -35,23 +34,7 @@ def searx() -> Iterator[FakeSearx]:
 
 @pytest.fixture(scope="module")
 def web(server_env: dict[str, str], work_dir: Path, searx: FakeSearx) -> Iterator[Tuned]:
-    """A server (with, on PostgreSQL, a worker) whose web search is the fake SearxNG; pages on
-    127.0.0.1 may be opened."""
-    database_url = fresh_database(server_env["ASSISTANTD_DATABASE_URL"], work_dir)
-    postgres = is_postgres(database_url)
-    env = {
-        **server_env,
-        "ASSISTANTD_DATABASE_URL": database_url,
-        "ASSISTANTD_DATA_DIR": str(work_dir / "data-web-search"),
-        "ASSISTANTD_API_KEYS": f"tuned:{TUNED_KEY}",
-        "ASSISTANTD_DB_POOL_SIZE": "4",
-        "ASSISTANTD_EMBEDDED_WORKER": "false" if postgres else "true",
-        "ASSISTANTD_WEB_SEARCH_URL": searx.url,
-        "ASSISTANTD_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
-        "ASSISTANTD_WEB_SEARCH_TIMEOUT_SECONDS": "5",
-    }
-    api = LiveServer(env, work_dir / "web-search.log").start()
-    tuned = Tuned(api, env, work_dir, 1 if postgres else 0)
+    tuned = web_search_server(server_env, work_dir, searx)
     yield tuned
     tuned.stop()
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.conftest import is_postgres
+from tests.runs.conftest import TUNED_KEY, Tuned, fresh_database
+from tests.support.server import LiveServer
 
 LIGHTHOUSE = """<!doctype html><html><head><title>Lighthouse facts</title>
 <style>body { color: red }</style><script>var hidden = "script text";</script></head>
@@ -127,3 +132,25 @@ class FakeSearx:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+def web_search_server(
+    server_env: dict[str, str], work_dir: Path, searx: FakeSearx, name: str = "web-search"
+) -> Tuned:
+    """A server (with, on PostgreSQL, a worker) on a database of its own, whose web search is
+    `searx`; pages on 127.0.0.1 may be opened. Its client's key is `TUNED_KEY`."""
+    database_url = fresh_database(server_env["ASSISTANTD_DATABASE_URL"], work_dir)
+    postgres = is_postgres(database_url)
+    env = {
+        **server_env,
+        "ASSISTANTD_DATABASE_URL": database_url,
+        "ASSISTANTD_DATA_DIR": str(work_dir / f"data-{name}"),
+        "ASSISTANTD_API_KEYS": f"tuned:{TUNED_KEY}",
+        "ASSISTANTD_DB_POOL_SIZE": "4",
+        "ASSISTANTD_EMBEDDED_WORKER": "false" if postgres else "true",
+        "ASSISTANTD_WEB_SEARCH_URL": searx.url,
+        "ASSISTANTD_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
+        "ASSISTANTD_WEB_SEARCH_TIMEOUT_SECONDS": "5",
+    }
+    api = LiveServer(env, work_dir / f"{name}.log").start()
+    return Tuned(api, env, work_dir, 1 if postgres else 0)
