@@ -245,6 +245,24 @@ def test_refused_addresses(
     assert "not one of the hosts this server may fetch from" in private
 
 
+def test_search_engine_failing(wclient: OpenAI, model: ScriptedModel, marker: str) -> None:
+    model.script(marker, Reply(tool_calls=[search(["explode"])]), Reply(text="it failed"))
+    response = wclient.responses.create(
+        model="gpt-4o",
+        input=marker,
+        tools=[{"type": "web_search"}],
+        include=["web_search_call.action.sources"],
+    )
+    assert response.status == "completed", response.error
+    call, message = response.output
+    assert call.status == "failed"
+    assert call.action.queries == ["explode"]  # type: ignore[union-attr]
+    assert message.content[0].annotations == []  # type: ignore[union-attr]
+    [error] = tool_outputs(model.requests(marker)[-1])
+    assert "The search engine did not answer (HTTP 500)" in error
+    assert "127.0.0.1" not in error
+
+
 def test_stream_events(
     wclient: OpenAI, model: ScriptedModel, marker: str, searx: FakeSearx
 ) -> None:

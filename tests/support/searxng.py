@@ -99,6 +99,9 @@ class FakeSearx:
                     if params.get("format") != "json":
                         self._send(403, b"Forbidden", "text/plain")  # SearxNG's answer
                         return
+                    if "explode" in params.get("q", ""):  # an engine failing
+                        self._send(500, b"Internal Server Error", "text/plain")
+                        return
                     answer = {
                         "query": params.get("q", ""),
                         "number_of_results": 0,

@@ -301,7 +301,14 @@ class WebSearchTool:
                 answer.raise_for_status()
                 results = answer.json().get("results") or []
             except (httpx.HTTPError, ValueError, AttributeError) as exc:
-                raise ToolUnavailable(f"The search engine did not answer ({exc}).") from exc
+                # The engine's address is the operator's: the log has it, the model does not.
+                log.warning("web search: SearxNG failed: %r", exc)
+                why = (
+                    f"HTTP {exc.response.status_code}"
+                    if isinstance(exc, httpx.HTTPStatusError)
+                    else type(exc).__name__
+                )
+                raise ToolUnavailable(f"The search engine did not answer ({why}).") from exc
             for result in results:
                 url = str(result.get("url") or "") if isinstance(result, dict) else ""
                 host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
