@@ -7,12 +7,20 @@ import asyncio
 import ipaddress
 from pathlib import Path
 
+import httpx
 import pytest
 
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolContext, ToolResult
-from assistantd.tools.outbound import OutboundRefused, OutboundRules, domain_allowed
+from assistantd.tools.outbound import (
+    Fetched,
+    OutboundRefused,
+    OutboundRules,
+    domain_allowed,
+    fetch,
+)
 from assistantd.tools.web_search import WebSearchTool, action_of, locale, parse_arguments
+from tests.support.searxng import FakeSearx
 
 
 def addresses(*given: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -134,3 +142,28 @@ def test_citations(tmp_path: Path) -> None:
     assert first["url_citation"] == {"url": "https://a.example/page", "title": "Page A"}
     assert text[second["start_index"] : second["end_index"]] == "https://b.example"
     assert second["url_citation"]["title"] == "B"
+
+
+def test_fetch_connects_to_the_checked_address() -> None:
+    """A name is resolved and checked once, and the connection goes to that address with the
+    name as its Host (no second lookup to rebind); pages are cut at the bound."""
+    searx = FakeSearx().start()
+    try:
+        port = searx.url.rsplit(":", 1)[1]
+
+        async def get(url: str, max_bytes: int = 100_000) -> Fetched:
+            async with httpx.AsyncClient(trust_env=False) as http:
+                rules = OutboundRules(allowed="localhost,127.0.0.1,::1")
+                return await fetch(http, rules, url, max_bytes=max_bytes, timeout=5)
+
+        page = asyncio.run(get(f"http://localhost:{port}/pages/lighthouse"))
+        assert page.content_type == "text/html"
+        assert b"Lighthouse facts" in page.body
+        assert page.url == f"http://localhost:{port}/pages/lighthouse"
+        cut = asyncio.run(get(f"http://localhost:{port}/pages/big", max_bytes=2000))
+        assert cut.truncated
+        assert len(cut.body) == 2000
+        with pytest.raises(OutboundRefused, match="link-local"):
+            asyncio.run(get(f"http://localhost:{port}/pages/to-metadata"))
+    finally:
+        searx.stop()

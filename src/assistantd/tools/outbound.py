@@ -91,14 +91,17 @@ class OutboundRules:
     def of(cls, settings: Settings) -> OutboundRules:
         return cls(settings.outbound_allowed_hosts, settings.outbound_denied_hosts)
 
-    async def check(self, url: str) -> None:
-        """Raise OutboundRefused unless `url` may be fetched (its host resolved now)."""
+    async def check(self, url: str) -> list[Address]:
+        """The addresses to fetch `url` from (its host resolved now); OutboundRefused unless
+        `url` may be fetched."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OutboundRefused(f"{url} is not an http(s) URL.")
         host = parts.hostname.lower().rstrip(".")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.permits(host, await _resolve(host, port))
+        addresses = await _resolve(host, port)
+        self.permits(host, addresses)
+        return list(dict.fromkeys(_plain(a) for a in addresses))
 
     def permits(self, host: str, addresses: list[Address]) -> None:
         """Raise OutboundRefused unless `host`, resolved to `addresses`, may be fetched."""
@@ -135,6 +138,23 @@ async def _resolve(host: str, port: int) -> list[Address]:
     return found
 
 
+async def _send(
+    http: httpx.AsyncClient, url: str, host: str, addresses: list[Address]
+) -> httpx.Response:
+    """GET `url` from the first of `addresses` that takes the connection."""
+    headers = {"Host": httpx.URL(url).netloc.decode("ascii")}
+    extensions = {"sni_hostname": host} if url.startswith("https:") else {}
+    for number, address in enumerate(addresses):
+        pinned = httpx.URL(url).copy_with(host=str(address))
+        request = http.build_request("GET", pinned, headers=headers, extensions=extensions)
+        try:
+            return await http.send(request, stream=True, follow_redirects=False)
+        except httpx.ConnectError:
+            if number == len(addresses) - 1:
+                raise
+    raise OutboundRefused(f"{host} has no address.")
+
+
 @dataclass
 class Fetched:
     url: str  # after redirects
@@ -161,8 +181,10 @@ async def fetch(
             host = urlsplit(url).hostname or ""
             if also_allowed and not domain_allowed(host, also_allowed):
                 raise OutboundRefused(f"{host} is not one of the request's allowed domains.")
-            await rules.check(url)
-            async with http.stream("GET", url, follow_redirects=False) as answer:
+            # Connect to the address just checked (not one a second lookup might give): the
+            # Host header and TLS name stay the URL's.
+            answer = await _send(http, url, host, await rules.check(url))
+            try:
                 location = answer.headers.get("location")
                 if answer.is_redirect and location:
                     url = urljoin(url, location)
@@ -179,4 +201,6 @@ async def fetch(
                         break
                 kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
                 return Fetched(url, kind, answer.charset_encoding, bytes(body), truncated)
+            finally:
+                await answer.aclose()
         raise OutboundRefused(f"{url} redirected more than {MAX_REDIRECTS} times.")
