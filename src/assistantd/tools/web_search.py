@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from assistantd.settings import Settings
+from assistantd.tools import web_reading as reading
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
 from assistantd.tools.outbound import OutboundRefused, OutboundRules, domain_allowed, fetch
-from assistantd.vector_stores.parsing import html_text
 
 log = logging.getLogger(__name__)
 FUNCTION_NAME = "web_search"
 MAX_QUERIES = 3
-MAX_MATCHES = 10
 DESCRIPTION = (
     "Search the web, open a web page, or find text in a page. "
     'action "search" with "queries" (one to three short queries) lists results, each with '
@@ -41,19 +38,6 @@ DESCRIPTION = (
     "e.g. [Title](https://example.com/page)."
 )
 
-
-@dataclass(frozen=True)
-class ContextSize:
-    results: int  # results the model reads per search
-    snippet_chars: int  # of each result's text
-    page_chars: int  # of an opened page (or of the matches found in it)
-
-
-SIZES = {
-    "low": ContextSize(3, 300, 4_000),
-    "medium": ContextSize(6, 600, 12_000),
-    "high": ContextSize(10, 1_200, 30_000),
-}
 
 # SearxNG takes a locale (`language=de-CH`), not a country: a country's main language.
 _LANGUAGE = {
@@ -78,9 +62,6 @@ _LANGUAGE = {
     "CZ": "cs",
     "UA": "uk",
 }
-_MARKDOWN_LINK = re.compile(r"\[([^\]\n]*)\]\(<?(https?://[^\s)>]+)>?(?:\s+\"[^\"]*\")?\)")
-_BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def readiness(settings: Settings) -> dict[str, str]:
@@ -105,11 +86,13 @@ def _options(definition: dict[str, Any]) -> dict[str, Any]:
     return dict(definition.get("web_search") or {})
 
 
-def _size(options: dict[str, Any], settings: Settings) -> ContextSize:
-    size = SIZES.get(str(options.get("search_context_size") or "medium"), SIZES["medium"])
+def _size(options: dict[str, Any], settings: Settings) -> reading.ContextSize:
+    size = reading.SIZES.get(
+        str(options.get("search_context_size") or "medium"), reading.SIZES["medium"]
+    )
     # about half the model's window (4 characters a token) at most, so the answer still fits
     cap = max(2_000, settings.model_context_window * 2)
-    return ContextSize(size.results, size.snippet_chars, min(size.page_chars, cap))
+    return reading.ContextSize(size.results, size.snippet_chars, min(size.page_chars, cap))
 
 
 def locale(location: dict[str, Any] | None) -> str | None:
@@ -254,16 +237,16 @@ class WebSearchTool:
             if args["action"] == "search":
                 found = await self._search(args["queries"], options, domains, size)
                 action["sources"] = [{"type": "url", "url": r["url"]} for r in found]
-                output = self._listing(args["queries"], found, size)
+                output = reading.listing(args["queries"], found, size)
             else:
                 if not args["url"]:
                     raise ToolUnavailable(f'{args["action"]} needs the "url" of a page.')
                 url, title, text, truncated = await self._open(args["url"], domains)
                 found = [{"url": url, "title": title}]
                 if args["action"] == "open_page":
-                    output = self._page(url, title, text, truncated, size)
+                    output = reading.page(url, title, text, truncated, size)
                 else:
-                    output = self._matches(url, args["pattern"], text, size)
+                    output = reading.matches(url, args["pattern"], text, size)
         except OutboundRefused as exc:
             raise ToolUnavailable(str(exc)) from exc
         details = {"id": call_id, "type": "web_search", "web_search": {"results": found}}
@@ -284,7 +267,7 @@ class WebSearchTool:
         queries: list[str],
         options: dict[str, Any],
         domains: list[str],
-        size: ContextSize,
+        size: reading.ContextSize,
     ) -> list[dict[str, str]]:
         if not queries:
             raise ToolUnavailable('search needs "queries": call web_search with a query.')
@@ -342,54 +325,8 @@ class WebSearchTool:
             page.content_type.startswith("text/") or page.content_type.endswith(("+xml", "/json"))
         ):
             raise ToolUnavailable(f"{page.url} is not a text page ({page.content_type}).")
-        try:
-            markup = page.body.decode(page.charset or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
-            markup = page.body.decode("utf-8", errors="replace")
-        title = page.url
-        if page.content_type in ("text/html", "application/xhtml+xml", ""):
-            match = _TITLE.search(markup)
-            if match:
-                title = " ".join(html_text(match.group(1)).split()) or page.url
-            markup = html_text(markup)
-        return page.url, title, markup, page.truncated
-
-    def _listing(self, queries: list[str], found: list[dict[str, str]], size: ContextSize) -> str:
-        if not found:
-            return f"No web results for: {'; '.join(queries)}."
-        blocks = []
-        for number, result in enumerate(found):
-            snippet = result["snippet"][: size.snippet_chars]
-            blocks.append(f"[{number}] {result['title']}\nURL: {result['url']}\n{snippet}".strip())
-        return (
-            f"Web results for: {'; '.join(queries)}. Cite a result with a markdown link to its "
-            f"URL, e.g. [{found[0]['title']}]({found[0]['url']}).\n\n" + "\n\n".join(blocks)
-        )
-
-    def _page(self, url: str, title: str, text: str, truncated: bool, size: ContextSize) -> str:
-        shown = text[: size.page_chars]
-        cut = truncated or len(text) > len(shown)
-        note = "\n\n(the page goes on; find_in_page looks through all of it)" if cut else ""
-        return f"Page: {title}\nURL: {url}\n\n{shown}{note}"
-
-    def _matches(self, url: str, pattern: str, text: str, size: ContextSize) -> str:
-        if not pattern:
-            return 'find_in_page needs a "pattern" to look for.'
-        lowered, needle = text.lower(), pattern.lower()
-        spots: list[str] = []
-        start = lowered.find(needle)
-        room = max(80, size.page_chars // MAX_MATCHES)
-        while start >= 0 and len(spots) < MAX_MATCHES:
-            left = max(0, start - room // 2)
-            right = min(len(text), start + len(pattern) + room // 2)
-            spots.append(" ".join(text[left:right].split()))
-            start = lowered.find(needle, start + len(needle))
-        if not spots:
-            return f"'{pattern}' does not occur in {url}."
-        listed = "\n".join(f"- ...{spot}..." for spot in spots)
-        return f"'{pattern}' in {url} ({len(spots)} places shown):\n{listed}"
-
-    # --- citations ------------------------------------------------------------------------------
+        title, text = reading.page_text(page.url, page.content_type, page.charset, page.body)
+        return page.url, title, text, page.truncated
 
     async def annotate(
         self, ctx: ToolContext, text: str, results: list[ToolResult]
@@ -398,41 +335,7 @@ class WebSearchTool:
         for result in results:
             for found in result.details.get("web_search", {}).get("results", []):
                 known.setdefault(found["url"].rstrip("/"), found.get("title") or found["url"])
-        if not known:
-            return []
-        annotations: list[dict[str, Any]] = []
-        linked: list[tuple[int, int]] = []
-        for match in _MARKDOWN_LINK.finditer(text):
-            linked.append(match.span())
-            self._cite(annotations, known, match.group(2), match.group(0), match.span())
-        for match in _BARE_URL.finditer(text):
-            if any(start <= match.start() < end for start, end in linked):
-                continue
-            url = match.group(0).rstrip(".,;:!?")
-            span = (match.start(), match.start() + len(url))
-            self._cite(annotations, known, url, url, span)
-        return annotations
-
-    @staticmethod
-    def _cite(
-        annotations: list[dict[str, Any]],
-        known: dict[str, str],
-        url: str,
-        cited: str,
-        span: tuple[int, int],
-    ) -> None:
-        title = known.get(url.rstrip("/"))
-        if title is None:
-            return
-        annotations.append(
-            {
-                "type": "url_citation",
-                "text": cited,
-                "start_index": span[0],
-                "end_index": span[1],
-                "url_citation": {"url": url, "title": title},
-            }
-        )
+        return reading.citations(text, known)
 
 
 _: type[ServerTool] = WebSearchTool
