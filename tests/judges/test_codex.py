@@ -29,14 +29,7 @@ from tests.judges.codex import DEFAULT, run_codex, write_config
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
 from tests.support.server import LiveServer
 
-XFAIL_WEB_SEARCH = pytest.mark.xfail(
-    strict=True,
-    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
-    raises=AssertionError,
-    reason="issue 20: the catalog model's request carries a hosted `web_search` tool, which "
-    "is not served yet (400 at tools[9].type)",
-)
-MODELS = [pytest.param("gpt-5.5", marks=XFAIL_WEB_SEARCH), DEFAULT]
+MODELS = ["gpt-5.5", DEFAULT]
 
 
 def tool_named(body: dict[str, Any], suffix: str) -> dict[str, Any]:
@@ -148,13 +141,6 @@ def embedded_server(work_dir: Path, server_env: dict[str, str]) -> Iterator[Live
     live.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    # a failure of the judge's own harness (a fixture, a missing tool) is no expected failure
-    raises=AssertionError,
-    reason="issue 20: the catalog model's hosted `web_search` tool; then SmolLM2 (trained on "
-    "8,192 tokens) must read Codex's ~9,000-token prompt in 300 s",
-)
 @needs_model
 def test_plain_turn_embedded_model(
     codex: Path, codex_home: Path, embedded_server: LiveServer, tmp_path: Path
