@@ -29,6 +29,7 @@ from assistantd.tools.outbound import OutboundRefused, OutboundRules, domain_all
 log = logging.getLogger(__name__)
 FUNCTION_NAME = "web_search"
 MAX_QUERIES = 3
+UNKNOWN_WINDOW = 8192  # what the results may assume of a model's window nobody knows
 DESCRIPTION = (
     "Search the web, open a web page, or find text in a page. "
     'action "search" with "queries" (one to three short queries) lists results, each with '
@@ -86,12 +87,12 @@ def _options(definition: dict[str, Any]) -> dict[str, Any]:
     return dict(definition.get("web_search") or {})
 
 
-def _size(options: dict[str, Any], settings: Settings) -> reading.ContextSize:
+def _size(options: dict[str, Any], window: int | None) -> reading.ContextSize:
     size = reading.SIZES.get(
         str(options.get("search_context_size") or "medium"), reading.SIZES["medium"]
     )
     # about half the model's window (4 characters a token) at most, so the answer still fits
-    cap = max(2_000, settings.model_context_window * 2)
+    cap = max(2_000, (window or UNKNOWN_WINDOW) * 2)
     return reading.ContextSize(size.results, size.snippet_chars, min(size.page_chars, cap))
 
 
@@ -230,7 +231,7 @@ class WebSearchTool:
         await self.check_available()
         args = parse_arguments(arguments)
         options = _options(ctx.tool_definition)
-        size = _size(options, ctx.settings)
+        size = _size(options, ctx.context_window)
         domains = list(options.get("allowed_domains") or [])
         action = action_of(args)
         try:
