@@ -306,6 +306,28 @@ class Settings(BaseSettings):
         description="A sandbox whose server process died (on this host) is removed once unused "
         "this long, unless another process took it over.",
     )
+    mcp_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Wall-clock limit of one call to a remote MCP server (connecting, listing "
+        "its tools or calling one); past it the call fails and the model reads why.",
+    )
+    mcp_max_output_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="The most of an MCP tool's output (or tool list) kept and shown to the model; "
+        "the rest is cut off.",
+    )
+    mcp_allowed_hosts: str | None = Field(
+        None,
+        description="Comma-separated hosts (names, IPs or CIDRs; `*.example.com` for subdomains) "
+        "`mcp` tools may reach; empty: any host not denied.",
+    )
+    mcp_denied_hosts: str | None = Field(
+        None,
+        description="Comma-separated hosts (names, IPs or CIDRs) `mcp` tools may not reach. "
+        "Link-local and cloud metadata addresses are always refused.",
+    )
     sandbox_exec_timeout_seconds: float = Field(
         60.0, gt=0, description="Wall-clock limit of one code execution."
     )

@@ -32,6 +32,8 @@ from assistantd.items.schemas import (
 )
 from assistantd.kit.ids import Prefix, check_prefix, new_id
 from assistantd.kit.sealed import Sealer
+from assistantd.mcp import items as mcp_items
+from assistantd.mcp.items import InputMcpItem
 from assistantd.messages import service as messages
 from assistantd.runs import compaction
 
@@ -74,6 +76,17 @@ def _row(
         assert opened is not None
         sealed = compaction.item_data(given.encrypted_content, opened)
         return new_item(project, "compaction", thread_id=thread_id, input_of=input_of, data=sealed)
+    if isinstance(given, InputMcpItem):
+        kind, fields, state = mcp_items.row_fields(given)
+        return new_item(
+            project,
+            kind,
+            thread_id=thread_id,
+            status=state,
+            input_of=input_of,
+            call_id=given.id if kind in ("mcp_call", "mcp_approval_request") else None,
+            data=fields,
+        )
     if isinstance(given, FunctionCallItem):
         kind, call_id = "function_call", given.call_id
         data: dict[str, Any] = {"name": given.name, "arguments": given.arguments}

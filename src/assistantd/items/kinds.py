@@ -7,7 +7,9 @@ from typing import Any
 from assistantd.db.models import Item
 from assistantd.kit.ids import Prefix, created_at_of, new_id, position_of
 
-SERVER_CALL_TYPES = frozenset({"code_interpreter_call", "file_search_call", "web_search_call"})
+SERVER_CALL_TYPES = frozenset(
+    {"code_interpreter_call", "file_search_call", "web_search_call", "mcp_call"}
+)
 # Items that record a tool call the model made: server tools' carry their results; the calls a
 # client runs (`items.client_calls`) are answered by separate output items.
 CLIENT_CALL_TYPES = frozenset(
@@ -26,6 +28,7 @@ SERVER_CALL_TYPE = {
     "code_interpreter": "code_interpreter_call",
     "file_search": "file_search_call",
     "web_search": "web_search_call",
+    "mcp": "mcp_call",
 }
 PREFIX = {
     "message": Prefix.MESSAGE,
@@ -47,6 +50,10 @@ PREFIX = {
     "tool_search_call": Prefix.TOOL_SEARCH_CALL,
     "tool_search_output": Prefix.TOOL_SEARCH_OUTPUT,
     "additional_tools": Prefix.ADDITIONAL_TOOLS,
+    "mcp_list_tools": Prefix.MCP_LIST_TOOLS,
+    "mcp_call": Prefix.MCP_CALL,
+    "mcp_approval_request": Prefix.MCP_APPROVAL_REQUEST,
+    "mcp_approval_response": Prefix.MCP_APPROVAL_RESPONSE,
 }
 
 

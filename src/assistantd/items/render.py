@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import File, Item
 from assistantd.items import client_calls, content
+from assistantd.mcp import items as mcp_items
 
 # `include[]` values that add optional fields to items.
 CODE_INTERPRETER_OUTPUTS = "code_interpreter_call.outputs"
@@ -108,6 +109,8 @@ def item(
             "status": row.status,
             "action": _web_search_action(data, WEB_SEARCH_SOURCES in include),
         }
+    if kind in mcp_items.TYPES:
+        return mcp_items.wire(row)
     if kind == "compaction":
         return {
             "id": row.id,

@@ -24,6 +24,12 @@ from assistantd.items.client_schemas import (
     ToolSearchOutputItem,
 )
 from assistantd.kit.schemas import RequestModel
+from assistantd.mcp.items import (
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpListToolsItem,
+)
 
 ImageDetail = Literal["low", "high", "auto", "original"]
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -241,6 +247,10 @@ InputItem = Annotated[
     | Annotated[ApplyPatchCallOutputItem, Tag("apply_patch_call_output")]
     | Annotated[ToolSearchCallItem, Tag("tool_search_call")]
     | Annotated[ToolSearchOutputItem, Tag("tool_search_output")]
-    | Annotated[AdditionalToolsItem, Tag("additional_tools")],
+    | Annotated[AdditionalToolsItem, Tag("additional_tools")]
+    | Annotated[McpListToolsItem, Tag("mcp_list_tools")]
+    | Annotated[McpCallItem, Tag("mcp_call")]
+    | Annotated[McpApprovalRequestItem, Tag("mcp_approval_request")]
+    | Annotated[McpApprovalResponseItem, Tag("mcp_approval_response")],
     Discriminator(_kind),
 ]

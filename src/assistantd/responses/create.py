@@ -28,6 +28,8 @@ from assistantd.items.schemas import (
 )
 from assistantd.kit.ids import THREAD_IDS, Prefix, created_at_of, new_id
 from assistantd.kit.sealed import Sealer
+from assistantd.mcp import approvals as mcp_approvals
+from assistantd.mcp import params as mcp_params
 from assistantd.responses import client_tools, repository, tools
 from assistantd.responses import options as hints
 from assistantd.responses.schemas import (
@@ -246,6 +248,7 @@ async def create_response(
             param="background",
         )
     toolset = tools.convert(body.tools)
+    toolset.engine = mcp_params.seal(toolset.engine, sealer)  # no credential stored in the clear
     engine_choice, echoed_choice = tools.tool_choice(body.tool_choice, toolset)
     response_format, text = _response_format(body)
     if response_format != "auto" and response_format["type"] == "json_object":
@@ -271,6 +274,9 @@ async def create_response(
         [*earlier, *given_input],
         thread_id=thread.id if thread else None,
         chain=chain,
+    )
+    await mcp_approvals.check(
+        session, project, given_input, thread_id=thread.id if thread else None, chain=chain
     )
     container_id, new_container = await tools.container_for(
         session, project, toolset, chain=chain, thread_id=thread.id if thread else None

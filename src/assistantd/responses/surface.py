@@ -91,6 +91,26 @@ class ResponseRecorder:
     ) -> None:
         self.writer.emit(kind, event(kind, **fields), rows=rows, update=update)
 
+    # --- hosted items the engine makes outside a model turn (MCP tool lists, approved calls) ---
+
+    def start_index(self, item: Item) -> int:
+        """The output index of a new item of this response."""
+        return self._start(item)
+
+    def send(
+        self,
+        kind: str,
+        rows: Sequence[Any] = (),
+        update: tuple[type[Item], str, dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> None:
+        self._emit(kind, rows=rows, update=update, **fields)
+
+    async def store_now(self) -> None:
+        """Store what was emitted (rows included) now, not after the hold."""
+        async with self.writer.transaction() as session:
+            await self.writer.commit(session)
+
     def _delta_extras(self) -> dict[str, Any]:
         if not self._obfuscate:
             return {}
@@ -203,13 +223,21 @@ class ResponseRecorder:
             item.data = {"action": {"type": "search"}}
         wire = items.item(item)
         self._emit("response.output_item.added", rows=[item], output_index=index, item=wire)
-        if call.tool is not None:
+        if call.tool is not None and kind != "mcp_approval_request":
             self._emit(f"response.{kind}.in_progress", item_id=item.id, output_index=index)
 
     def call_arguments(self, call: PendingCall, position: int, fragment: str) -> None:
         index = self._index[call.item.id]
         if call.tool is None:
             self._client.arguments(call, index, fragment)
+        elif call.item.type == "mcp_call":
+            self._emit(
+                "response.mcp_call_arguments.delta",
+                item_id=call.item.id,
+                output_index=index,
+                delta=fragment,
+                **self._delta_extras(),
+            )
         elif call.item.type == "code_interpreter_call":
             code = self._code_streams.setdefault(call.id, CodeStream()).feed(fragment)
             if code:
@@ -261,6 +289,20 @@ class ResponseRecorder:
                     f"response.{call.item.type}.searching", item_id=call.item.id, output_index=index
                 )
                 continue
+            if call.item.type in ("mcp_call", "mcp_approval_request"):
+                call.item.data = {**(call.item.data or {}), "arguments": call.arguments}
+                if call.item.type == "mcp_call":
+                    self._emit(
+                        "response.mcp_call_arguments.done",
+                        item_id=call.item.id,
+                        output_index=index,
+                        arguments=call.arguments,
+                    )
+                else:
+                    call.item.status = "completed"
+                    wire = items.item(call.item)
+                    self._emit("response.output_item.done", output_index=index, item=wire)
+                continue
             self._client.done(call, index)
             self._emit("response.output_item.done", output_index=index, item=items.item(call.item))
 
@@ -271,7 +313,8 @@ class ResponseRecorder:
         item = call.item
         item.status = "failed" if result.failed else "completed"
         index = self._index[item.id]
-        self._emit(f"response.{item.type}.completed", item_id=item.id, output_index=index)
+        end = "failed" if result.failed and item.type == "mcp_call" else "completed"
+        self._emit(f"response.{item.type}.{end}", item_id=item.id, output_index=index)
         wire = items.item(item, self._include)
         self._emit("response.output_item.done", output_index=index, item=wire)
 

@@ -19,6 +19,7 @@ from assistantd.containers import service as containers
 from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix
+from assistantd.mcp import params as mcp_params
 from assistantd.responses import client_tools
 from assistantd.responses.schemas import (
     AutoContainerParam,
@@ -109,15 +110,20 @@ def convert(given: list[Tool] | None) -> ToolSet:
             # The container id is filled in once resolved (see `responses.create`).
             tools.engine.append({"type": "code_interpreter", "container": None})
             tools.echoed.append(tool.model_dump(exclude_none=True))
+        elif tool.type == "mcp":
+            server = mcp_params.parse(tool.model_dump(), index)
+            tools.engine.append(mcp_params.engine(server))
+            tools.echoed.append(mcp_params.echoed(server))
         else:
             raise InvalidRequestError(
                 f"Invalid value: '{tool.type}'. Supported values are: 'function', 'custom', "
                 "'namespace', 'local_shell', 'shell', 'apply_patch', 'tool_search', "
                 "'file_search', 'code_interpreter', 'web_search', 'web_search_2025_08_26', "
-                "'web_search_preview', and 'web_search_preview_2025_03_11'.",
+                "'web_search_preview', 'web_search_preview_2025_03_11', and 'mcp'.",
                 param=f"tools[{index}].type",
                 code="invalid_value",
             )
+    mcp_params.check_labels(tools.engine)
     return tools
 
 

@@ -28,6 +28,7 @@ from assistantd.db.models import File, Item, Run
 from assistantd.items import client_calls, reasoning
 from assistantd.items.client_calls import OUTPUT_TYPES
 from assistantd.items.kinds import CALL_TYPES, CLIENT_CALL_TYPES, SERVER_CALL_TYPES
+from assistantd.mcp import items as mcp_items
 from assistantd.runs import compaction
 from assistantd.vector_stores import parsing
 
@@ -268,6 +269,8 @@ def _call(item: Item, function_names: dict[str, str]) -> dict[str, Any]:
     data = item.data or {}
     if item.type in CLIENT_CALL_TYPES:
         name, arguments = client_calls.chat_call(item)
+    elif item.type in ("mcp_call", "mcp_approval_request"):
+        name, arguments = mcp_items.call_name(item), data.get("arguments", "")
     else:
         name = data.get("_function_name") or function_names.get(item.type, item.type)
         arguments = data.get("_arguments") or _replayed_arguments(item)
@@ -325,6 +328,7 @@ async def _turns(
     outputs (`outputs`, by call id; kept together, as the backend requires)."""
     turns: list[list[dict[str, Any]]] = []
     group: list[Item] = []
+    declined = mcp_items.declined_requests(list(items))
     thoughts: list[str] = []  # reasoning not yet attached to the assistant message after it
 
     def assistant(message: dict[str, Any]) -> dict[str, Any]:
@@ -346,6 +350,8 @@ async def _turns(
                 if given is None:
                     raise MissingToolOutput(call["id"])
                 content = client_calls.chat_output(given)
+            elif item.type in mcp_items.TYPES:
+                content = mcp_items.model_output(item, declined)
             else:
                 content = _server_output(item)
             turn.append({"role": "tool", "tool_call_id": call["id"], "content": content})
@@ -353,6 +359,10 @@ async def _turns(
         group.clear()
 
     for item in items:
+        if item.type == "mcp_approval_request":
+            if mcp_items.declined_request(item, declined):  # the model reads it was declined
+                group.append(item)
+            continue  # pending, or approved (its call is its own item)
         if item.type in CALL_TYPES:
             # A call still streaming (an interrupted attempt) or abandoned (its run expired
             # waiting for outputs) is not part of the conversation; a failed one is, with why.

@@ -12,6 +12,7 @@ from assistantd.backends.routing import ModelRouter
 from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
 from assistantd.kit.sealed import Sealer, sealer_for
+from assistantd.mcp.runner import McpTool
 from assistantd.runs.signals import Signals
 from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
@@ -43,6 +44,7 @@ class RunDeps:
         http: httpx.AsyncClient,
         blobs: BlobStore,
     ) -> RunDeps:
+        sealer = sealer_for(settings)
         return cls(
             settings=settings,
             sessions=sessions,
@@ -56,8 +58,9 @@ class RunDeps:
                     CodeInterpreterTool(settings),
                     FileSearchTool.build(settings, sessions, blobs, http),
                     WebSearchTool(settings),
+                    McpTool(settings, sealer),
                 ]
             ),
             blobs=blobs,
-            sealer=sealer_for(settings),
+            sealer=sealer,
         )

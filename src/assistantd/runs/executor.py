@@ -28,6 +28,7 @@ from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.kit.ids import Prefix
 from assistantd.kit.timeutil import now
+from assistantd.mcp import runner as mcp
 from assistantd.runs import context, finish, repository, state
 from assistantd.runs.autocompaction import AutoCompaction
 from assistantd.runs.deps import RunDeps
@@ -117,6 +118,8 @@ class RunExecutor:
         self._compaction: AutoCompaction | None = None
         # The model's context window (tokens), once known; None: nobody knows it.
         self._window: int | None = None
+        self._mcp_functions: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._mcp_started = False  # the calls this request approves have run
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class RunExecutor:
                 await self._finish(run, writer, RunStatus.COMPLETED)
                 return
             self._turn = Turn(self.deps, run, self.rec, self._client_tools)
+            self._turn.hosted = self._mcp_functions
             # Before the run's creation commits, the turn's events are published (a stream
             # sends them once it starts, at the commit) and held back from the table.
             result = await self._turn.stream(route, request, gather=not _streamed(run))
@@ -231,6 +235,8 @@ class RunExecutor:
                     continue  # offered once a tool search loads it
                 chat_tools.append(chat_function(definition["function"]))
                 continue
+            if definition["type"] == "mcp":
+                continue  # its functions come from the server's tool list (`_request`)
             tool = self.deps.tools.get(definition["type"])
             if tool is None:
                 raise RunFailure(
@@ -293,8 +299,24 @@ class RunExecutor:
             self.rec.context_loaded(items)
             if run.id.startswith(Prefix.RESPONSE):  # a client's tool search may load more
                 tools, self._client_tools = client_calls.turn_tools(run.tools, tools, items)
+            if mcp.definitions(run):
+                due = mcp.work_due(run, items, approvals=not self._mcp_started)
+                if due:  # no database connection is held while MCP servers answer
+                    await session.close()
+                offered = await self._mcp_offered(run, items)
+                if due:
+                    session = self.deps.reads()
+                tools = [*tools, *offered.chat_tools]
+                self._mcp_functions = offered.by_name
+                if offered.chat_tools:
+                    server_tools = {**server_tools, mcp.PREFIX: self._mcp_tool()}
             if server_tools and not self._server_calls_left(run, items):
-                tools = [t for t in tools if t["function"]["name"] not in server_tools]
+                tools = [
+                    t
+                    for t in tools
+                    if t["function"]["name"] not in server_tools
+                    and not t["function"]["name"].startswith(mcp.PREFIX)
+                ]
             choice = run.tool_choice
             if isinstance(choice, dict) and choice["type"] == "allowed_tools":
                 tools = [t for t in tools if t["function"]["name"] in choice["functions"]]
@@ -397,6 +419,32 @@ class RunExecutor:
             f"The conversation does not fit the context window of model '{run.model}' "
             f"({self._window} tokens): the newest message alone needs about "
             f"{exc.tokens}. Shorten it or use a model with a larger window.",
+        )
+
+    # --- MCP servers -------------------------------------------------------------------------
+
+    def _mcp_tool(self) -> mcp.McpTool:
+        tool = self.deps.tools.get("mcp")
+        assert isinstance(tool, mcp.McpTool)
+        return tool
+
+    async def _mcp_offered(self, run: Run, items: list[Item]) -> mcp.Offered:
+        """The MCP functions of this turn. Before the first, the calls this request's input
+        approves run; a server not listed in the context yet is listed. What they make is
+        written (once the response is) before the model is called, and joins `items`."""
+        if not self._mcp_started:
+            self._mcp_started = True
+            due = mcp.approved_due(run, items)
+            if due:
+                await self._until_created()
+                items.extend(await mcp.run_approved(run, due, self.rec, self._mcp_tool()))
+        return await mcp.prepare(
+            run,
+            items,
+            self.rec,
+            self.deps.settings,
+            self.deps.sealer,
+            before_write=self._until_created,
         )
 
     # --- after a turn -------------------------------------------------------------------------
@@ -507,6 +555,9 @@ class RunExecutor:
         self.rec.calls_streamed(result.calls)
         outcomes: list[CallOutcome] = []
         for position, call in enumerate(result.calls):
+            if call.item.type == "mcp_approval_request":
+                outcomes.append(CallOutcome(call))  # the response ends: its client decides
+                continue
             if call.tool is not None:
                 ctx = await self._tool_context(run, call, position)
                 try:
@@ -599,6 +650,9 @@ class RunExecutor:
                 for field_name, ids in value.items():
                     bucket[field_name] = list(dict.fromkeys([*bucket.get(field_name, []), *ids]))
         definition = next((t for t in run.tools if t["type"] == tool.type), {"type": tool.type})
+        if tool.type == "mcp":
+            label = str((call.item.data or {}).get("server_label", ""))
+            definition = mcp.definition_for(run, label) or definition
         return ToolContext(
             project=run.project,
             thread_id=run.thread_id or run.id,
@@ -611,6 +665,7 @@ class RunExecutor:
             settings=self.deps.settings,
             include=list(run.include or []),
             emit_delta=lambda delta: self.rec.tool_delta(call, position, delta),
+            call=dict(call.item.data or {}),
             container_id=(run.options or {}).get("container_id"),
             # made with the response; a retry may find what the first attempt started
             new_container=bool((run.options or {}).get("container_new")) and run.attempts == 1,

@@ -108,6 +108,8 @@ class Turn:
         self._thought: Item | None = None  # the reasoning item being streamed
         self._thought_text = ""
         self._thought_unsent = ""  # gathering: reasoning not yet in a delta event
+        # Functions of hosted tools with many (MCP): name -> (item type, the item's first data).
+        self.hosted: dict[str, tuple[str, dict[str, Any]]] = {}
 
     async def stream(
         self,
@@ -293,6 +295,14 @@ class Turn:
             else:
                 kind = client_calls.CALL_TYPE[client["kind"]] if client else "function_call"
             call_id = new_id(Prefix.CALL)
+            data: dict[str, Any] = client_calls.started_data(client, name) if tool is None else {}
+            if tool is not None and tool.type == "mcp":
+                if name in self.hosted:
+                    kind, first = self.hosted[name]
+                    data = dict(first)
+                else:  # not a function of this turn: the model reads that it is not a tool
+                    tool, kind = None, "function_call"
+                    data = client_calls.started_data(None, name)
             item = new_item(
                 self.run.project,
                 kind,
@@ -300,7 +310,7 @@ class Turn:
                 status="in_progress",
                 run_id=self.run.id,
                 call_id=call_id,
-                data=client_calls.started_data(client, name) if tool is None else {},
+                data=data,
             )
             call = PendingCall(id=call_id, item=item, name=name, tool=tool, client=client)
             self._by_index[delta.index] = call

@@ -29,6 +29,8 @@ class ToolContext:
     blobs: BlobStore
     settings: Settings
     include: list[str] = field(default_factory=list)
+    # What the call's item knew before it ran (an MCP call's server label and tool name).
+    call: dict[str, Any] = field(default_factory=dict)
     # Streams a partial tool call (the `tool_calls[i]` delta object, without `index`).
     emit_delta: Callable[[dict[str, Any]], None] = lambda _delta: None
     # The container (a named sandbox, Responses API) the code interpreter runs in; without
@@ -120,6 +122,7 @@ class ToolRegistry:
 
     def by_function_name(self, name: str) -> ServerTool | None:
         for tool in self._by_type.values():
-            if tool.function_name == name:
+            claims = getattr(tool, "claims", None)  # a tool of many functions (MCP)
+            if tool.function_name == name or (claims is not None and claims(name)):
                 return tool
         return None
