@@ -3,7 +3,6 @@ the response echoes it."""
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Literal
 
@@ -44,14 +43,8 @@ class McpToolParam(_Model):
     defer_loading: bool | None = None
 
 
-@functools.cache
-def _process_settings() -> Settings:
-    return Settings()
-
-
-def parse(raw: dict[str, Any], index: int, settings: Settings | None = None) -> McpToolParam:
-    """The tool checked; the host policy is the process's settings unless `settings` is given."""
-    settings = settings or _process_settings()
+def parse(raw: dict[str, Any], index: int, settings: Settings) -> McpToolParam:
+    """The tool checked, its server's host against the settings' policy."""
     param = f"tools[{index}]"
     try:
         tool = McpToolParam.model_validate(raw)

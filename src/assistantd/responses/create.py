@@ -43,6 +43,7 @@ from assistantd.runs import context, guard
 from assistantd.runs.create import RunTaker, queue
 from assistantd.runs.signals import Signals
 from assistantd.runs.state import TERMINAL, RunStatus
+from assistantd.settings import Settings
 
 
 def _response_format(body: CreateResponse | InputTokensRequest) -> tuple[Any, dict[str, Any]]:
@@ -207,6 +208,7 @@ async def create_response(
     signals: Signals,
     worker: RunTaker | None,
     sealer: Sealer,
+    settings: Settings,
     earlier: Sequence[InputItem] = (),
     continues: str | None = None,
 ) -> Run:
@@ -247,7 +249,7 @@ async def create_response(
             "Background responses must be stored: 'background' requires 'store' to be true.",
             param="background",
         )
-    toolset = tools.convert(body.tools)
+    toolset = tools.convert(body.tools, settings)
     toolset.engine = mcp_params.seal(toolset.engine, sealer)  # no credential stored in the clear
     engine_choice, echoed_choice = tools.tool_choice(body.tool_choice, toolset)
     response_format, text = _response_format(body)

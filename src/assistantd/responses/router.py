@@ -61,6 +61,7 @@ async def create_response(
         signals=state.signals,
         worker=state.worker,
         sealer=state.sealer,
+        settings=state.settings,
     )
     # An unstored response is removed after its request has its answer.
     forget = state.forgetter if body.store is False else None
@@ -85,7 +86,9 @@ async def count_input_tokens(
 ) -> InputTokensObject:
     """Count the input tokens a response would start with."""
     state = request.app.state
-    tokens = await service.input_tokens(session, blobs, project, body, state.models, state.sealer)
+    tokens = await service.input_tokens(
+        session, blobs, project, body, state.models, state.sealer, state.settings
+    )
     return InputTokensObject(input_tokens=tokens)
 
 

@@ -26,6 +26,7 @@ from assistantd.responses.unstored import Forgetter
 from assistantd.runs import context, events, state, stream
 from assistantd.runs.signals import FeedEvent, Signals, notify_run_changed
 from assistantd.runs.state import RunStatus
+from assistantd.settings import Settings
 
 ENDING = stream.Ending(
     frozenset(
@@ -189,11 +190,12 @@ async def input_tokens(
     body: InputTokensRequest,
     models: ModelRouter,
     sealer: Sealer,
+    settings: Settings,
 ) -> int:
     """The prompt tokens a response with this request would start with (instructions, the
     chain's or conversation's items, the input, and the tool definitions)."""
     create._check_exclusive(body)
-    engine_tools = tools.convert(body.tools).engine
+    engine_tools = tools.convert(body.tools, settings).engine
     thread_id = None
     chain: list[str] = []
     conversation = create.conversation_id(body.conversation)

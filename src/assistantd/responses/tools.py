@@ -32,6 +32,7 @@ from assistantd.responses.schemas import (
     ToolChoiceFunction,
     ToolChoiceHosted,
 )
+from assistantd.settings import Settings
 from assistantd.tools import web_search_params
 from assistantd.tools.client_params import CLIENT_TOOL_PARAMS as CLIENT_TOOLS
 from assistantd.tools.web_search_params import WebSearchPreviewToolParam, WebSearchToolParam
@@ -62,7 +63,7 @@ class ToolSet:
         return {t["type"] for t in self.engine}
 
 
-def convert(given: list[Tool] | None) -> ToolSet:
+def convert(given: list[Tool] | None, settings: Settings) -> ToolSet:
     tools = ToolSet()
     clients = client_tools.entries(
         [(index, tool) for index, tool in enumerate(given or []) if isinstance(tool, CLIENT_TOOLS)]
@@ -111,7 +112,7 @@ def convert(given: list[Tool] | None) -> ToolSet:
             tools.engine.append({"type": "code_interpreter", "container": None})
             tools.echoed.append(tool.model_dump(exclude_none=True))
         elif tool.type == "mcp":
-            server = mcp_params.parse(tool.model_dump(), index)
+            server = mcp_params.parse(tool.model_dump(), index, settings)
             tools.engine.append(mcp_params.engine(server))
             tools.echoed.append(mcp_params.echoed(server))
         else:

@@ -267,6 +267,7 @@ class Connection:
                     signals=state.signals,
                     worker=state.worker,
                     sealer=state.sealer,
+                    settings=state.settings,
                     earlier=earlier,
                     continues=continues,
                 )

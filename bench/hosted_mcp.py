@@ -2,7 +2,7 @@
 """`mcp` tool benchmark: what an MCP tool call adds to a response, against the MCP server's own
 round trip, and how often a chain lists the server's tools.
 
-    python3 bench/mcp.py [--samples 20] [--turns 10]
+    python3 bench/hosted_mcp.py [--samples 20] [--turns 10]
 
 One `assistantd serve` (SQLite, embedded worker), the scripted model and a fastmcp server
 (streamable HTTP, `tests/support/mcp_server.py`) in this process, all on loopback. It prints:
@@ -35,8 +35,6 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-# This script's folder is first on the path, and this file would shadow the `mcp` SDK.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from mcp.client.session import ClientSession  # noqa: E402
