@@ -272,26 +272,26 @@ def test_function_call_takes_the_typed_output(
     )
     save(page, "Forecaster")
     model.script(
-        "weather in Paris",
-        Reply(tool_calls=[ToolCall("get_weather", json.dumps({"city": "Paris"}))]),
-        Reply(text="It is sunny in Paris."),
+        "weather in Ouagadougou",
+        Reply(tool_calls=[ToolCall("get_weather", json.dumps({"city": "Ouagadougou"}))]),
+        Reply(text="It is sunny in Ouagadougou."),
     )
     new_thread(page)
-    send(page, "What is the weather in Paris?")
+    send(page, "What is the weather in Ouagadougou?")
     outputs = page.get_by_role("form", name="Tool outputs")
     expect(outputs).to_be_visible(timeout=60_000)
     expect(outputs.get_by_label("Arguments of get_weather", exact=True)).to_contain_text(
-        '"city": "Paris"'
+        '"city": "Ouagadougou"'
     )
     expect(page.get_by_role("button", name="Cancel run")).to_be_enabled()
     shot("requires-action")
     outputs.get_by_label("Output of get_weather", exact=True).fill('{"sky": "sunny"}')
     outputs.get_by_role("button", name="Submit outputs").click()
-    expect(last_answer(page)).to_contain_text("It is sunny in Paris.", timeout=60_000)
+    expect(last_answer(page)).to_contain_text("It is sunny in Ouagadougou.", timeout=60_000)
     expect(outputs).to_be_hidden()
     tool_message = next(
         m
-        for body in model.requests("weather in Paris")
+        for body in model.requests("weather in Ouagadougou")
         for m in body["messages"]
         if m["role"] == "tool"
     )

@@ -78,11 +78,13 @@ async def test_an_agent_with_the_code_interpreter_and_file_search(
     assert code.status == "completed"  # type: ignore[union-attr]
     assert code.code == SINEWAVE  # type: ignore[union-attr]
     assert code.container_id.startswith("cntr_")  # type: ignore[union-attr]
-    [citation] = message.content[0].annotations  # type: ignore[union-attr]
+    # the passage found, and the figure the code drew (a file of the container the SDK was
+    # told about) are cited
+    figure, citation = message.content[0].annotations  # type: ignore[union-attr]
     assert (citation.type, citation.file_id) == ("file_citation", notes.id)
-    # the figure the code drew is a file of the container the SDK was told about
     files = client.containers.files.list(code.container_id).data  # type: ignore[union-attr]
     assert [f.path.endswith(".png") for f in files] == [True]
+    assert (figure.type, figure.file_id) == ("container_file_citation", files[0].id)
     # the model read the search results, then the code's outcome, before answering
     last = model.requests(marker)[-1]["messages"]
     tool_replies = [m["content"] for m in last if m["role"] == "tool"]
