@@ -75,6 +75,12 @@ async def expiring(session: AsyncSession, at: int, limit: int) -> Sequence[Conta
     return (await session.scalars(query)).all()
 
 
+async def owned_by(session: AsyncSession, project: str, owner_id: str) -> Sequence[Container]:
+    """The project's containers made for `owner_id` (auto containers)."""
+    query = select(Container).where(Container.project == project, Container.owner_id == owner_id)
+    return (await session.scalars(query)).all()
+
+
 # --- files --------------------------------------------------------------------------------------
 
 

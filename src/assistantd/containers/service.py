@@ -9,6 +9,7 @@ on every read and carried out by a sweep (`containers.expiry`); neither waits fo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,10 +165,11 @@ async def create_auto(
     memory_limit: str | None,
     name: str = AUTO_NAME,
     param: str = "file_ids",
+    owner_id: str | None = None,
 ) -> Container:
     """A container for a code_interpreter tool's `{"type": "auto", ...}`, with OpenAI's
-    default expiry (20 minutes unused). `param` names `file_ids` in errors, e.g.
-    `tools[0].container.file_ids`."""
+    default expiry (20 minutes unused), deleted with `owner_id` (see `delete_owned`). `param`
+    names `file_ids` in errors, e.g. `tools[0].container.file_ids`."""
     wanted = list(file_ids or [])
     if len(wanted) > MAX_FILE_IDS:
         raise InvalidRequestError(
@@ -190,6 +192,7 @@ async def create_auto(
         memory_limit=limit,
         minutes=DEFAULT_EXPIRY_MINUTES,
         param=param,
+        owner_id=owner_id,
     )
 
 
@@ -202,6 +205,7 @@ async def _create(
     memory_limit: str,
     minutes: int,
     param: str,
+    owner_id: str | None = None,
 ) -> Container:
     container_id = new_id(Prefix.CONTAINER)
     created_at = created_at_of(container_id)
@@ -215,6 +219,7 @@ async def _create(
         expires_after={"anchor": "last_active_at", "minutes": minutes},
         expires_at=created_at + minutes * 60,
         memory_limit=memory_limit,
+        owner_id=owner_id,
     )
     await repository.add(session, row)
     await add_by_ids(session, row, file_ids, param=param)
@@ -300,3 +305,19 @@ async def delete(session: AsyncSession, row: Container) -> list[str]:
     keys = await discard_files(session, row)
     await repository.delete(session, row)
     return keys
+
+
+async def delete_owned(session: AsyncSession, project: str, owner_id: str) -> OwnedDeletion:
+    """Delete the auto containers made for `owner_id` (a conversation or a response being
+    deleted) and their files. The caller removes their sandboxes and blobs after commit."""
+    deleted = OwnedDeletion()
+    for row in await repository.owned_by(session, project, owner_id):
+        deleted.blob_keys.extend(await delete(session, row))
+        deleted.container_ids.append(row.id)
+    return deleted
+
+
+@dataclass
+class OwnedDeletion:
+    container_ids: list[str] = field(default_factory=list)  # their sandboxes go too
+    blob_keys: list[str] = field(default_factory=list)  # to remove once committed

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query
 
+from assistantd.containers.owned import delete_owned
 from assistantd.conversations import service
 from assistantd.conversations.schemas import (
     ConversationCreate,
@@ -13,7 +14,14 @@ from assistantd.conversations.schemas import (
     ConversationUpdate,
     ItemsCreate,
 )
-from assistantd.deps import PageDep, ProjectDep, SealerDep, SessionDep
+from assistantd.deps import (
+    BlobsDep,
+    PageDep,
+    ProjectDep,
+    SandboxesDep,
+    SealerDep,
+    SessionDep,
+)
 from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse
@@ -54,11 +62,25 @@ async def update_conversation(
 
 @router.delete("/conversations/{conversation_id}")
 async def delete_conversation(
-    conversation_id: str, session: SessionDep, project: ProjectDep
+    conversation_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    blobs: BlobsDep,
+    sandboxes: SandboxesDep,
+    background: BackgroundTasks,
 ) -> DeletedObject:
-    """Delete a conversation (the items its responses hold stay with them)."""
+    """Delete a conversation (the items its responses hold stay with them) and the auto
+    containers its responses ran code in."""
     row = await service.require(session, project, conversation_id)
     await threads.delete(session, row)
+    await delete_owned(
+        session,
+        project,
+        row.id,
+        blobs=blobs,
+        sandboxes=sandboxes,
+        after_commit=background.add_task,
+    )
     return DeletedObject(id=row.id, object="conversation.deleted")
 
 

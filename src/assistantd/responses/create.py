@@ -280,14 +280,19 @@ async def create_response(
     await mcp_approvals.check(
         session, project, given_input, thread_id=thread.id if thread else None, chain=chain
     )
+    response_id = new_id(Prefix.RESPONSE)
     container_id, new_container = await tools.container_for(
-        session, project, toolset, chain=chain, thread_id=thread.id if thread else None
+        session,
+        project,
+        toolset,
+        chain=chain,
+        thread_id=thread.id if thread else None,
+        owner_id=thread.id if thread else response_id,
     )
     for tool in toolset.engine:
         if tool["type"] == "code_interpreter":
             tool["container"] = container_id
 
-    response_id = new_id(Prefix.RESPONSE)
     if isinstance(body.input, str):
         given_input = [MessageItem(role="user", content=body.input)]
     given_input = [*earlier, *given_input]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from assistantd.deps import BlobsDep, PageDep, ProjectDep, SessionDep
+from assistantd.containers.owned import delete_owned
+from assistantd.deps import BlobsDep, PageDep, ProjectDep, SandboxesDep, SessionDep
 from assistantd.items import render as items
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse, WireResponse
@@ -136,11 +137,24 @@ async def get_response(
 
 @router.delete("/responses/{response_id}")
 async def delete_response(
-    response_id: str, session: SessionDep, project: ProjectDep
+    response_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    blobs: BlobsDep,
+    sandboxes: SandboxesDep,
+    background: BackgroundTasks,
 ) -> DeletedObject:
-    """Delete a response."""
+    """Delete a response, and the auto container it started (outside a conversation)."""
     run = await service.require(session, project, response_id)
     await service.delete(session, run)
+    await delete_owned(
+        session,
+        project,
+        run.id,
+        blobs=blobs,
+        sandboxes=sandboxes,
+        after_commit=background.add_task,
+    )
     return DeletedObject(id=run.id, object="response.deleted")
 
 

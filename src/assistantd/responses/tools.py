@@ -201,10 +201,12 @@ async def container_for(
     *,
     chain: list[str],
     thread_id: str | None,
+    owner_id: str,
 ) -> tuple[str | None, bool]:
     """The container the code interpreter of this response runs in, and whether it is new:
     the one the tool names, or for `{"type": "auto"}` the one its chain (or conversation) used
-    last, while it lives, else a new one. `file_ids` of an auto container are copied into it
+    last, while it lives, else a new one, owned by `owner_id` (the conversation, or this
+    response), whose deletion deletes it. `file_ids` of an auto container are copied into it
     either way."""
     spec = tools.container
     if spec is None:
@@ -227,6 +229,7 @@ async def container_for(
         file_ids=spec.file_ids,
         memory_limit=spec.memory_limit,
         param=f"{param}.file_ids",
+        owner_id=owner_id,
     )
     return created.id, True
 

@@ -55,7 +55,7 @@ class RunDeps:
             windows=ContextWindows(http, settings),
             tools=ToolRegistry(
                 [
-                    CodeInterpreterTool(settings),
+                    CodeInterpreterTool(settings, sessions=sessions),
                     FileSearchTool.build(settings, sessions, blobs, http),
                     WebSearchTool(settings),
                     McpTool(settings, sealer),

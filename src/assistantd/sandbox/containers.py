@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 LABEL = "org.assistantd.sandbox"
 OWNER_LABEL = "org.assistantd.sandbox.owner"
+# The installation (`sandbox.installation`) a container belongs to: only its own are removed.
+INSTALLATION_LABEL = "org.assistantd.sandbox.installation"
 SESSION_PREFIX = "assistantd-sbx-"
 POOL_PREFIX = "assistantd-pool-"
 USER = "1000:1000"
@@ -74,6 +77,9 @@ class Containers:
         # Whether a running sandbox's limits can change (gVisor's cannot): else a pool
         # container could never get a session's CPU weight back, and warms at that weight.
         self.updatable = settings.sandbox_runtime != "runsc"
+        # This installation's id (`SandboxManager.identify`); until known, the sweep removes
+        # nothing.
+        self.installation = ""
 
     def config(self, *, preload: bool, pool: bool, memory_mb: int | None = None) -> dict[str, Any]:
         """A container's configuration; `memory_mb` defaults to ASSISTANTD_SANDBOX_MEMORY_MB."""
@@ -106,7 +112,11 @@ class Containers:
             "StdinOnce": False,
             "Tty": False,
             "NetworkDisabled": True,
-            "Labels": {LABEL: "pool" if pool else "session", OWNER_LABEL: owner()},
+            "Labels": {
+                LABEL: "pool" if pool else "session",
+                OWNER_LABEL: owner(),
+                INSTALLATION_LABEL: self.installation,
+            },
             "HostConfig": {
                 "NetworkMode": "none",
                 "Runtime": s.sandbox_runtime,
@@ -205,9 +215,7 @@ class Containers:
         reason = "the Python process exited"
         with contextlib.suppress(Exception):
             info = await self.docker.inspect(sandbox.container_id)
-            state = (info or {}).get("State", {})
-            if state.get("OOMKilled") or state.get("ExitCode") == 137:
-                reason = f"it ran out of memory (the limit is {sandbox.memory_mb} MiB)"
+            reason = death_reason((info or {}).get("State", {}), sandbox.memory_mb)
         await self.remove(sandbox)
         return reason
 
@@ -217,12 +225,17 @@ class Containers:
             await self.docker.remove(sandbox.container_id)
 
     async def sweep(self) -> list[str]:
-        """Remove stopped sandboxes, and pool containers left by dead processes of this host.
-        Returns the names of running session sandboxes a dead process of this host created
-        (one may have been adopted since: its kernel knows its owner now), from the same
-        listing."""
+        """Remove this installation's stopped sandboxes, and its pool containers left by dead
+        processes of this host. Returns the names of its running session sandboxes a dead
+        process of this host created (one may have been adopted since: its kernel knows its
+        owner now), from the same listing. Another installation's containers (on a shared
+        engine), or any before this one's id is known, are never touched."""
         orphans: list[str] = []
-        for info in await self.docker.containers([LABEL]):
+        if not self.installation:
+            return orphans
+        for info in await self.docker.containers(
+            [LABEL, f"{INSTALLATION_LABEL}={self.installation}"]
+        ):
             names = [n.lstrip("/") for n in info.get("Names") or []]
             owner_gone = owner_alive(str((info.get("Labels") or {}).get(OWNER_LABEL, ""))) is False
             state = info.get("State")
@@ -233,6 +246,25 @@ class Containers:
             elif state == "running" and owner_gone:
                 orphans.extend(n for n in names if n.startswith(SESSION_PREFIX))
         return orphans
+
+
+def death_reason(state: dict[str, Any], memory_mb: int) -> str:
+    """Why a container's kernel ended, from Docker's `State`: out of memory only when the
+    engine says the OOM killer struck (`OOMKilled`); a kill by any other hand (the code's own
+    `os.kill`, say) is named by its signal (the init process exits with 128 + its number)."""
+    if state.get("OOMKilled"):
+        return f"it ran out of memory (the limit is {memory_mb} MiB)"
+    code = int(state.get("ExitCode") or 0)
+    if code > 128:
+        number = code - 128
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"it was killed by {name} (signal {number}), not by running out of memory"
+    if state.get("Running"):
+        return "the Python process stopped answering"
+    return f"the Python process exited with status {code}"
 
 
 def owner_alive(owner_id: str) -> bool | None:

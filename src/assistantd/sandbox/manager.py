@@ -22,6 +22,8 @@ from collections.abc import AsyncIterable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from assistantd.ops.metrics import SANDBOX_SESSIONS
 from assistantd.sandbox.connection import KernelGone
 from assistantd.sandbox.containers import (
@@ -33,6 +35,7 @@ from assistantd.sandbox.containers import (
     session_name,
 )
 from assistantd.sandbox.docker import DockerClient, DockerError, DockerUnavailable
+from assistantd.sandbox.installation import installation_id
 from assistantd.sandbox.readiness import check as check_readiness
 from assistantd.settings import Settings
 from assistantd.tools.base import ToolUnavailable
@@ -86,8 +89,14 @@ class Session:
 
 
 class SandboxManager:
-    def __init__(self, settings: Settings, docker: DockerClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        docker: DockerClient | None = None,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = settings
+        self.db_sessions = sessions  # where the installation id is kept
         self.docker = docker or DockerClient(settings.sandbox_docker_host)
         self.containers = Containers(settings, self.docker)
         self._sessions: dict[tuple[str, str], Session] = {}
@@ -138,9 +147,16 @@ class SandboxManager:
                 await session.sandbox.connection.close()
         await self.docker.aclose()
 
+    async def identify(self) -> None:
+        """Learn this installation's id (its containers' label) before any container starts
+        or the sweep looks at one."""
+        if not self.containers.installation and self.db_sessions is not None:
+            self.containers.installation = await installation_id(self.db_sessions)
+
     async def check_available(self) -> None:
         if time.monotonic() < self._available_until:
             return
+        await self.identify()
         readiness = await check_readiness(self.settings, self.docker)
         if not readiness.ready:
             raise ToolUnavailable(f"The code interpreter is unavailable: {readiness.detail}.")
@@ -324,7 +340,14 @@ class SandboxManager:
         finally:
             session.last_used = time.monotonic()
         if not reply.get("ok"):
-            raise SandboxError(str(reply.get("error")))
+            # The code left the kernel unable to finish the call (e.g. every file descriptor
+            # taken): a fresh kernel for the next call; this one fails with the reason.
+            await self.containers.remove(sandbox)
+            self._lost(session)
+            return CellOutcome(
+                restarted="The Python kernel could not finish running this code "
+                f"({reply.get('error')}), so it was stopped."
+            )
         outcome = CellOutcome(
             output=str(reply.get("output", "")),
             dropped=int(reply.get("dropped", 0)),
@@ -429,6 +452,7 @@ class SandboxManager:
         interval = min(max(self.settings.sandbox_orphan_seconds / 2, 0.5), SWEEP_INTERVAL)
         while True:
             try:
+                await self.identify()
                 await self._sweep_orphans(await self.containers.sweep())
             except DockerUnavailable:
                 pass  # no engine, no sandboxes; look again later

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.containers import runtime as containers
 from assistantd.containers.runtime import ContainerInputs
@@ -76,9 +77,14 @@ class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = FUNCTION_NAME
 
-    def __init__(self, settings: Settings, manager: SandboxManager | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        manager: SandboxManager | None = None,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = settings
-        self.manager = manager or SandboxManager(settings)
+        self.manager = manager or SandboxManager(settings, sessions=sessions)
 
     @staticmethod
     def sandboxes_of(tools: ToolRegistry) -> SandboxManager | None:
@@ -401,6 +407,9 @@ class CodeInterpreterTool:
         )
         model_output = "\n".join(lines) if lines else "(the code ran and printed nothing)"
         result = self._result(call_id, code, model_output, outputs)
+        # The kernel died or was stopped: the call failed (the model reads why, the run goes
+        # on, the next call gets a fresh kernel).
+        result.failed = outcome.restarted is not None
         # The Responses API shows a figure by URL: a data URL, which any client can open.
         figures = iter(outcome.images)
         result.item_data["outputs"] = [

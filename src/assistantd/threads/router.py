@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
-from assistantd.deps import ProjectDep, SandboxesDep, SessionDep, ThreadDep
+from assistantd.containers.owned import delete_owned
+from assistantd.deps import BlobsDep, ProjectDep, SandboxesDep, SessionDep, ThreadDep
 from assistantd.kit.schemas import DeletedObject
 from assistantd.threads import service
 from assistantd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
@@ -37,10 +38,23 @@ async def modify_thread(thread: ThreadDep, body: ThreadModify, session: SessionD
 
 @router.delete("/threads/{thread_id}")
 async def delete_thread(
-    thread: ThreadDep, session: SessionDep, sandboxes: SandboxesDep
+    thread: ThreadDep,
+    session: SessionDep,
+    sandboxes: SandboxesDep,
+    blobs: BlobsDep,
+    background: BackgroundTasks,
 ) -> DeletedObject:
-    """Delete a thread and its messages; its code interpreter sandbox goes at once."""
+    """Delete a thread and its messages; its code interpreter sandbox (and the auto containers
+    of responses in it, a conversation being a thread) go at once."""
     await service.delete(session, thread)
+    await delete_owned(
+        session,
+        thread.project,
+        thread.id,
+        blobs=blobs,
+        sandboxes=sandboxes,
+        after_commit=background.add_task,
+    )
     if sandboxes is not None:
         await sandboxes.drop(thread.project, thread.id)
     return DeletedObject(id=thread.id, object="thread.deleted")

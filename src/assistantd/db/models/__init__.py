@@ -5,6 +5,7 @@ from assistantd.db.models.api_key import ApiKey
 from assistantd.db.models.assistant import Assistant
 from assistantd.db.models.container import Container, ContainerFile
 from assistantd.db.models.file import File, Upload, UploadPart
+from assistantd.db.models.installation import Installation
 from assistantd.db.models.run import Run, RunEvent, RunStep
 from assistantd.db.models.thread import Item, Thread
 from assistantd.db.models.vector_store import (
@@ -21,6 +22,7 @@ __all__ = [
     "Container",
     "ContainerFile",
     "File",
+    "Installation",
     "Item",
     "Run",
     "RunEvent",

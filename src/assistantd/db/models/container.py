@@ -20,6 +20,7 @@ class Container(Owned, Base):
     __table_args__ = (
         Index("ix_containers_project_id", "project", "id"),
         Index("ix_containers_status_expires_at", "status", "expires_at"),
+        Index("ix_containers_project_owner_id", "project", "owner_id"),
     )
 
     name: Mapped[str] = mapped_column(String(256), nullable=False)
@@ -29,6 +30,9 @@ class Container(Owned, Base):
     # last_active_at + expires_after.minutes, kept in step so the sweep is one indexed query.
     expires_at: Mapped[int] = mapped_column(Integer, nullable=False)
     memory_limit: Mapped[str] = mapped_column(String(8), nullable=False)  # 1g | 4g | 16g | 64g
+    # An auto container's owner: the conversation, or the response that started its chain,
+    # whose deletion deletes it. None for a named one (Containers API).
+    owner_id: Mapped[str | None] = mapped_column(IdType, nullable=True)
 
 
 class ContainerFile(Owned, Base):
