@@ -240,7 +240,18 @@ class CodeInterpreterTool:
                     await self.manager.ensure(session, adopt=not ctx.new_container)
                     added = await self._copy_inputs(ctx, session, inputs, container)
                     return session, await self.manager.run(session, code), added
-                except (KernelGone, TimeoutError, SandboxError):
+                except SandboxError as exc:
+                    # The kernel refused a file (e.g. /mnt/data is full): the call fails with
+                    # why, and the next one starts in a fresh sandbox.
+                    if session.sandbox is not None:
+                        await self.manager.containers.remove(session.sandbox)
+                    session.sandbox = None
+                    raise ToolUnavailable(
+                        f"The files could not be copied into /mnt/data ({exc}), so the code did "
+                        "not run; the session was restarted: variables, imports and files in "
+                        "/mnt/data from before are gone."
+                    ) from exc
+                except (KernelGone, TimeoutError):
                     # The kernel went away while files were copied in: start over, once.
                     attempts += 1
                     if attempts > 1:
