@@ -214,6 +214,9 @@ class Containers:
         """Why a sandbox's kernel went away, for the model; removes the container."""
         reason = "the Python process exited"
         with contextlib.suppress(Exception):
+            # The kernel's end reaches its connection a moment before Docker's state.
+            with contextlib.suppress(Exception):
+                await self.docker.wait(sandbox.container_id, timeout=2.0)
             info = await self.docker.inspect(sandbox.container_id)
             reason = death_reason((info or {}).get("State", {}), sandbox.memory_mb)
         await self.remove(sandbox)
