@@ -11,6 +11,7 @@ import pytest
 from openai import OpenAI
 from openai.types.beta import Assistant
 
+from assistantd.sandbox.containers import death_reason
 from tests.sandbox.conftest import (
     SandboxServer,
     code_call,
@@ -149,3 +150,12 @@ def test_a_full_mnt_data_fails_the_call_that_needs_room(
     )
     assert run.status == "completed", run.last_error
     assert logs_of(call) == "False ['data.csv']"
+
+
+def test_death_reasons() -> None:
+    """Out of memory only on Docker's word; exit code 137 alone is a SIGKILL by any hand."""
+    oom = {"OOMKilled": True, "ExitCode": 137}
+    assert death_reason(oom, 512) == "it ran out of memory (the limit is 512 MiB)"
+    killed = death_reason({"OOMKilled": False, "ExitCode": 137}, 512)
+    assert killed == "it was killed by SIGKILL (signal 9), not by running out of memory"
+    assert death_reason({"ExitCode": 3}, 512) == "the Python process exited with status 3"
