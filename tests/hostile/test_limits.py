@@ -173,6 +173,10 @@ def _messages(count: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": "m"} for _ in range(count)]
 
 
+def _parts_message(parts: int, kind: str = "input_text") -> dict[str, object]:
+    return {"role": "user", "content": [{"type": kind, "text": "p"}] * parts}
+
+
 @pytest.mark.parametrize(
     ("path", "body", "param"),
     [
@@ -209,6 +213,34 @@ def _messages(count: int) -> list[dict[str, str]]:
             {"role": "user", "content": [{"type": "text", "text": "x"}] * 101},
             "content",
         ),
+        ("/threads", {"messages": [_parts_message(101, "text")]}, "messages[0].content"),
+        ("/responses", {"model": "m", "input": [_parts_message(101)]}, "input[0].content"),
+        (
+            "/responses",
+            {"model": "m", "input": [_parts_message(1), _parts_message(101)]},
+            "input[1].content",
+        ),
+        (
+            "/responses",
+            {
+                "model": "m",
+                "input": [
+                    {
+                        "type": "function_call_output",
+                        "call_id": "c",
+                        "output": [{"type": "input_text", "text": "o"}] * 101,
+                    }
+                ],
+            },
+            "input[0].output",
+        ),
+        ("/responses/input_tokens", {"input": [_parts_message(101)]}, "input[0].content"),
+        ("/responses/compact", {"model": "m", "input": [_parts_message(101)]}, "input[0].content"),
+        (
+            "/conversations",
+            {"items": [_parts_message(101)]},
+            "items[0].content",
+        ),
         (
             "/threads/thread_x/runs/run_x/submit_tool_outputs",
             {"tool_outputs": [{"tool_call_id": "c", "output": "o"}] * 129},
@@ -222,6 +254,11 @@ def test_count_caps(
 ) -> None:
     error = error_of(attack.http.post(_real(path, real), json=body), 400)
     assert error["param"] == param, error
+    if "array too long" in error["message"]:  # the raw body's bound, or pydantic's
+        assert error["message"].startswith(f"Invalid '{param}': array too long."), error
+        assert "maximum length" in error["message"], error
+    if path.startswith(("/responses", "/conversations")):
+        assert error["code"] == "array_above_max_length", error
 
 
 @pytest.mark.parametrize(
@@ -348,3 +385,21 @@ def test_many_messages_do_not_freeze(attack: Attack) -> None:
     for _ in range(3):
         response = attack.http.post("/threads", json=body)
         assert response.status_code == 200, response.text
+
+
+def test_many_parts_refused_at_the_first_excess(attack: Attack) -> None:
+    """A message of as many parts as the body bound allows is refused at its 101st part."""
+    part = json.dumps({"type": "input_text", "text": "p"})
+    count = (MAX_REQUEST_BYTES - 200) // (len(part) + 1)
+    raw = '{"model":"m","input":[{"role":"user","content":[' + ",".join([part] * count) + "]}]}"
+    for path, param in (("/responses", "input[0].content"), ("/conversations", None)):
+        body = raw if path == "/responses" else raw.replace('"model":"m","input"', '"items"')
+        started = time.perf_counter()
+        response = attack.http.post(
+            path, content=body, headers={"Content-Type": "application/json"}
+        )
+        elapsed = time.perf_counter() - started
+        error = error_of(response, 400)
+        assert error["param"] == (param or "items[0].content"), error
+        assert error["code"] == "array_above_max_length", error
+        assert elapsed < 1.0, f"{path}: {elapsed:.2f} s"

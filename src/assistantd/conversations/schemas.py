@@ -7,10 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from assistantd.items.schemas import InputItem
+from assistantd.kit.schemas import MAX_CONVERSATION_ITEMS as MAX_ITEMS
 from assistantd.kit.schemas import Metadata, RequestModel, WireModel
-
-# Items one request may add.
-MAX_ITEMS = 20
 
 
 class ConversationCreate(RequestModel):

@@ -23,7 +23,7 @@ from assistantd.items.client_schemas import (
     ToolSearchCallItem,
     ToolSearchOutputItem,
 )
-from assistantd.kit.schemas import RequestModel
+from assistantd.kit.schemas import MAX_CONTENT_PARTS, RequestModel
 from assistantd.mcp.items import (
     McpApprovalRequestItem,
     McpApprovalResponseItem,
@@ -108,6 +108,8 @@ MessageContent = Annotated[
     InputText | InputImage | InputFile | OutputText | Refusal, Field(discriminator="type")
 ]
 
+ToolOutputParts = Annotated[list[InputContent], Field(max_length=MAX_CONTENT_PARTS)]
+
 _USER_PARTS = frozenset({"input_text", "input_image", "input_file"})
 _ASSISTANT_PARTS = frozenset({"output_text", "refusal"})
 
@@ -116,7 +118,7 @@ class MessageItem(RequestModel):
     type: Literal["message"] | None = None
     id: ItemId | None = None
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[MessageContent]
+    content: str | Annotated[list[MessageContent], Field(max_length=MAX_CONTENT_PARTS)]
     status: ItemStatus | None = None
     phase: Literal["commentary", "final_answer"] | None = None
 
@@ -149,7 +151,7 @@ class FunctionCallOutputItem(RequestModel):
     type: Literal["function_call_output"]
     id: ItemId | None = None
     call_id: ItemId
-    output: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputContent]
+    output: Annotated[str, StringConstraints(max_length=10_485_760)] | ToolOutputParts
     status: ItemStatus | None = None
 
 
@@ -157,7 +159,7 @@ class CustomToolCallOutputItem(RequestModel):
     type: Literal["custom_tool_call_output"]
     id: ItemId | None = None
     call_id: ItemId
-    output: Annotated[str, StringConstraints(max_length=10_485_760)] | list[InputContent]
+    output: Annotated[str, StringConstraints(max_length=10_485_760)] | ToolOutputParts
     status: ItemStatus | None = None
     caller: dict[str, Any] | None = None
 

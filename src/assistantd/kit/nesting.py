@@ -33,8 +33,8 @@ _WEIGHTS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 _SLICE = 1 << 18  # bytes per look at the bound (a few ms at most)
 _PAIR = b"\x02\x00"
 _PASSES = 12  # each costs about what the exact count costs a twelfth of
-_TOKENS_PER_TURN = 8192
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+TOKENS_PER_TURN = 8192
+TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 
 
 async def too_deep(body: bytes, limit: int = MAX_DEPTH) -> str | None:
@@ -81,14 +81,14 @@ def _scan(body: bytes, limit: int) -> Generator[None, None, str | None]:
     """The exact walk: tokens outside strings, with the path to where the walk stands."""
     # One frame per open container: [is_object, key or index, whether a key comes next].
     frames: list[list[Any]] = []
-    for seen, match in enumerate(_TOKEN.finditer(body), 1):
-        if seen % _TOKENS_PER_TURN == 0:
+    for seen, match in enumerate(TOKEN.finditer(body), 1):
+        if seen % TOKENS_PER_TURN == 0:
             yield
         token = match.group()
         first = token[0]
         if first in b"[{":
             if len(frames) + 1 > limit:
-                return _path(frames)
+                return frames_path(frames)
             frames.append([first == ord("{"), None if first == ord("{") else 0, True])
         elif first in b"]}":
             if frames:
@@ -102,11 +102,11 @@ def _scan(body: bytes, limit: int) -> Generator[None, None, str | None]:
             else:
                 top[1] += 1
         elif frames[-1][0] and frames[-1][2]:  # an object's key
-            frames[-1][1], frames[-1][2] = _key(token), False
+            frames[-1][1], frames[-1][2] = key_text(token), False
     return None
 
 
-def _key(token: bytes) -> str:
+def key_text(token: bytes) -> str:
     try:
         key = json.loads(token)
     except ValueError:
@@ -114,9 +114,10 @@ def _key(token: bytes) -> str:
     return str(key)
 
 
-def _path(frames: list[list[Any]]) -> str:
+def frames_path(frames: list[list[Any]]) -> str:
     out = ""
-    for is_object, label, _ in frames:
+    for frame in frames:
+        is_object, label = frame[0], frame[1]
         if is_object:
             out += f".{label}" if out else str(label)
         else:

@@ -10,11 +10,16 @@
   unpaired surrogate is a 400 naming the parameter, before anything reaches a database.
 - The nesting bound of `kit.nesting` on JSON bodies: arrays and objects more than 100 levels deep
   are a 400 naming where, before anything parses the body (parsers and encoders recurse).
+- The length bounds of `kit.lengths` on the arrays that carry a request's work (a response's
+  `input` and each message's `content`, a conversation's `items`, a thread's `messages`...):
+  the first array over its bound is a 400 naming it, found on the raw body, so a body of a
+  million parts is refused as fast as one of 101.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,10 +34,77 @@ from assistantd.errors import (
     PayloadTooLargeError,
     render,
 )
-from assistantd.kit import nesting, text
+from assistantd.kit import lengths, nesting, text
+from assistantd.kit.lengths import ANY_INDEX, Bound
+from assistantd.kit.schemas import (
+    MAX_ATTACHMENTS,
+    MAX_CONTENT_PARTS,
+    MAX_CONVERSATION_ITEMS,
+    MAX_INPUT_ITEMS,
+    MAX_THREAD_MESSAGES,
+    MAX_TOOLS,
+)
 
 API_PREFIXES = ("/v1/", "/openai/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _message_bounds(*at: str) -> list[Bound]:
+    """The bounds of a message (or tool output) found at each element of the array `at`."""
+    each = (*at, ANY_INDEX)
+    return [
+        Bound((*each, "content"), MAX_CONTENT_PARTS),
+        Bound((*each, "output"), MAX_CONTENT_PARTS),
+        Bound((*each, "attachments"), MAX_ATTACHMENTS),
+    ]
+
+
+# The arrays that carry a request's work, by route (the path's end; POST).
+_BOUNDS: list[tuple[re.Pattern[str], list[Bound]]] = [
+    (
+        re.compile(r"/responses(/input_tokens|/compact)?$"),
+        [
+            Bound(("input",), MAX_INPUT_ITEMS),
+            *_message_bounds("input"),
+            Bound(("tools",), MAX_TOOLS),
+        ],
+    ),
+    (
+        re.compile(r"/conversations(/[^/]+/items)?$"),
+        [Bound(("items",), MAX_CONVERSATION_ITEMS), *_message_bounds("items")],
+    ),
+    (
+        re.compile(r"/threads$"),
+        [Bound(("messages",), MAX_THREAD_MESSAGES), *_message_bounds("messages")],
+    ),
+    (
+        re.compile(r"/threads/runs$"),
+        [
+            Bound(("thread", "messages"), MAX_THREAD_MESSAGES),
+            *_message_bounds("thread", "messages"),
+            Bound(("tools",), MAX_TOOLS),
+        ],
+    ),
+    (
+        re.compile(r"/threads/[^/]+/messages$"),
+        [Bound(("content",), MAX_CONTENT_PARTS), Bound(("attachments",), MAX_ATTACHMENTS)],
+    ),
+    (
+        re.compile(r"/threads/[^/]+/runs$"),
+        [
+            Bound(("additional_messages",), MAX_THREAD_MESSAGES),
+            *_message_bounds("additional_messages"),
+            Bound(("tools",), MAX_TOOLS),
+        ],
+    ),
+]
+
+
+def _bounds_of(scope: Scope) -> list[Bound]:
+    if scope["method"] != "POST":
+        return []
+    path: str = scope["path"]
+    return next((bounds for pattern, bounds in _BOUNDS if pattern.search(path)), [])
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -97,6 +169,15 @@ async def _check_body(scope: Scope, body: bytes) -> None:
             "and objects, the request body itself counting as one), which is not allowed.",
             param=deep,
             code=code,
+        )
+    long = await lengths.too_long(body, _bounds_of(scope))
+    if long is not None:
+        responses = RESPONSES_FAMILY.search(scope["path"]) is not None
+        raise InvalidRequestError(
+            f"Invalid '{long.param}': array too long. Expected an array with maximum length "
+            f"{long.limit}, but got an array with length above {long.limit} instead.",
+            param=long.param,
+            code="array_above_max_length" if responses else None,
         )
     if text.SUSPECT_JSON.search(body) is None:
         return

@@ -68,6 +68,10 @@ Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
 MAX_TEXT = 256_000  # instructions, and a message's text, as OpenAI's reference bounds them
 MAX_TOOLS = 128  # tools of an assistant (OpenAI's bound), of a response (ours, the same)
 MAX_THREAD_MESSAGES = 32  # messages of a thread create and a run's additional_messages (OpenAI's)
+MAX_CONTENT_PARTS = 100  # parts of a message or of a tool output (ours: OpenAI states none)
+MAX_ATTACHMENTS = 20  # attachments of a message (ours, as a code interpreter's file_ids)
+MAX_INPUT_ITEMS = 2048  # items of a response's input (ours: OpenAI states none)
+MAX_CONVERSATION_ITEMS = 20  # items one conversation create or items create adds (OpenAI's)
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 """A long text field: instructions, a message's text."""

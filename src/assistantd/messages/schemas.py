@@ -7,10 +7,15 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from assistantd.kit.schemas import Metadata, RequestModel, Text, WireModel
+from assistantd.kit.schemas import (
+    MAX_ATTACHMENTS,
+    MAX_CONTENT_PARTS,
+    Metadata,
+    RequestModel,
+    Text,
+    WireModel,
+)
 
-MAX_CONTENT_PARTS = 100  # ours: OpenAI states none
-MAX_ATTACHMENTS = 20  # ours, as a code interpreter's file_ids
 ImageDetail = Literal["auto", "low", "high"]
 
 

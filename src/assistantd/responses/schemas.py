@@ -19,7 +19,14 @@ from pydantic import (
 )
 
 from assistantd.items.schemas import InputItem
-from assistantd.kit.schemas import MAX_TOOLS, Metadata, RequestModel, Text, WireModel
+from assistantd.kit.schemas import (
+    MAX_INPUT_ITEMS,
+    MAX_TOOLS,
+    Metadata,
+    RequestModel,
+    Text,
+    WireModel,
+)
 from assistantd.tools.client_params import (
     ApplyPatchToolParam,
     CustomToolParam,
@@ -233,7 +240,6 @@ class StreamOptions(RequestModel):
     include_obfuscation: bool | None = None
 
 
-MAX_INPUT_ITEMS = 2048  # ours: OpenAI states none; each becomes a stored item
 InputItems = Annotated[list[InputItem], Field(max_length=MAX_INPUT_ITEMS)]
 
 
