@@ -88,7 +88,7 @@ async def count_input_tokens(
     """Count the input tokens a response would start with."""
     state = request.app.state
     tokens = await service.input_tokens(
-        session, blobs, project, body, state.models, state.sealer, state.settings
+        session, blobs, project, body, state.models, state.sealer, state.settings, state.windows
     )
     return InputTokensObject(input_tokens=tokens)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.backends.routing import ModelRouter, UnknownModelError
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
+from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
 from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError, NotFoundError
@@ -191,10 +192,23 @@ async def input_tokens(
     models: ModelRouter,
     sealer: Sealer,
     settings: Settings,
+    windows: ContextWindows,
 ) -> int:
     """The prompt tokens a response with this request would start with (instructions, the
-    chain's or conversation's items, the input, and the tool definitions)."""
+    chain's or conversation's items, the input, and the tool definitions): with `truncation:
+    auto` what fits the model's window, else all of it, or a 400 `context_length_exceeded`
+    when that does not fit."""
     create._check_exclusive(body)
+    route = None
+    if body.model is not None:
+        try:
+            route = models.resolve(body.model)
+        except UnknownModelError as exc:
+            raise InvalidRequestError(
+                f"The requested model '{body.model}' does not exist.",
+                param="model",
+                code="model_not_found",
+            ) from exc
     engine_tools = tools.convert(body.tools, settings).engine
     thread_id = None
     chain: list[str] = []
@@ -210,34 +224,40 @@ async def input_tokens(
     given, _ = create.split_trigger(given or [])
     probe = new_id(Prefix.RESPONSE)
     rows = await convert.rows(session, project, given, input_of=probe, sealer=sealer)
-    earlier = await context.items_of(session, thread_id=thread_id, responses=list(reversed(chain)))
     run = Run(
         id=probe,
         project=project,
         instructions=body.instructions,
-        truncation_strategy={"type": "disabled"},
+        truncation_strategy={"type": body.truncation or "disabled"},
         max_prompt_tokens=None,
         prompt_tokens=0,
     )
+    window = None if route is None else await windows.of(route)
+    output = None if route is None else route.max_output_tokens
+    budget, reason = context.prompt_budget(run, window, output)
     try:
+        earlier = await context.items_of(
+            session,
+            thread_id=thread_id,
+            responses=list(reversed(chain)),
+            reading=context.Reading.of(run, budget, reason),
+        )
         built = await context.build(
-            session, blobs, run, [*earlier, *rows], budget=2**62, budget_reason="count"
+            session, blobs, run, [*earlier, *rows], budget=budget, budget_reason=reason
         )
     except context.MissingToolOutput as exc:
         raise InvalidRequestError(str(exc), param="input") from exc
+    except context.PromptTooLong as exc:
+        raise InvalidRequestError(
+            "Your input exceeds the context window of this model. Please adjust your input "
+            "and try again.",
+            param="input",
+            code="context_length_exceeded",
+        ) from exc
     offered = [t for t in engine_tools if t["type"] == "function" and not t.get("deferred")]
     loaded = client_calls.loaded([*earlier, *rows])  # by a client's tool search
     definitions = [
         {"type": "function", "function": {k: v for k, v in t["function"].items() if v is not None}}
         for t in [*offered, *loaded]
     ]
-    if body.model is not None:
-        try:
-            models.resolve(body.model)
-        except UnknownModelError as exc:
-            raise InvalidRequestError(
-                f"The requested model '{body.model}' does not exist.",
-                param="model",
-                code="model_not_found",
-            ) from exc
     return estimate_message_tokens(built.messages) + estimate_tools_tokens(definitions)

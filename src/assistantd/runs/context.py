@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, text
+from sqlalchemy import Text, and_, bindparam, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
@@ -38,6 +38,18 @@ _OUTPUT_SHARE = 4
 UNBOUNDED = 2**62
 # Characters of an `input_file`'s text the model is given.
 FILE_TEXT_LIMIT = 200_000
+# A thread (conversation) is read newest first, only as far back as fits the prompt's budget;
+# a budget nothing bounds (the model's window is unknown) reads this many tokens of it, by the
+# size of its stored JSON (so about half as many the model is sent).
+UNKNOWN_WINDOW_READ = 262_144
+# Its items' stored JSON, read at 4 characters a token, overcounts what the model is sent
+# (keys, quotes, ids) by up to about 3 times for the shortest items: three budgets' worth is
+# read, which `build` fits to the budget, and a thread longer than that is too long for the
+# window when truncation is disabled.
+_CHARS_PER_TOKEN = 4
+_READS = 3
+_ITEM_CHARS = 16  # an item's own overhead (role, separators), as characters
+_TAIL_PAGE = 1024
 
 
 class PromptTooLong(Exception):
@@ -105,24 +117,85 @@ async def response_chain(session: AsyncSession, project: str, start: str | None)
     return [row[0] for row in rows]
 
 
-_THREAD_ITEMS = select(Item).where(Item.thread_id == bindparam("thread_id")).order_by(Item.position)
+@dataclass(frozen=True)
+class Reading:
+    """How far back a thread is read: its newest items up to `budget` prompt tokens (by the
+    size of their stored JSON); `strict` (truncation disabled) makes a thread longer than that
+    `PromptTooLong` for `reason`, at once, rather than a context the model gets whole."""
+
+    budget: int
+    reason: str = "context_window"
+    strict: bool = False
+
+    @classmethod
+    def of(cls, run: Run, budget: int, reason: str) -> Reading:
+        strict = (run.truncation_strategy or {}).get("type") == "disabled"
+        return cls(budget, reason, strict)
+
+
+_SIZE = (
+    func.coalesce(func.length(cast(Item.content, Text)), 0)
+    + func.coalesce(func.length(cast(Item.data, Text)), 0)
+    + _ITEM_CHARS
+)
+
+
+async def _tail_start(session: AsyncSession, thread_id: str, reading: Reading) -> str | None:
+    """The position of the oldest item to read (None: from the start), reading the thread
+    newest first a page at a time and stopping once the budget is full."""
+    known = reading.budget < UNBOUNDED
+    budget = reading.budget if known else UNKNOWN_WINDOW_READ
+    limit = budget * _CHARS_PER_TOKEN * (_READS if known else 1)
+    total, before = 0, None
+    while True:
+        query = select(Item.position, _SIZE).where(Item.thread_id == thread_id)
+        if before is not None:
+            query = query.where(Item.position < before)
+        page = (await session.execute(query.order_by(Item.position.desc()).limit(_TAIL_PAGE))).all()
+        for index, (position, size) in enumerate(page):
+            total += int(size)
+            if total < limit:
+                continue
+            older = index + 1 < len(page) or await _older_exists(session, thread_id, position)
+            if not older:
+                return None
+            if reading.strict:
+                raise PromptTooLong(reading.reason, total // (_CHARS_PER_TOKEN * _READS), budget)
+            return str(position)
+        if len(page) < _TAIL_PAGE:
+            return None
+        before = page[-1][0]
+
+
+async def _older_exists(session: AsyncSession, thread_id: str, position: str) -> bool:
+    query = select(Item.position).where(Item.thread_id == thread_id, Item.position < position)
+    return (await session.scalar(query.limit(1))) is not None
 
 
 async def items_of(
-    session: AsyncSession, *, thread_id: str | None, responses: Sequence[str]
+    session: AsyncSession,
+    *,
+    thread_id: str | None,
+    responses: Sequence[str],
+    reading: Reading | None = None,
 ) -> list[Item]:
     """The items of a thread (conversation) and of the given responses (their input and
-    output), in order."""
-    if not responses:
-        if thread_id is None:
-            return []
-        return list((await session.scalars(_THREAD_ITEMS, {"thread_id": thread_id})).all())
-    ids = list(responses)
-    condition = or_(Item.run_id.in_(ids), Item.input_of.in_(ids))
+    output), in order. With `reading`, only the thread's newest items that fit its budget
+    (those of the responses are all read): a long thread costs what fits the window."""
+    condition: Any = None
     if thread_id is not None:
-        condition = or_(Item.thread_id == thread_id, condition)
-    rows = (await session.scalars(select(Item).where(condition))).all()
-    return sorted(rows, key=lambda item: item.position)
+        start = None if reading is None else await _tail_start(session, thread_id, reading)
+        condition = Item.thread_id == thread_id
+        if start is not None:
+            condition = and_(condition, Item.position >= start)
+    ids = list(responses)
+    if ids:
+        own = or_(Item.run_id.in_(ids), Item.input_of.in_(ids))
+        condition = own if condition is None else or_(condition, own)
+    if condition is None:
+        return []
+    rows = await session.scalars(select(Item).where(condition).order_by(Item.position))
+    return list(rows.all())
 
 
 _OWN_ITEMS = select(Item).where(
@@ -155,12 +228,16 @@ def _self_contained(run: Run) -> bool:
     )
 
 
-async def load(session: AsyncSession, run: Run) -> list[Item]:
-    """Every item the model sees for `run`, in order."""
+async def load(session: AsyncSession, run: Run, reading: Reading | None = None) -> list[Item]:
+    """Every item the model sees for `run`, in order (of its thread, with `reading`, the
+    newest that fit; raises `PromptTooLong` for a strict one)."""
     if run.id.startswith("run_"):  # an Assistants run: its own items are in its thread
-        return await items_of(session, thread_id=run.thread_id, responses=())
+        own = [run.id] if reading is not None else []  # never cut from the thread's tail
+        return await items_of(session, thread_id=run.thread_id, responses=own, reading=reading)
     chain = await response_chain(session, run.project, run.previous_response_id)
-    return await items_of(session, thread_id=run.thread_id, responses=[*reversed(chain), run.id])
+    return await items_of(
+        session, thread_id=run.thread_id, responses=[*reversed(chain), run.id], reading=reading
+    )
 
 
 # --- items to chat messages ----------------------------------------------------------------

@@ -295,7 +295,11 @@ class RunExecutor:
             if self._preloaded is not None:
                 items, self._preloaded = self._preloaded, None
             else:
-                items = await context.load(session, run)
+                reading = context.Reading.of(run, budget, reason)
+                try:
+                    items = await context.load(session, run, reading)
+                except context.PromptTooLong as exc:
+                    raise self._too_long(run, route, exc) from exc
             self.rec.context_loaded(items)
             if run.id.startswith(Prefix.RESPONSE):  # a client's tool search may load more
                 tools, self._client_tools = client_calls.turn_tools(run.tools, tools, items)
