@@ -148,8 +148,9 @@ class TestAResponse:
         sent = windowed.requests(marker)[-1]["messages"]
         said = [m["content"] for m in sent]
         assert said[-1] == marker
-        assert "last" in said
-        assert "first" not in said
+        assert said[-2] == "last"
+        assert said[0] == "first"  # the oldest message stays, the middle went
+        assert not any(text.startswith("item 0:") for text in said)
         assert 100 < len(sent) < 1000
         assert elapsed < 5 * FAST_SECONDS, f"{elapsed:.2f} s"
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, cast, func, or_, select, text
+from sqlalchemy import and_, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
@@ -29,27 +29,16 @@ from assistantd.items import client_calls, reasoning
 from assistantd.items.client_calls import OUTPUT_TYPES
 from assistantd.items.kinds import CALL_TYPES, CLIENT_CALL_TYPES, SERVER_CALL_TYPES
 from assistantd.mcp import items as mcp_items
-from assistantd.runs import compaction
+from assistantd.runs import compaction, tail
+from assistantd.runs.tail import UNBOUNDED as UNBOUNDED
+from assistantd.runs.tail import Reading as Reading
 from assistantd.vector_stores import parsing
 
 # When the model's own output limit is unknown, keep this share of its window for the answer.
 _OUTPUT_SHARE = 4
-# The budget of a prompt nothing bounds.
-UNBOUNDED = 2**62
 # Characters of an `input_file`'s text the model is given.
 FILE_TEXT_LIMIT = 200_000
-# A thread (conversation) is read newest first, only as far back as fits the prompt's budget;
-# a budget nothing bounds (the model's window is unknown) reads this many tokens of it, by the
-# size of its stored JSON (so about half as many the model is sent).
-UNKNOWN_WINDOW_READ = 262_144
-# Its items' stored JSON, read at 4 characters a token, overcounts what the model is sent
-# (keys, quotes, ids) by up to about 3 times for the shortest items: three budgets' worth is
-# read, which `build` fits to the budget, and a thread longer than that is too long for the
-# window when truncation is disabled.
-_CHARS_PER_TOKEN = 4
-_READS = 3
-_ITEM_CHARS = 16  # an item's own overhead (role, separators), as characters
-_TAIL_PAGE = 1024
+_ITEMS_PER_TURN = 256  # items rendered between two looks at the event loop
 
 
 class PromptTooLong(Exception):
@@ -117,61 +106,6 @@ async def response_chain(session: AsyncSession, project: str, start: str | None)
     return [row[0] for row in rows]
 
 
-@dataclass(frozen=True)
-class Reading:
-    """How far back a thread is read: its newest items up to `budget` prompt tokens (by the
-    size of their stored JSON); `strict` (truncation disabled) makes a thread longer than that
-    `PromptTooLong` for `reason`, at once, rather than a context the model gets whole."""
-
-    budget: int
-    reason: str = "context_window"
-    strict: bool = False
-
-    @classmethod
-    def of(cls, run: Run, budget: int, reason: str) -> Reading:
-        strict = (run.truncation_strategy or {}).get("type") == "disabled"
-        return cls(budget, reason, strict)
-
-
-_SIZE = (
-    func.coalesce(func.length(cast(Item.content, Text)), 0)
-    + func.coalesce(func.length(cast(Item.data, Text)), 0)
-    + _ITEM_CHARS
-)
-
-
-async def _tail_start(session: AsyncSession, thread_id: str, reading: Reading) -> str | None:
-    """The position of the oldest item to read (None: from the start), reading the thread
-    newest first a page at a time and stopping once the budget is full."""
-    known = reading.budget < UNBOUNDED
-    budget = reading.budget if known else UNKNOWN_WINDOW_READ
-    limit = budget * _CHARS_PER_TOKEN * (_READS if known else 1)
-    total, before = 0, None
-    while True:
-        query = select(Item.position, _SIZE).where(Item.thread_id == thread_id)
-        if before is not None:
-            query = query.where(Item.position < before)
-        page = (await session.execute(query.order_by(Item.position.desc()).limit(_TAIL_PAGE))).all()
-        for index, (position, size) in enumerate(page):
-            total += int(size)
-            if total < limit:
-                continue
-            older = index + 1 < len(page) or await _older_exists(session, thread_id, position)
-            if not older:
-                return None
-            if reading.strict:
-                raise PromptTooLong(reading.reason, total // (_CHARS_PER_TOKEN * _READS), budget)
-            return str(position)
-        if len(page) < _TAIL_PAGE:
-            return None
-        before = page[-1][0]
-
-
-async def _older_exists(session: AsyncSession, thread_id: str, position: str) -> bool:
-    query = select(Item.position).where(Item.thread_id == thread_id, Item.position < position)
-    return (await session.scalar(query.limit(1))) is not None
-
-
 async def items_of(
     session: AsyncSession,
     *,
@@ -184,10 +118,19 @@ async def items_of(
     (those of the responses are all read): a long thread costs what fits the window."""
     condition: Any = None
     if thread_id is not None:
-        start = None if reading is None else await _tail_start(session, thread_id, reading)
+        start = None
+        if reading is not None:
+            try:
+                start = await tail.tail_start(session, thread_id, reading)
+            except tail.ThreadTooLong as exc:
+                raise PromptTooLong(exc.reason, exc.tokens, exc.budget) from exc
         condition = Item.thread_id == thread_id
         if start is not None:
-            condition = and_(condition, Item.position >= start)
+            kept: Any = Item.position >= start
+            first = await tail.first_message(session, thread_id)
+            if first is not None:  # the oldest message, which `auto` truncation keeps
+                kept = or_(kept, Item.position == first)
+            condition = and_(condition, kept)
     ids = list(responses)
     if ids:
         own = or_(Item.run_id.in_(ids), Item.input_of.in_(ids))
@@ -435,7 +378,9 @@ async def _turns(
         turns.append(turn)
         group.clear()
 
-    for item in items:
+    for index, item in enumerate(items):
+        if index % _ITEMS_PER_TURN == _ITEMS_PER_TURN - 1:
+            await asyncio.sleep(0)  # a long context: other requests get their turn
         if item.type == "mcp_approval_request":
             if mcp_items.declined_request(item, declined):  # the model reads it was declined
                 group.append(item)
@@ -477,6 +422,15 @@ async def _turns(
             turns.append([{"role": role, "content": content}])
     close_group()
     return turns
+
+
+async def _sizes(turns: list[list[dict[str, Any]]]) -> list[int]:
+    """The estimated tokens of each turn, giving the event loop a turn now and then."""
+    sizes: list[int] = []
+    for start in range(0, len(turns), _ITEMS_PER_TURN):
+        sizes += [estimate_message_tokens(turn) for turn in turns[start : start + _ITEMS_PER_TURN]]
+        await asyncio.sleep(0)
+    return sizes
 
 
 async def build(
@@ -526,7 +480,7 @@ async def build(
     ]
 
     fixed = estimate_message_tokens(system + history) + estimate_tools_tokens(tools)
-    sizes = [estimate_message_tokens(turn) for turn in turns]
+    sizes = await _sizes(turns)
     total = whole = fixed + sum(sizes)
     kept: list[int] = list(range(len(turns)))
     if strategy.get("type") != "disabled":
