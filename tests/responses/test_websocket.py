@@ -388,6 +388,14 @@ class TestBadMessages:
             ('{"type": "response.create", "input": "x", "nope": 1}', "unknown_parameter", "nope"),
             ('{"type": "response.create", "input": "a\\u0000b"}', "invalid_value", "input"),
             ("[" * 200 + "]" * 200, "invalid_value", "[0]" * 100),
+            pytest.param(
+                '{"type": "response.create", "input": [{"role": "user", "content": ['
+                + ",".join(['{"type": "input_text", "text": "p"}'] * 20_000)
+                + "]}]}",
+                "array_above_max_length",
+                "input[0].content",
+                id="20k-parts",
+            ),
         ],
     )
     def test_error_event_then_usable(

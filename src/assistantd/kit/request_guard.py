@@ -59,16 +59,16 @@ def _message_bounds(*at: str) -> list[Bound]:
     ]
 
 
+# A response's request (also a WebSocket `response.create` message).
+RESPONSE_BOUNDS = [
+    Bound(("input",), MAX_INPUT_ITEMS),
+    *_message_bounds("input"),
+    Bound(("tools",), MAX_TOOLS),
+]
+
 # The arrays that carry a request's work, by route (the path's end; POST).
 _BOUNDS: list[tuple[re.Pattern[str], list[Bound]]] = [
-    (
-        re.compile(r"/responses(/input_tokens|/compact)?$"),
-        [
-            Bound(("input",), MAX_INPUT_ITEMS),
-            *_message_bounds("input"),
-            Bound(("tools",), MAX_TOOLS),
-        ],
-    ),
+    (re.compile(r"/responses(/input_tokens|/compact)?$"), RESPONSE_BOUNDS),
     (
         re.compile(r"/conversations(/[^/]+/items)?$"),
         [Bound(("items",), MAX_CONVERSATION_ITEMS), *_message_bounds("items")],
@@ -172,13 +172,7 @@ async def _check_body(scope: Scope, body: bytes) -> None:
         )
     long = await lengths.too_long(body, _bounds_of(scope))
     if long is not None:
-        responses = RESPONSES_FAMILY.search(scope["path"]) is not None
-        raise InvalidRequestError(
-            f"Invalid '{long.param}': array too long. Expected an array with maximum length "
-            f"{long.limit}, but got an array with length above {long.limit} instead.",
-            param=long.param,
-            code="array_above_max_length" if responses else None,
-        )
+        raise too_long_error(long, responses=RESPONSES_FAMILY.search(scope["path"]) is not None)
     if text.SUSPECT_JSON.search(body) is None:
         return
     try:
@@ -188,6 +182,16 @@ async def _check_body(scope: Scope, body: bytes) -> None:
     hit = text.first_problem(parsed)
     if hit is not None:
         raise _text_error(scope, hit[0] or None, hit[1])
+
+
+def too_long_error(long: lengths.TooLong, *, responses: bool) -> InvalidRequestError:
+    """OpenAI's words for an array over its bound (the Responses family's code with them)."""
+    return InvalidRequestError(
+        f"Invalid '{long.param}': array too long. Expected an array with maximum length "
+        f"{long.limit}, but got an array with length above {long.limit} instead.",
+        param=long.param,
+        code="array_above_max_length" if responses else None,
+    )
 
 
 class RequestGuard:

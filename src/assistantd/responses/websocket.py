@@ -41,7 +41,8 @@ from assistantd.errors import (
     validation_error,
 )
 from assistantd.items.schemas import InputItem, MessageItem
-from assistantd.kit import nesting, text
+from assistantd.kit import lengths, nesting, text
+from assistantd.kit.request_guard import RESPONSE_BOUNDS, too_long_error
 from assistantd.responses import create, service
 from assistantd.responses.schemas import CreateResponse
 from assistantd.responses.steering import Request, Steering
@@ -167,6 +168,9 @@ class Connection:
                 param=deep,
                 code="invalid_value",
             )
+        long = await lengths.too_long(data, RESPONSE_BOUNDS)
+        if long is not None:
+            raise too_long_error(long, responses=True)
         try:
             message = json.loads(data)
         except (ValueError, RecursionError):
