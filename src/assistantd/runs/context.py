@@ -137,13 +137,8 @@ async def items_of(
         condition = own if condition is None else or_(condition, own)
     if condition is None:
         return []
-    # In pages, so that a long context's rows are turned into objects between other requests.
-    query = select(Item).where(condition).order_by(Item.position)
-    rows = await session.stream_scalars(query.execution_options(yield_per=_ITEMS_PER_TURN))
-    found: list[Item] = []
-    async for page in rows.partitions():
-        found += page
-    return found
+    rows = await session.scalars(select(Item).where(condition).order_by(Item.position))
+    return list(rows.all())
 
 
 _OWN_ITEMS = select(Item).where(
