@@ -31,6 +31,7 @@ async def _respond(engine: Engine, marker: str, *, store: bool, worker: RunTaker
             signals=engine.deps.signals,
             worker=worker,
             sealer=engine.deps.sealer,
+            settings=engine.deps.settings,
         )
         await session.commit()
     return run.id

@@ -80,4 +80,5 @@ async def create(engine: Engine, session: AsyncSession, marker: str) -> Run:
         signals=engine.deps.signals,
         worker=engine.worker,
         sealer=engine.deps.sealer,
+        settings=engine.deps.settings,
     )
