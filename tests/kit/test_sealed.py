@@ -46,6 +46,6 @@ def test_the_generated_key_is_made_once_and_kept(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     first = server_key(settings)
     assert server_key(settings) == first
-    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o640  # owner and group
     assert list(tmp_path.iterdir()) == [tmp_path / "secret.key"]
     assert server_key(Settings(data_dir=tmp_path, secret_key="set")) == b"set"

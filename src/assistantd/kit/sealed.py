@@ -77,7 +77,9 @@ def server_key(settings: Settings) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
     temporary.write_text(secrets.token_hex(32) + "\n")
-    temporary.chmod(0o600)
+    # Its owner's group reads it too: processes of one deployment that run as other users
+    # share the data dir through a group (docker-compose.yml's API and workers do).
+    temporary.chmod(0o640)
     try:
         os.link(temporary, path)  # fails if another process made it first: theirs wins
     except FileExistsError:
@@ -88,7 +90,13 @@ def server_key(settings: Settings) -> bytes:
 
 
 def _read_key(path: Path) -> bytes:
-    key = path.read_text().strip()
+    try:
+        key = path.read_text().strip()
+    except PermissionError as exc:
+        raise PermissionError(
+            f"cannot read the server key {path} ({exc.strerror}): make it readable by this "
+            "process's user or group, or set ASSISTANTD_SECRET_KEY on every process"
+        ) from exc
     if not key:
         raise FileNotFoundError(path)
     return key.encode()
