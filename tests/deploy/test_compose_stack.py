@@ -432,4 +432,5 @@ def test_the_s3_profile(model: ScriptedModel) -> None:
             text=True,
             check=True,
         )
-        assert on_volume.stdout.split() == []
+        # no file content: only the server key the processes share (kit/sealed.py)
+        assert on_volume.stdout.split() == ["/data/secret.key"]
