@@ -31,6 +31,12 @@ def test_always_refused(url: str) -> None:
         check_name(url, _settings(allowed="*.internal,169.254.0.0/16"))
 
 
+@pytest.mark.parametrize("url", ["http://[::ffff:169.254.169.254]/", "http://metadata.azure.com/"])
+def test_metadata_in_other_spellings_is_refused_with_no_lists(url: str) -> None:
+    with pytest.raises(HostRefused, match="link-local or cloud metadata"):
+        check_name(url, _settings())
+
+
 def test_loopback_is_allowed_unless_denied() -> None:
     assert check_name("http://127.0.0.1:8000/mcp", _settings()) == "127.0.0.1"
     with pytest.raises(HostRefused):

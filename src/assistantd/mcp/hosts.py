@@ -9,20 +9,9 @@ import socket
 from urllib.parse import urlsplit
 
 from assistantd.settings import Settings
+from assistantd.tools.outbound import always_refused
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# Always refused: link-local (cloud metadata lives there) and the providers' metadata names.
-_METADATA_NETWORKS: tuple[Network, ...] = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
-    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
-)
-_METADATA_NAMES = frozenset(
-    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "metadata.azure.com"}
-)
 
 
 class HostRefused(Exception):
@@ -76,9 +65,7 @@ def _is_network(entry: str) -> bool:
 def _check(
     host: str, address: Address | None, settings: Settings, *, by_name: bool = False
 ) -> None:
-    if host in _METADATA_NAMES or (
-        address is not None and any(address in net for net in _METADATA_NETWORKS)
-    ):
+    if always_refused(host, [] if address is None else [address]):
         raise HostRefused(f"the host '{host}' is a link-local or cloud metadata address")
     if any(_matches(host, address, e) for e in _entries(settings.mcp_denied_hosts)):
         raise HostRefused(f"the host '{host}' is denied by this server")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -30,7 +31,9 @@ _ALWAYS_REFUSED: tuple[Network, ...] = (
     ipaddress.ip_network("fd00:ec2::254/128"),
     ipaddress.ip_network("100.100.100.200/32"),
 )
-_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_METADATA_NAMES = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "metadata.azure.com"}
+)
 MAX_REDIRECTS = 5
 
 
@@ -67,6 +70,17 @@ def _plain(address: Address) -> Address:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def always_refused(host: str, addresses: Iterable[Address]) -> bool:
+    """Whether `host` (at `addresses`) is link-local or a cloud metadata service: refused to
+    every tool that reaches out (web pages, MCP servers), whatever the operator lists."""
+    if host in _METADATA_NAMES:
+        return True
+    for address in map(_plain, addresses):
+        if address.is_link_local or any(address in net for net in _ALWAYS_REFUSED):
+            return True
+    return False
 
 
 def domain_allowed(host: str, domains: list[str]) -> bool:
@@ -106,9 +120,7 @@ class OutboundRules:
     def permits(self, host: str, addresses: list[Address]) -> None:
         """Raise OutboundRefused unless `host`, resolved to `addresses`, may be fetched."""
         addresses = [_plain(a) for a in addresses]
-        if host in _METADATA_NAMES or any(
-            a.is_link_local or any(a in net for net in _ALWAYS_REFUSED) for a in addresses
-        ):
+        if always_refused(host, addresses):
             raise OutboundRefused(f"{host} is a link-local or cloud metadata address: refused.")
         if any(rule.matches(host, addresses) for rule in self.denied):
             raise OutboundRefused(f"{host} is on this server's list of refused hosts.")
