@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.backends.chat import BackendError, ChatBackend
-from assistantd.backends.routing import ModelRoute, ModelRouter, UnknownModelError
+from assistantd.backends.routing import ModelRoute, ModelRouter
 from assistantd.backends.tokens import estimate_message_tokens
 from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
@@ -31,7 +31,7 @@ from assistantd.items import render as items
 from assistantd.items.schemas import InputItem, MessageItem
 from assistantd.kit.ids import Prefix, created_at_of, new_id
 from assistantd.kit.sealed import Sealer
-from assistantd.responses import repository
+from assistantd.responses import create, repository
 from assistantd.responses.schemas import CompactedResponseObject, CompactRequest, TextFormatText
 from assistantd.runs import compaction, context
 from assistantd.runs.state import TERMINAL
@@ -50,14 +50,7 @@ def _check(body: CompactRequest, models: ModelRouter) -> ModelRoute:
             param="model",
             code="missing_required_parameter",
         )
-    try:
-        route = models.resolve(body.model)
-    except UnknownModelError as exc:
-        raise InvalidRequestError(
-            f"The requested model '{body.model}' does not exist.",
-            param="model",
-            code="model_not_found",
-        ) from exc
+    route = create.model_route(models, body.model)
     if not body.input and body.previous_response_id is None:
         raise InvalidRequestError(
             "One of 'input' or 'previous_response_id' must be provided.",

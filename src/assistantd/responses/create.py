@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistantd.backends.routing import ModelRouter
+from assistantd.backends.routing import ModelRoute, ModelRouter, UnknownModelError
 from assistantd.db.core import insert_into, row_values, table_of
 from assistantd.db.models import Item, Run, Thread
 from assistantd.errors import InvalidRequestError, NotFoundError
@@ -113,6 +113,18 @@ def _compaction(body: CreateResponse, triggered: bool) -> dict[str, Any] | None:
     for entry in body.context_management or []:
         return {"now": False, "threshold": entry.compact_threshold}
     return None
+
+
+def model_route(models: ModelRouter, name: str) -> ModelRoute:
+    """The route of the model a request names, or OpenAI's 400 `model_not_found`."""
+    try:
+        return models.resolve(name)
+    except UnknownModelError as exc:
+        raise InvalidRequestError(
+            f"The requested model '{name}' does not exist.",
+            param="model",
+            code="model_not_found",
+        ) from exc
 
 
 def conversation_id(value: str | ConversationRef | None) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistantd.backends.routing import ModelRouter, UnknownModelError
+from assistantd.backends.routing import ModelRouter
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
@@ -199,16 +199,7 @@ async def input_tokens(
     auto` what fits the model's window, else all of it, or a 400 `context_length_exceeded`
     when that does not fit."""
     create._check_exclusive(body)
-    route = None
-    if body.model is not None:
-        try:
-            route = models.resolve(body.model)
-        except UnknownModelError as exc:
-            raise InvalidRequestError(
-                f"The requested model '{body.model}' does not exist.",
-                param="model",
-                code="model_not_found",
-            ) from exc
+    route = create.model_route(models, body.model) if body.model is not None else None
     engine_tools = tools.convert(body.tools, settings).engine
     thread_id = None
     chain: list[str] = []
