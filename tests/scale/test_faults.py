@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT, STATIC_KEY, STATIC_PROJECT, is_postgres
 from tests.runs.conftest import wait_until
-from tests.sandbox.conftest import docker
+from tests.sandbox.conftest import docker, remove_containers_of
 from tests.scale.test_scale_out import GONE, LOOKUP, Cluster
 from tests.support.pg import start_postgres
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
@@ -93,6 +93,10 @@ def faulty(
         cluster.close()
         for process in [*cluster.workers, *apis]:
             process.stop()
+        # Killed workers leave their sandboxes behind by design (the installation sweeps its own
+        # orphans at its next start, which never comes for this one): the test removes them.
+        processes = [*cluster.workers, *cluster.apis, *apis]
+        remove_containers_of({process.proc.pid for process in processes if process.proc})
 
 
 def start_worker(cluster: Cluster, work_dir: Path) -> LiveServer:
