@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sandbox.aclose()
             for task in background:
                 task.cancel()
+            await deps.backend.aclose()
             await http.aclose()
             await app.state.blobs.aclose()
             await engine.dispose()

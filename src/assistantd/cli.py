@@ -166,6 +166,7 @@ async def _run_worker(settings: Settings) -> None:
             await local_model.stop()
         if listener is not None:
             listener.cancel()
+        await deps.backend.aclose()
         await http.aclose()
         await blobs.aclose()
         await engine.dispose()

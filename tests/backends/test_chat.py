@@ -23,6 +23,7 @@ from assistantd.backends import (
     ToolCallDelta,
     Usage,
 )
+from assistantd.backends.transport import HttpxTransport
 from assistantd.settings import Settings
 
 ROUTE = ModelRoute(
@@ -50,7 +51,8 @@ def make_settings(**overrides: Any) -> Settings:
 
 def backend(handler: Handler, **overrides: Any) -> ChatBackend:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return ChatBackend(http, make_settings(**overrides))
+    settings = make_settings(**overrides)
+    return ChatBackend(HttpxTransport(http, settings), settings)
 
 
 async def collect(chat: ChatBackend, request: ChatRequest = REQUEST) -> list[ChatEvent]:
@@ -538,7 +540,8 @@ class TestFailuresAfterOutput:
         assert "unreadable" in info.value.message
 
     async def test_invalid_base_url_is_not_retried(self) -> None:
-        chat = ChatBackend(httpx.AsyncClient(), make_settings())
+        settings = make_settings()
+        chat = ChatBackend(HttpxTransport(httpx.AsyncClient(), settings), settings)
         route = ModelRoute("m", "localhost:11434/v1", None, "m", 8192, None)
         with pytest.raises(BackendError) as info:
             _ = [event async for event in chat.stream(route, REQUEST)]

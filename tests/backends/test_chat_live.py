@@ -21,8 +21,8 @@ from assistantd.backends import (
     TextDelta,
     ToolCallDelta,
     Usage,
-    make_http_client,
 )
+from assistantd.backends.transport import AiohttpTransport
 from assistantd.settings import Settings
 from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
 from tests.support.server import free_port
@@ -61,8 +61,11 @@ def settings(**overrides: Any) -> Settings:
 async def backend(**overrides: Any) -> AsyncIterator[ChatBackend]:
     """A ChatBackend on its own client, closed in the test's own event loop."""
     config = settings(**overrides)
-    async with make_http_client(config) as http:
-        yield ChatBackend(http, config)
+    chat = ChatBackend(AiohttpTransport(config), config)
+    try:
+        yield chat
+    finally:
+        await chat.aclose()
 
 
 def route(model: ScriptedModel, name: str = "gpt-4o") -> ModelRoute:

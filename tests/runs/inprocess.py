@@ -59,6 +59,7 @@ async def engine(database_url: str, model: ScriptedModel, tmp_path: Path) -> Asy
     yield Engine(deps, worker, writes)
     if worker.healthy:
         await worker.stop(grace=0)
+    await deps.backend.aclose()
     await http.aclose()
     await blobs.aclose()
     await db.dispose()

@@ -50,6 +50,7 @@ from assistantd.backends.failures import (
 from assistantd.backends.logprobs import LogProb, parse_logprobs
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.sse import SSEDecoder
+from assistantd.backends.transport import BadURL, ModelTransport, Reply, TransportError
 from assistantd.kit.text import loads_scrubbed
 from assistantd.settings import Settings
 
@@ -181,22 +182,22 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
             max_connections=settings.model_max_connections,
             max_keepalive_connections=min(settings.model_max_connections, 100),
         ),
-        timeout=_timeout(settings),
-    )
-
-
-def _timeout(settings: Settings) -> httpx.Timeout:
-    read = settings.model_read_timeout_seconds
-    return httpx.Timeout(
-        connect=settings.model_connect_timeout_seconds, read=read, write=read, pool=read
+        timeout=httpx.Timeout(
+            connect=settings.model_connect_timeout_seconds,
+            read=settings.model_read_timeout_seconds,
+            write=settings.model_read_timeout_seconds,
+            pool=settings.model_read_timeout_seconds,
+        ),
     )
 
 
 class ChatBackend:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
-        self._http = http
+    def __init__(self, transport: ModelTransport, settings: Settings) -> None:
+        self._transport = transport
         self._settings = settings
-        self._timeout = _timeout(settings)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
     async def stream(
         self, route: ModelRoute, request: ChatRequest
@@ -247,22 +248,19 @@ class ChatBackend:
             headers["Authorization"] = f"Bearer {route.api_key}"
         who = describe(route)
         try:
-            async with self._http.stream(
-                "POST", url, json=payload, headers=headers, timeout=self._timeout
-            ) as response:
-                if not response.is_success:
-                    await response.aread()
-                    raise status_failure(who, response)
-                async for event in _decode(who, response, progress):
+            async with self._transport.post(url, payload, headers) as reply:
+                if not 200 <= reply.status < 300:
+                    raise status_failure(who, await reply.answer())
+                async for event in _decode(who, reply, progress):
                     yield event
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        except BadURL as exc:
             raise AttemptFailure(
                 "server_error",
                 f"The {who} has an invalid URL ({exc}); fix ASSISTANTD_MODEL_BASE_URL or the "
                 "models file.",
                 retryable=False,
             ) from exc
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             if progress.finished:  # the answer is complete; only the goodbye was lost
                 log.warning("model stream broke after it finished: %r", exc)
                 if progress.usage is not None:
@@ -271,13 +269,11 @@ class ChatBackend:
             raise transport_failure(who, exc, self._settings, mid_stream=progress.yielded) from exc
 
 
-async def _decode(
-    who: str, response: httpx.Response, progress: _Progress
-) -> AsyncIterator[ChatEvent]:
+async def _decode(who: str, reply: Reply, progress: _Progress) -> AsyncIterator[ChatEvent]:
     decoder = SSEDecoder()
     json_body: list[str] | None = None  # set when the body turns out to be plain JSON
     sniffed = False
-    async for line in response.aiter_lines():
+    async for line in reply.lines():
         if progress.done:
             continue  # drain what follows [DONE], so the connection can be reused
         if json_body is not None:

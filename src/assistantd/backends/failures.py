@@ -11,9 +11,8 @@ import json
 import time
 from typing import Any, Literal
 
-import httpx
-
 from assistantd.backends.routing import ModelRoute
+from assistantd.backends.transport import Answer, TransportError
 from assistantd.settings import Settings
 
 BackendErrorCode = Literal[
@@ -73,8 +72,8 @@ def describe(route: ModelRoute) -> str:
     return f"model backend {route.base_url} (model {model})"
 
 
-def status_failure(who: str, response: httpx.Response) -> AttemptFailure:
-    status = response.status_code
+def status_failure(who: str, response: Answer) -> AttemptFailure:
+    status = response.status
     message = f"The {who} answered HTTP {status}: {upstream_message(response)}"
     if status == 429:
         return AttemptFailure(
@@ -113,22 +112,22 @@ def error_body_failure(who: str, body: dict[str, Any]) -> AttemptFailure:
 
 
 def transport_failure(
-    who: str, exc: httpx.TransportError, settings: Settings, *, mid_stream: bool
+    who: str, exc: TransportError, settings: Settings, *, mid_stream: bool
 ) -> AttemptFailure:
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
+    reason = exc.reason or exc.kind
+    if exc.kind == "connect_timeout":
         message = (
             f"Could not connect to the {who} within {settings.model_connect_timeout_seconds:g}s. "
             "Check that it is running and reachable."
         )
-    elif isinstance(exc, httpx.TimeoutException):
+    elif exc.kind == "read_timeout":
         seconds = f"{settings.model_read_timeout_seconds:g}s"
         message = (
             f"The {who} stalled mid-response for more than {seconds}."
             if mid_stream
             else f"The {who} did not answer within {seconds}."
         )
-    elif isinstance(exc, httpx.ConnectError):
+    elif exc.kind == "connect":
         message = (
             f"Could not connect to the {who}: {reason}. Check that it is running and that "
             "ASSISTANTD_MODEL_BASE_URL or the models file points to it."
@@ -138,12 +137,12 @@ def transport_failure(
     return AttemptFailure("server_error", message, retryable=True)
 
 
-def upstream_message(response: httpx.Response) -> str:
+def upstream_message(response: Answer) -> str:
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(response.text)
+    except json.JSONDecodeError:
         text = response.text.strip()
-        return text[:500] or response.reason_phrase or "no details"
+        return text[:500] or response.reason or "no details"
     if isinstance(body, dict):
         detail = error_text(body.get("error")) or error_text(body.get("detail"))
         detail = detail or error_text(body.get("message"))
@@ -164,7 +163,7 @@ def error_text(error: Any) -> str | None:
     return None
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: Answer) -> float | None:
     """`retry-after-ms`, or `Retry-After` in seconds or as an HTTP date."""
     headers = response.headers
     try:

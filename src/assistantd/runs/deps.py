@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistantd.backends.chat import ChatBackend
 from assistantd.backends.routing import ModelRouter
+from assistantd.backends.transport import AiohttpTransport
 from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
 from assistantd.kit.sealed import Sealer, sealer_for
@@ -50,7 +51,7 @@ class RunDeps:
             sessions=sessions,
             reads=reads,
             signals=signals,
-            backend=ChatBackend(http, settings),
+            backend=ChatBackend(AiohttpTransport(settings), settings),
             models=ModelRouter(settings),
             windows=ContextWindows(http, settings),
             tools=ToolRegistry(
