@@ -234,6 +234,22 @@ def _parts_message(parts: int, kind: str = "input_text") -> dict[str, object]:
             },
             "input[0].output",
         ),
+        # 8,192 content parts in all: the 82nd message of 100 crosses it, tool outputs count too
+        ("/responses", {"model": "m", "input": [_parts_message(100)] * 82}, "input[81].content"),
+        (
+            "/responses/input_tokens",
+            {
+                "input": [_parts_message(100)] * 81
+                + [
+                    {
+                        "type": "function_call_output",
+                        "call_id": "c",
+                        "output": [{"type": "input_text", "text": "o"}] * 93,
+                    }
+                ]
+            },
+            "input[81].output",
+        ),
         ("/responses/input_tokens", {"input": [_parts_message(101)]}, "input[0].content"),
         ("/responses/compact", {"model": "m", "input": [_parts_message(101)]}, "input[0].content"),
         (
@@ -254,6 +270,8 @@ def test_count_caps(
 ) -> None:
     error = error_of(attack.http.post(_real(path, real), json=body), 400)
     assert error["param"] == param, error
+    if "content parts in all" in error["message"]:
+        assert error["message"].startswith(f"Invalid '{param}': the input has more than 8192")
     if "array too long" in error["message"]:  # the raw body's bound, or pydantic's
         assert error["message"].startswith(f"Invalid '{param}': array too long."), error
         assert "maximum length" in error["message"], error

@@ -28,12 +28,16 @@ class Bound:
 
     path: tuple[str, ...]
     limit: int
+    # A count that all the arrays of the bounds naming it add to, bounded by `limit` in all
+    # (the content parts of all of a response's input messages and tool outputs), not each.
+    shared: str | None = None
 
 
 @dataclass(frozen=True)
 class TooLong:
     param: str  # `input[0].content`
     limit: int
+    shared: str | None = None  # over a bound on a count of several arrays (`Bound.shared`)
 
 
 async def too_long(body: bytes, bounds: Sequence[Bound]) -> TooLong | None:
@@ -50,33 +54,46 @@ async def too_long(body: bytes, bounds: Sequence[Bound]) -> TooLong | None:
         await asyncio.sleep(0)
 
 
-def _bound_at(frames: list[list[Any]], bounds: Sequence[Bound]) -> int | None:
-    """The bound of an array opening where `frames` stand."""
-    for bound in bounds:
-        if len(bound.path) == len(frames) and all(
+def _bounds_at(frames: list[list[Any]], bounds: Sequence[Bound]) -> list[Bound]:
+    """The bounds of an array opening where `frames` stand."""
+    return [
+        bound
+        for bound in bounds
+        if len(bound.path) == len(frames)
+        and all(
             (want == ANY_INDEX) if not frame[0] else (frame[1] == want)
             for want, frame in zip(bound.path, frames, strict=True)
-        ):
-            return bound.limit
-    return None
+        )
+    ]
 
 
 def _scan(body: bytes, bounds: Sequence[Bound]) -> Generator[None, None, TooLong | None]:
     # One frame per open container: [is_object, key or index, whether a key comes next,
-    # the array's bound or None].
+    # the array's bounds]. An array's index counts its elements from 0 once the first begins
+    # (-1 before: `[]` has none); `counted` holds the elements of arrays already closed, per
+    # bound on all the arrays at a path.
     frames: list[list[Any]] = []
+    counted: dict[str, int] = {}
     for seen, match in enumerate(TOKEN.finditer(body), 1):
         if seen % TOKENS_PER_TURN == 0:
             yield
         token = match.group()
         first = token[0]
+        if frames and not frames[-1][0] and frames[-1][1] < 0 and first not in b"],":
+            frames[-1][1] = 0  # an array's first element begins
+            over = _over(frames, counted)
+            if over is not None:
+                return over
         if first == ord("{"):
-            frames.append([True, None, True, None])
+            frames.append([True, None, True, ()])
         elif first == ord("["):
-            frames.append([False, 0, False, _bound_at(frames, bounds)])
+            frames.append([False, -1, False, _bounds_at(frames, bounds)])
         elif first in b"]}":
             if frames:
-                frames.pop()
+                top = frames.pop()
+                for bound in top[3]:
+                    if bound.shared is not None:
+                        counted[bound.shared] = counted.get(bound.shared, 0) + top[1] + 1
         elif not frames:
             continue
         elif first == ord(","):
@@ -85,8 +102,21 @@ def _scan(body: bytes, bounds: Sequence[Bound]) -> Generator[None, None, TooLong
                 top[1], top[2] = None, True
             else:
                 top[1] += 1  # one more element follows
-                if top[3] is not None and top[1] >= top[3]:
-                    return TooLong(frames_path(frames[:-1]), top[3])
+                over = _over(frames, counted)
+                if over is not None:
+                    return over
         elif frames[-1][0] and frames[-1][2]:  # an object's key
             frames[-1][1], frames[-1][2] = key_text(token), False
+    return None
+
+
+def _over(frames: list[list[Any]], counted: dict[str, int]) -> TooLong | None:
+    """The bound the innermost array (its element `index` begun) now breaks, if any."""
+    top = frames[-1]
+    for bound in top[3]:
+        elements = top[1] + 1
+        if bound.shared is not None:
+            elements += counted.get(bound.shared, 0)
+        if elements > bound.limit:
+            return TooLong(frames_path(frames[:-1]), bound.limit, bound.shared)
     return None

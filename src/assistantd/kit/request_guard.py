@@ -41,6 +41,7 @@ from assistantd.kit.schemas import (
     MAX_CONTENT_PARTS,
     MAX_CONVERSATION_ITEMS,
     MAX_INPUT_ITEMS,
+    MAX_INPUT_PARTS,
     MAX_THREAD_MESSAGES,
     MAX_TOOLS,
 )
@@ -63,6 +64,8 @@ def _message_bounds(*at: str) -> list[Bound]:
 RESPONSE_BOUNDS = [
     Bound(("input",), MAX_INPUT_ITEMS),
     *_message_bounds("input"),
+    Bound(("input", ANY_INDEX, "content"), MAX_INPUT_PARTS, shared="parts"),
+    Bound(("input", ANY_INDEX, "output"), MAX_INPUT_PARTS, shared="parts"),
     Bound(("tools",), MAX_TOOLS),
 ]
 
@@ -186,6 +189,13 @@ async def _check_body(scope: Scope, body: bytes) -> None:
 
 def too_long_error(long: lengths.TooLong, *, responses: bool) -> InvalidRequestError:
     """OpenAI's words for an array over its bound (the Responses family's code with them)."""
+    if long.shared is not None:
+        return InvalidRequestError(
+            f"Invalid '{long.param}': the input has more than {long.limit} content parts in "
+            "all (messages and tool outputs together).",
+            param=long.param,
+            code="array_above_max_length" if responses else None,
+        )
     return InvalidRequestError(
         f"Invalid '{long.param}': array too long. Expected an array with maximum length "
         f"{long.limit}, but got an array with length above {long.limit} instead.",

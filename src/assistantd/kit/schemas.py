@@ -71,6 +71,10 @@ MAX_THREAD_MESSAGES = 32  # messages of a thread create and a run's additional_m
 MAX_CONTENT_PARTS = 100  # parts of a message or of a tool output (ours: OpenAI states none)
 MAX_ATTACHMENTS = 20  # attachments of a message (ours, as a code interpreter's file_ids)
 MAX_INPUT_ITEMS = 2048  # items of a response's input (ours: OpenAI states none)
+# Content parts of all of a response's input messages and tool outputs together (ours): what
+# parsing and validating a request costs grows with its parts, and a request is validated in
+# one go on the event loop, so this bounds that go (~50 ms here).
+MAX_INPUT_PARTS = 8192
 MAX_CONVERSATION_ITEMS = 20  # items one conversation create or items create adds (OpenAI's)
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
