@@ -118,17 +118,26 @@ class TestConstrained:
         call = next(m for m in follow_up["messages"] if m.get("tool_calls"))["tool_calls"][0]
         assert json.loads(call["function"]["arguments"]) == {"input": PATCH}
 
-    def test_vllm_regex_when_the_only_tool_is_required(
-        self, routed: OpenAI, model: ScriptedModel, marker: str
+    @pytest.mark.parametrize(
+        ("choice", "tools"),
+        [
+            ("required", [grammar_tool("regex", DIGITS, "code")]),
+            (
+                {
+                    "type": "allowed_tools",
+                    "mode": "required",
+                    "tools": [{"type": "custom", "name": "code"}],
+                },
+                [grammar_tool("regex", DIGITS, "code"), LARK_TOOL],
+            ),
+        ],
+        ids=["required-only-tool", "allowed-tools-required"],
+    )
+    def test_vllm_regex_when_the_tool_is_the_only_one_allowed(
+        self, routed: OpenAI, model: ScriptedModel, marker: str, choice: Any, tools: Any
     ) -> None:
         model.script(marker, Reply(text="123-abc"))
-        response = create(
-            routed,
-            model="guided",
-            input=marker,
-            tools=[grammar_tool("regex", DIGITS, "code")],
-            tool_choice="required",
-        )
+        response = create(routed, model="guided", input=marker, tools=tools, tool_choice=choice)
         assert grammar_params(model.requests(marker)[0]) == {
             "structured_outputs": {"regex": DIGITS}
         }
