@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from assistantd.backends.local import (
 )
 from assistantd.settings import Settings
 from tests.conftest import STATIC_KEY, STATIC_PROJECT, is_postgres
+from tests.responses.test_client_tools import CODEX_PATCH_GRAMMAR
 from tests.runs.conftest import TERMINAL, fresh_database, wait_until
 from tests.support.server import LiveServer
 
@@ -321,6 +323,35 @@ class TestZeroConfigServer:
         )
         run = settle(client, thread.id, run.id)
         check_answer(client, thread.id, run)
+
+    @pytest.mark.parametrize(
+        ("syntax", "definition"),
+        [("regex", r"[0-9]{3}-(yes|no)"), ("lark", CODEX_PATCH_GRAMMAR)],
+    )
+    def test_a_custom_tool_grammar_constrains_its_input(
+        self, zero_config: OpenAI, syntax: str, definition: str
+    ) -> None:
+        """llama.cpp decodes a forced custom tool's input under its grammar, as GBNF: the
+        regex's whole match, or (within the small output cap) the start of a patch."""
+        tool = {
+            "type": "custom",
+            "name": "answer",
+            "description": "The answer.",
+            "format": {"type": "grammar", "syntax": syntax, "definition": definition},
+        }
+        response = zero_config.responses.create(
+            model="gpt-4o",
+            input="Add a file hello.txt saying hi.",
+            tools=[tool],  # type: ignore[list-item]
+            tool_choice={"type": "custom", "name": "answer"},
+            temperature=0,
+        )
+        [call] = response.output
+        assert call.type == "custom_tool_call", response.output
+        if syntax == "regex":
+            assert re.fullmatch(definition, call.input), call.input
+        else:
+            assert call.input.startswith("*** Begin Patch\n*** "), call.input
 
     def test_a_response_with_every_hint(self, zero_config: OpenAI) -> None:
         """llama.cpp's server takes the Chat Completions hints a response passes on (it uses the

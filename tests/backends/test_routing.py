@@ -170,6 +170,29 @@ class TestModelsFileRules:
         assert models.resolve("other").reasoning_to_backend is True
         assert router(model_base_url=LOCAL).resolve("m").reasoning_to_backend is False
 
+    def test_grammar_dialect_per_model_or_backend(self, tmp_path: Path) -> None:
+        path = write(
+            tmp_path,
+            "m.yaml",
+            "backends:\n  vllm: {base_url: 'http://v/v1', grammar: vllm}\n"
+            "  llama: {base_url: 'http://l/v1'}\n"
+            "models:\n  a: {backend: vllm}\n  b: {backend: vllm, grammar: vllm-guided}\n"
+            "  c: {backend: llama, grammar: llama.cpp}\n  d: {backend: llama}\n",
+        )
+        models = router(models_file=path)
+        assert [models.resolve(m).grammar for m in "abcd"] == [
+            "vllm",
+            "vllm-guided",
+            "llama.cpp",
+            None,
+        ]
+        assert router(model_base_url=LOCAL).resolve("m").grammar is None
+
+    def test_an_unknown_grammar_dialect_is_refused(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "m.yaml", "models:\n  a: {grammar: ebnf}\n")
+        with pytest.raises(ModelsFileError, match="grammar"):
+            router(models_file=path, model_base_url=LOCAL)
+
     def test_nothing_reachable(self, tmp_path: Path) -> None:
         models = router(models_file=write(tmp_path, "m.yaml", "models:\n  small: qwen\n"))
         with pytest.raises(UnknownModelError):

@@ -99,6 +99,9 @@ class ChatRequest:
     # More Chat Completions parameters, as the request set them (penalties, caching and
     # service-tier hints, `safety_identifier`, `user`, `verbosity`); never the ones above.
     extra: dict[str, Any] = field(default_factory=dict)
+    # The answer's text is the input of a call of this function (a custom tool's input under
+    # its grammar, `backends.constrained`); not sent.
+    constrained_call: str | None = None
 
     def payload(self, model: str) -> dict[str, Any]:
         """The request body; `None` fields are left out, and so are the tool options when

@@ -21,6 +21,7 @@ the default backend, `ASSISTANTD_MODEL_BASE_URL` (key `ASSISTANTD_MODEL_API_KEY`
                                       # (backends/windows.py), else ASSISTANTD_MODEL_CONTEXT_WINDOW
         max_output_tokens: 2048       # default: the backend's, else none
         reasoning_to_backend: false   # send earlier turns' reasoning back (`reasoning_content`)
+        grammar: vllm                 # how the backend takes a custom tool's grammar
       gpt-4o: {backend: openai, context_window: 128000}
       small: qwen2.5:0.5b             # shorthand: upstream model on the default backend
     default:                          # optional catch-all for names not listed above
@@ -34,7 +35,12 @@ only backend. Names match exactly, then case-insensitively. A name that is not l
 unknown. `reasoning_to_backend: true` (default false) sends the reasoning of earlier turns back to
 the backend as the assistant message's `reasoning_content` (what vLLM and DeepSeek accept; for
 models that want their reasoning replayed, such as gpt-oss); otherwise the backend sees only the
-answers. The file is read once, when the router is built; an invalid file raises
+answers. `grammar:` (on a model, the `default` section, or a backend for all its models) says
+how the backend constrains output to a grammar: `vllm` (`structured_outputs`, vLLM 0.12+),
+`vllm-guided` (`guided_regex` / `guided_grammar`, older vLLM) or `llama.cpp` (a GBNF `grammar`;
+the embedded model has it); a forced call of a custom tool with a grammar is then decoded under it
+(`backends.constrained`). Unset, the grammar is only described in the tool's text. The file is
+read once, when the router is built; an invalid file raises
 `ModelsFileError` naming the file and the problem.
 
 With neither configured, the embedded local model (`assistantd.backends.local`, when wanted)
@@ -46,7 +52,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -54,7 +60,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assistantd.backends.local import ForcedCalls, local_model_wanted
 from assistantd.settings import Settings
 
-__all__ = ["ModelRoute", "ModelRouter", "ModelsFileError", "UnknownModelError"]
+__all__ = ["GrammarDialect", "ModelRoute", "ModelRouter", "ModelsFileError", "UnknownModelError"]
+
+
+# How a backend takes a grammar to constrain its output to (`backends.constrained`).
+GrammarDialect = Literal["vllm", "vllm-guided", "llama.cpp"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ class ModelRoute:
     forced_calls: ForcedCalls | None = None
     # Earlier turns' reasoning goes back to the backend (as `reasoning_content`).
     reasoning_to_backend: bool = False
+    # How the backend constrains output to a grammar; None: it does not (`backends.constrained`).
+    grammar: GrammarDialect | None = None
 
 
 class UnknownModelError(Exception):
@@ -90,6 +102,7 @@ class _BackendSpec(_Spec):
     api_key: str | None = None
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
+    grammar: GrammarDialect | None = None
 
 
 class _ModelSpec(_Spec):
@@ -98,6 +111,7 @@ class _ModelSpec(_Spec):
     context_window: int | None = Field(None, gt=0)
     max_output_tokens: int | None = Field(None, gt=0)
     reasoning_to_backend: bool = False
+    grammar: GrammarDialect | None = None
 
 
 class _ModelsFile(_Spec):
@@ -124,6 +138,7 @@ class _Backend:
     context_window: int | None = None
     max_output_tokens: int | None = None
     forced_calls: ForcedCalls | None = None
+    grammar: GrammarDialect | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,13 @@ class ModelRouter:
         self._catch_all: _ModelSpec | None = None
         if spec is not None:
             self._backends = {
-                name: _Backend(_strip(b.base_url), b.api_key, b.context_window, b.max_output_tokens)
+                name: _Backend(
+                    _strip(b.base_url),
+                    b.api_key,
+                    b.context_window,
+                    b.max_output_tokens,
+                    grammar=b.grammar,
+                )
                 for name, b in spec.backends.items()
             }
             self._models = dict(spec.models)
@@ -205,6 +226,7 @@ class ModelRouter:
             context_window=entry.context_window or backend.context_window,
             max_output_tokens=entry.max_output_tokens or backend.max_output_tokens,
             reasoning_to_backend=entry.reasoning_to_backend,
+            grammar=entry.grammar or backend.grammar,
         )
 
     def configured(self) -> list[ConfiguredBackend]:
@@ -250,6 +272,7 @@ class ModelRouter:
             context_window=backend.context_window,
             max_output_tokens=backend.max_output_tokens,
             forced_calls=backend.forced_calls,
+            grammar="llama.cpp",
         )
 
     def _backend_of(self, entry: _ModelSpec) -> _Backend | None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.chat import BackendError, ChatRequest
+from assistantd.backends.constrained import constrain
 from assistantd.backends.routing import ModelRoute, UnknownModelError
 from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
@@ -380,6 +381,8 @@ class RunExecutor:
             top_logprobs=top_logprobs or None,
             extra=(run.options or {}).get("chat") or {},
         )
+        if route.grammar is not None and self._client_tools:
+            constrain(request, route.grammar, self._client_tools)
         return request, built.prompt_tokens
 
     async def _build(

@@ -27,6 +27,7 @@ from assistantd.backends.chat import (
     ToolCallDelta,
     Usage,
 )
+from assistantd.backends.constrained import as_call
 from assistantd.backends.routing import ModelRoute
 from assistantd.backends.tokens import estimate_tokens
 from assistantd.db.models import Item, Run
@@ -122,7 +123,10 @@ class Turn:
         in one delta event per `GATHER_SECONDS` at most."""
         reported_reasoning: int | None = None
         try:
-            async with aclosing(self.deps.backend.stream(route, request)) as events:
+            stream = self.deps.backend.stream(route, request)
+            if request.constrained_call is not None:
+                stream = as_call(stream, request.constrained_call)
+            async with aclosing(stream) as events:
                 async for event in events:
                     if isinstance(event, ReasoningDelta):
                         # No turns given away here: what the streams wait for most is the

@@ -172,7 +172,9 @@ def _custom(tool: CustomToolParam, namespace: NamespaceToolParam | None) -> dict
         },
         "strict": False,
     }
-    client = {"kind": "custom", "name": tool.name, "namespace": ns}
+    client: dict[str, Any] = {"kind": "custom", "name": tool.name, "namespace": ns}
+    if isinstance(fmt, CustomGrammarFormat):  # for a backend that decodes under it
+        client["grammar"] = {"syntax": fmt.syntax, "definition": fmt.definition}
     return _entry(spec, client, deferred=bool(tool.defer_loading))
 
 
