@@ -160,6 +160,8 @@ class Kernel:
                 __import__(module)
             except Exception as exc:  # a missing library only costs its own import later
                 self._diag(f"preload {module}: {exc!r}")
+        if "matplotlib.pyplot" in sys.modules:
+            self._warm_figures()
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -295,6 +297,25 @@ class Kernel:
             except OSError as exc:
                 self._diag(f"matplotlib cache: {exc!r}")
         sys.meta_path.insert(0, _PyplotHook(self))
+
+    def _warm_figures(self) -> None:
+        """Draw one figure, with text, to a PNG the way cells' figures are: the first figure of
+        a process loads the fonts and sets up the renderer (~100 ms), which a warm kernel then
+        has done before its first cell. Outside pyplot, so no figure number is taken."""
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure()
+            FigureCanvasAgg(fig)
+            axes = fig.add_subplot()
+            axes.plot([0.0, 1.0], [0.0, 1.0], label="warm")
+            axes.set_title("warm")
+            axes.legend()
+            axes.grid(True)
+            self._png(fig)
+        except Exception as exc:
+            self._diag(f"warming figures: {exc!r}")
 
     def patch_pyplot(self, plt: Any) -> None:
         """`plt.show()` puts the open figures in the cell's output instead of warning."""
