@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         "(counted in the database, so across every API process and worker); one more is "
         "refused with a 429 `rate_limit_exceeded` and `Retry-After`. 0: no limit.",
     )
+    project_max_streams: int = Field(
+        256,
+        ge=0,
+        description="Event streams (SSE responses and WebSocket connections) one project may "
+        "hold open at once on one API process; one more is refused with a 429 "
+        "`rate_limit_exceeded` and `Retry-After`. 0: no limit.",
+    )
     embedded_worker: bool | None = Field(
         None, description="Run the worker inside `serve` (default: yes on SQLite, no otherwise)."
     )
