@@ -147,8 +147,9 @@ class Worker:
     def take(self, run: Run) -> Run | None:
         """Claim `run`, which its creator is about to insert in this process, for this worker:
         the run as claimed, to insert instead (`run` itself stays as created); start it with
-        `start_early` or `start_on_commit`. None when this worker has no free slot: the run is
-        then inserted queued, for whichever worker claims it."""
+        `start_early` or `start_on_commit`. None when this worker has no free slot, or runs are
+        queued (they may be other projects' waiting for a slot: fair claiming orders them): the
+        run is then inserted queued, for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
             return None
