@@ -22,6 +22,7 @@ from tests.runs.inprocess import Engine, engine
 __all__ = ["engine"]  # the fixture
 
 LEASE = 30.0
+WAITING_FOR_A_LOCK = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
 
 
 async def queue(engine: Engine, project: str, count: int, *, limit: int = 0) -> list[str]:
@@ -53,18 +54,14 @@ async def _create(
 
 async def claim(engine: Engine, limit: int, worker: str = "w1") -> list[str]:
     async with engine.writes() as session:
-        claimed = await state.claim(
-            session, worker, limit, LEASE, skip_locked=is_postgres(session)
-        )
+        claimed = await state.claim(session, worker, limit, LEASE, skip_locked=is_postgres(session))
         await session.commit()
     return [run.id for run, _ in claimed]
 
 
 async def finish(engine: Engine, run_id: str) -> None:
     async with engine.writes() as session:
-        assert await state.transition(
-            session, run_id, RunStatus.IN_PROGRESS, RunStatus.COMPLETED
-        )
+        assert await state.transition(session, run_id, RunStatus.IN_PROGRESS, RunStatus.COMPLETED)
         await session.commit()
 
 
@@ -149,7 +146,9 @@ async def _until_waiting_for_a_lock(engine: Engine) -> None:
         while True:
             async with engine.deps.reads() as session:
                 waiting = await session.scalar(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    )
                 )
             if waiting:
                 return
