@@ -206,8 +206,11 @@ def _fair_candidates(limit: int, skip_locked: bool) -> Any:
         .where(other.project == waiting.c.project)
         .scalar_subquery()
     )
-    load = select(waiting.c.project, running.label("running"), served.label("served")).subquery(
-        "load"
+    # Materialized: each project's figures once, not once per queued run.
+    load = (
+        select(waiting.c.project, running.label("running"), served.label("served"))
+        .cte("load")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     candidates = (
         select(Run.id)
