@@ -27,6 +27,7 @@ from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
 from assistantd.kit.request_guard import RequestGuard
+from assistantd.kit.streams import StreamSlots
 from assistantd.messages.router import router as messages_router
 from assistantd.models.router import router as models_router
 from assistantd.models.service import ModelCatalog
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
+        app.state.streams = StreamSlots(settings.project_max_streams)
         app.state.forgetter = forgetter = Forgetter(app.state.write_sessions)
         http = make_http_client(settings)
         deps = RunDeps.build(

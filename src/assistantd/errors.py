@@ -7,6 +7,8 @@
     ├── MethodNotAllowedError         405 invalid_request_error
     ├── PayloadTooLargeError          413 invalid_request_error
     ├── RateLimitError                429 rate_limit_error
+    │   └── ProjectLimitError         429 `requests`, code rate_limit_exceeded, with Retry-After
+    │                                 (a project has as much work or as many streams as it may)
     ├── ServerError                   500 server_error
     └── ServiceUnavailableError       503 service_unavailable_error, with Retry-After (the
                                       database is down: `database_unavailable` tells)
@@ -87,6 +89,20 @@ class PayloadTooLargeError(APIError):
 class RateLimitError(APIError):
     status_code = 429
     type = "rate_limit_error"
+
+
+class ProjectLimitError(RateLimitError):
+    """OpenAI's 429 for a limit on requests (its `type` is `requests`, as OpenAI's own for
+    requests per minute), with `Retry-After` in seconds, which the official SDKs honour."""
+
+    type = "requests"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ServerError(APIError):

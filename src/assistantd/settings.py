@@ -196,6 +196,20 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         20.0, description="On shutdown, how long in-flight runs may finish before handed back."
     )
+    project_max_active_runs: int = Field(
+        256,
+        ge=0,
+        description="Runs and responses one project may have queued or in progress at once "
+        "(counted in the database, so across every API process and worker); one more is "
+        "refused with a 429 `rate_limit_exceeded` and `Retry-After`. 0: no limit.",
+    )
+    project_max_streams: int = Field(
+        256,
+        ge=0,
+        description="Event streams (SSE responses and WebSocket connections) one project may "
+        "hold open at once on one API process; one more is refused with a 429 "
+        "`rate_limit_exceeded` and `Retry-After`. 0: no limit.",
+    )
     embedded_worker: bool | None = Field(
         None, description="Run the worker inside `serve` (default: yes on SQLite, no otherwise)."
     )

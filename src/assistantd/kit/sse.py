@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from assistantd.kit.streams import StreamSlot
+
 DONE = "event: done\ndata: [DONE]\n\n"
 
 
@@ -23,9 +25,12 @@ class EventStreamResponse(StreamingResponse):
     Starlette's StreamingResponse, under an ASGI 2.3 server such as uvicorn, sends from a new
     task in a task group (a loop turn and more before the first frame). Here a small task only
     watches for the client leaving, and stops the stream when it does, as Starlette's does.
+    `slot`, the project's place for an open stream (see `kit.streams`), is given back when the
+    stream ends.
     """
 
-    def __init__(self, frames: AsyncIterator[str]) -> None:
+    def __init__(self, frames: AsyncIterator[str], slot: StreamSlot | None = None) -> None:
+        self._slot = slot
         super().__init__(
             frames,
             media_type="text/event-stream",
@@ -53,3 +58,5 @@ class EventStreamResponse(StreamingResponse):
             task.uncancel()  # the client left: the stream is over, nothing failed
         finally:
             watcher.cancel()
+            if self._slot is not None:
+                self._slot.release()

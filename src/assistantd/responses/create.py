@@ -371,7 +371,8 @@ async def create_response(
     # Its input is all the model will see first, unless it continues something: then it can
     # start before the input is stored.
     first = rows if thread is None and not chain else None
-    queued = await queue(session, signals, run, [], worker, context=first)
+    limit = settings.project_max_active_runs
+    queued = await queue(session, signals, run, [], worker, limit=limit, context=first)
     # Plain INSERTs of rows the caller built: the ORM's unit of work costs more than them.
     if rows:
         await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])

@@ -54,23 +54,25 @@ async def create_response(
 ) -> Response:
     """Create a model response."""
     state = request.app.state
-    run = await create.create_response(
-        session,
-        project,
-        body,
-        models=state.models,
-        signals=state.signals,
-        worker=state.worker,
-        sealer=state.sealer,
-        settings=state.settings,
-    )
+    # A stream's place is taken first: a refused stream creates nothing.
+    with state.streams.opening(project, bool(body.stream)) as slot:
+        run = await create.create_response(
+            session,
+            project,
+            body,
+            models=state.models,
+            signals=state.signals,
+            worker=state.worker,
+            sealer=state.sealer,
+            settings=state.settings,
+        )
     # An unstored response is removed after its request has its answer.
     forget = state.forgetter if body.store is False else None
     if body.stream:
         frames = service.events_after(
             state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget
         )
-        return EventStreamResponse(frames)
+        return EventStreamResponse(frames, slot)
     if body.background:
         return WireResponse(render.response(run))
     outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)
@@ -127,10 +129,12 @@ async def get_response(
     run = await service.require(session, project, response_id)
     if stream:
         state = request.app.state
+        slot = state.streams.take(project)
         return EventStreamResponse(
             service.events_after(
                 state.query_sessions, state.signals, run.id, starting_after, before_commit=False
-            )
+            ),
+            slot,
         )
     return WireResponse(await render.full(session, run, frozenset(include or ())))
 

@@ -1,6 +1,7 @@
 """WebSocket mode of the Responses API: `GET /v1/responses` (and Azure's prefixes) upgraded.
 
-The key is checked at the upgrade (a bad one is an HTTP 401, no socket). Then each
+The key is checked at the upgrade (a bad one is an HTTP 401, no socket), and the connection
+takes one of the project's stream slots (none left: an HTTP 429, see `kit.streams`). Then each
 `response.create` message (the body of `POST /v1/responses`, streamed, never background) runs on
 the engine exactly as an HTTP stream does, its events read from the same event log and sent one
 text message each, in order; messages are served one after another (FIFO). A message that is no
@@ -370,9 +371,14 @@ async def responses_socket(websocket: WebSocket) -> None:
         project = await authenticate(
             state.keys, headers.get("authorization"), headers.get("api-key")
         )
+        # The connection is one of the project's open streams while it lasts.
+        slot = state.streams.take(project)
     except APIError as exc:
         await _deny(websocket, exc)
         return
-    await websocket.accept()
-    with contextlib.suppress(WebSocketDisconnect):
-        await Connection(websocket, state, project).serve()
+    try:
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            await Connection(websocket, state, project).serve()
+    finally:
+        slot.release()

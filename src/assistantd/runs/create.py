@@ -14,7 +14,7 @@ from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.errors import InvalidRequestError
 from assistantd.kit.ids import Prefix, check_prefix, created_at_of, new_id
 from assistantd.messages import service as messages
-from assistantd.runs import events
+from assistantd.runs import admission, events
 from assistantd.runs.guard import ensure_no_active_run
 from assistantd.runs.recorder import surface_of
 from assistantd.runs.schemas import RunCreate, ThreadAndRunCreate, ToolChoiceFunction, _RunOptions
@@ -132,13 +132,16 @@ async def queue(
     first_events: list[tuple[str, events.Payload]],
     worker: RunTaker | None,
     *,
+    limit: int,
     context: Sequence[Item] | None = None,
 ) -> Run:
-    """Store a new run (or response) and its first events. It is answered as created (queued);
+    """Store a new run (or response) and its first events, unless its project has `limit`
+    active already (a 429, see `admission`). It is answered as created (queued);
     a worker of this process may take it at once, in this transaction. `context`, when the
     caller knows all of it (items it is inserting in this transaction), is the first turn's
     items: the run then starts before this transaction commits, its model request overlapping
     the commit (see `RunTaker.start_early`)."""
+    await admission.admit(session, run.project, limit)
     taken = worker.take(run) if worker is not None else None
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
@@ -185,7 +188,8 @@ async def create_run(
     run.options = {"stream": bool(body.stream)}
     for message in body.additional_messages or []:
         await messages.create_from_request(session, thread, message)
-    return await queue(session, signals, run, [], worker)
+    limit = settings.project_max_active_runs
+    return await queue(session, signals, run, [], worker, limit=limit)
 
 
 async def create_thread_and_run(
@@ -206,5 +210,6 @@ async def create_thread_and_run(
         await session.flush()
     run = _new_run(body, assistant, thread, models, settings)
     run.options = {"stream": bool(body.stream)}
-    await queue(session, signals, run, [("thread.created", threads.render(thread))], worker)
+    created: list[tuple[str, events.Payload]] = [("thread.created", threads.render(thread))]
+    await queue(session, signals, run, created, worker, limit=settings.project_max_active_runs)
     return thread, run

@@ -18,6 +18,7 @@ from assistantd.deps import (
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import INT64_MAX, ListResponse, WireResponse
 from assistantd.kit.sse import EventStreamResponse
+from assistantd.kit.streams import StreamSlot, StreamSlots
 from assistantd.runs import cancel as cancel_use_case
 from assistantd.runs import create, render, repository, stream
 from assistantd.runs import submit_tool_outputs as submit_use_case
@@ -38,14 +39,25 @@ IncludeQuery = Annotated[list[Include] | None, Query(alias="include[]")]
 
 
 def _event_stream(
-    request: Request, run_id: str, after_seq: int, *, before_commit: bool = True
+    request: Request,
+    run_id: str,
+    after_seq: int,
+    slot: StreamSlot | None,
+    *,
+    before_commit: bool = True,
 ) -> EventStreamResponse:
-    """Stream the run's events after `after_seq`; by default called before the request commits."""
+    """Stream the run's events after `after_seq` in the project's stream `slot`; by default
+    called before the request commits."""
     state = request.app.state
     frames = stream.open_stream(
         state.query_sessions, state.signals, run_id, after_seq, before_commit=before_commit
     )
-    return EventStreamResponse(frames)
+    return EventStreamResponse(frames, slot)
+
+
+def _streams(request: Request) -> StreamSlots:
+    streams: StreamSlots = request.app.state.streams
+    return streams
 
 
 def _poll_hint(response: Response, settings: SettingsDep) -> None:
@@ -62,17 +74,19 @@ async def create_thread_and_run(
 ) -> Response:
     """Create a thread and run it in one request."""
     state = request.app.state
-    _, run = await create.create_thread_and_run(
-        session,
-        project,
-        body,
-        models=state.models,
-        settings=settings,
-        signals=state.signals,
-        worker=state.worker,
-    )
+    # A stream's place is taken first: a refused stream creates nothing.
+    with _streams(request).opening(project, bool(body.stream)) as slot:
+        _, run = await create.create_thread_and_run(
+            session,
+            project,
+            body,
+            models=state.models,
+            settings=settings,
+            signals=state.signals,
+            worker=state.worker,
+        )
     if body.stream:
-        return _event_stream(request, run.id, 0)
+        return _event_stream(request, run.id, 0, slot)
     return WireResponse(render.run(run))
 
 
@@ -87,18 +101,19 @@ async def create_run(
 ) -> Response:
     """Create a run."""
     state = request.app.state
-    run = await create.create_run(
-        session,
-        thread,
-        body,
-        include=list(include) if include else None,
-        models=state.models,
-        settings=settings,
-        signals=state.signals,
-        worker=state.worker,
-    )
+    with _streams(request).opening(thread.project, bool(body.stream)) as slot:
+        run = await create.create_run(
+            session,
+            thread,
+            body,
+            include=list(include) if include else None,
+            models=state.models,
+            settings=settings,
+            signals=state.signals,
+            worker=state.worker,
+        )
     if body.stream:
-        return _event_stream(request, run.id, 0)
+        return _event_stream(request, run.id, 0, slot)
     return WireResponse(render.run(run))
 
 
@@ -139,11 +154,12 @@ async def submit_tool_outputs(
 ) -> Response:
     """Submit the outputs of the run's function calls."""
     after_seq = await repository.last_seq(session, run.id)
-    run = await submit_use_case.submit_tool_outputs(
-        session, run, body, signals=request.app.state.signals
-    )
+    with _streams(request).opening(run.project, bool(body.stream)) as slot:
+        run = await submit_use_case.submit_tool_outputs(
+            session, run, body, signals=request.app.state.signals
+        )
     if body.stream:
-        return _event_stream(request, run.id, after_seq)
+        return _event_stream(request, run.id, after_seq, slot)
     return WireResponse(render.run(run))
 
 
@@ -152,7 +168,8 @@ async def run_events(
     run: RunDep, request: Request, after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0
 ) -> EventStreamResponse:
     """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
-    return _event_stream(request, run.id, after, before_commit=False)
+    slot = _streams(request).take(run.project)
+    return _event_stream(request, run.id, after, slot, before_commit=False)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from assistantd.db.core import set_clause, set_parameters
 from assistantd.db.models import Run, RunEvent
@@ -160,24 +161,85 @@ def claimed_values(worker_id: str, lease_seconds: float) -> dict[str, Any]:
 
 def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:
     """What claiming writes: in progress, held by `worker_id` for `lease_seconds`."""
+    held_since = time.time()
     return {
         "status": RunStatus.IN_PROGRESS.value,
         "lease_owner": worker_id,
-        "lease_expires_at": time.time() + lease_seconds,
+        "lease_expires_at": held_since + lease_seconds,
+        "claimed_at": held_since,
         "required_action": None,
     }
+
+
+# Statuses that hold an execution slot: what fair claiming counts as a project's running work.
+EXECUTING = (RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value)
+
+
+def _fair_candidates(limit: int, skip_locked: bool) -> Any:
+    """The ids of the next `limit` queued runs, fairly across projects.
+
+    The k-th queued run of a project (oldest first) ranks `k + running`, where `running` is how
+    many of the project's runs hold a slot now: slots go to the projects with the least work in
+    progress, evenly (a project with 200 queued waits its turn like one with 1). Ties go to the
+    project served least recently (its newest `claimed_at`; never served first), then to the
+    oldest run. One statement; the per-project figures are index probes for each project with
+    queued work, not scans of its history.
+    """
+    queued = (
+        select(
+            Run.id,
+            Run.project,
+            func.row_number().over(partition_by=Run.project, order_by=Run.id).label("k"),
+        )
+        .where(Run.status == RunStatus.QUEUED.value)
+        .cte("queued")
+    )
+    waiting = select(queued.c.project).distinct().subquery("waiting")
+    other = aliased(Run)
+    running = (
+        select(func.count())
+        .where(other.status.in_(EXECUTING), other.project == waiting.c.project)
+        .scalar_subquery()
+    )
+    served = (
+        select(func.max(other.claimed_at))
+        .where(other.project == waiting.c.project)
+        .scalar_subquery()
+    )
+    # Materialized: each project's figures once, not once per queued run.
+    load = (
+        select(waiting.c.project, running.label("running"), served.label("served"))
+        .cte("load")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    candidates = (
+        select(Run.id)
+        .join(queued, queued.c.id == Run.id)
+        .join(load, load.c.project == queued.c.project)
+        .where(Run.status == RunStatus.QUEUED.value)
+        .order_by(queued.c.k + load.c.running, load.c.served.asc().nulls_first(), Run.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        # Only the runs rows are locked; a run another worker holds is passed over for the
+        # next in rank, so workers claiming at once do not all wait on the same rows.
+        candidates = candidates.with_for_update(skip_locked=True, of=Run)
+    return candidates
 
 
 async def claim(
     session: AsyncSession, worker_id: str, limit: int, lease_seconds: float, *, skip_locked: bool
 ) -> list[tuple[Run, int]]:
-    """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease), in
-    one statement that returns them, oldest first, each with its last event number."""
+    """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease),
+    fairly across projects (see `_fair_candidates`), in one statement that returns them, oldest
+    first, each with its last event number."""
+    # Chosen once, up front: as a subquery PostgreSQL may run it again for the UPDATE's rows,
+    # and SKIP LOCKED would then pass over what it just took and take more.
     candidates = (
-        select(Run.id).where(Run.status == RunStatus.QUEUED.value).order_by(Run.id).limit(limit)
+        _fair_candidates(limit, skip_locked)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    if skip_locked:
-        candidates = candidates.with_for_update(skip_locked=True)
     # The claimed row's id spelled out: SQLAlchemy writes RETURNING columns unqualified on
     # SQLite, where a bare `id` inside this subquery would be run_events.id.
     last_seq = (
@@ -187,7 +249,7 @@ async def claim(
     )
     claimed = await session.execute(
         update(Run)
-        .where(Run.id.in_(candidates.scalar_subquery()), Run.status == RunStatus.QUEUED.value)
+        .where(Run.id.in_(select(candidates.c.id)), Run.status == RunStatus.QUEUED.value)
         .values(
             attempts=Run.attempts + 1,
             # started_at keeps the first start, like OpenAI's run object.

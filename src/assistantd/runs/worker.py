@@ -46,6 +46,9 @@ class Worker:
         self._active: dict[str, tuple[RunExecutor, asyncio.Task[None]]] = {}
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
+        # The queue may hold runs waiting for a slot here: a new run then queues behind them
+        # rather than taking a slot that frees (fair claiming decides who gets it).
+        self._backlog = False
         self._loops: list[asyncio.Task[None]] = []
 
     @property
@@ -117,7 +120,9 @@ class Worker:
                     continue
             for run, last_seq, items in claimed:
                 self._launch(run, last_seq, items)
-            if claimed and len(claimed) == min(capacity, 32):
+            if capacity > 0:
+                self._backlog = len(claimed) == min(capacity, 32)
+            if self._backlog and capacity > 0:
                 continue  # there may be more
             wake = signals.queued if capacity > 0 else self._slot_free
             with contextlib.suppress(TimeoutError):
@@ -142,11 +147,14 @@ class Worker:
     def take(self, run: Run) -> Run | None:
         """Claim `run`, which its creator is about to insert in this process, for this worker:
         the run as claimed, to insert instead (`run` itself stays as created); start it with
-        `start_early` or `start_on_commit`. None when this worker has no free slot: the run is
-        then inserted queued, for whichever worker claims it."""
+        `start_early` or `start_on_commit`. None when this worker has no free slot, or runs are
+        queued (they may be other projects' waiting for a slot: fair claiming orders them): the
+        run is then inserted queued, for whichever worker claims it."""
         settings = self.deps.settings
         if self._stopping.is_set() or len(self._active) >= settings.worker_concurrency:
             return None
+        if self._backlog or self.deps.signals.queued.is_set():
+            return None  # runs are waiting: this one takes its turn among them
         changed = state.claimed_values(self.id, settings.worker_lease_seconds)
         return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
 

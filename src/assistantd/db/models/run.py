@@ -27,6 +27,9 @@ class Run(Owned, Base):
     __table_args__ = (
         Index("ix_runs_thread_id_id", "thread_id", "id"),
         Index("ix_runs_status_id", "status", "id"),
+        # Fair claiming (runs.state.claim) and the per-project limit (runs.admission).
+        Index("ix_runs_status_project_id", "status", "project", "id"),
+        Index("ix_runs_project_claimed_at", "project", "claimed_at"),
     )
 
     # A response's conversation; None for a response without one.
@@ -69,6 +72,9 @@ class Run(Owned, Base):
     # Execution bookkeeping (not on the wire).
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    # When a worker last claimed it (epoch seconds): a project's newest says when it was last
+    # served, which fair claiming weighs.
+    claimed_at: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     model_turns: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
