@@ -83,6 +83,33 @@ def test_a_call_and_the_list_once_across_a_chain(
     assert "mcp__calc__add" in offered  # from the list item, not fetched again
 
 
+def test_the_calls_of_a_chain_share_one_mcp_session(
+    client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
+) -> None:
+    call = ToolCall("mcp__shared__add", json.dumps({"a": 1, "b": 1}))
+    model.script(
+        marker,
+        Reply(tool_calls=[call]),
+        Reply(tool_calls=[call, call]),
+        Reply(text="first"),
+        Reply(tool_calls=[call]),
+        Reply(text="second"),
+    )
+    tool = _tool(mcp_server, server_label="shared")
+    before = len(mcp_server.headers_seen)
+    first = client.responses.create(model="scripted", input=marker, tools=[tool])
+    assert _types(first.output) == ["mcp_list_tools", "mcp_call", "mcp_call", "mcp_call", "message"]
+    second = client.responses.create(
+        model="scripted", input=marker, tools=[tool], previous_response_id=first.id
+    )
+    assert _types(second.output) == ["mcp_call", "message"]
+    seen = mcp_server.headers_seen[before:]
+    assert len(seen) >= 5  # the list and four calls
+    sessions = [headers.get("mcp-session-id") for headers in seen]
+    assert sessions.count(None) == 1  # one `initialize`
+    assert set(sessions) == {None, sessions[-1]}
+
+
 def test_allowed_tools_limit_what_the_model_sees(
     client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
 ) -> None:

@@ -24,6 +24,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from assistantd.kit.sealed import Sealer
+from assistantd.mcp import sessions
 from assistantd.mcp.hosts import CheckedBackend, HostRefused, check_name
 from assistantd.mcp.params import secrets_of
 from assistantd.settings import Settings
@@ -37,15 +38,16 @@ class McpError(Exception):
 class Server:
     url: str
     headers: dict[str, str]
+    project: str = ""  # whose sessions with it are kept (a project shares none of another's)
 
 
-def server_of(definition: dict[str, Any], sealer: Sealer) -> Server:
+def server_of(definition: dict[str, Any], sealer: Sealer, project: str) -> Server:
     """The server a tool names, with its headers (`authorization` as a bearer token)."""
     secrets = secrets_of(definition, sealer)
     headers = {str(k): str(v) for k, v in (secrets.get("headers") or {}).items()}
     if secrets.get("authorization"):
         headers["Authorization"] = f"Bearer {secrets['authorization']}"
-    return Server(url=str(definition["server_url"]), headers=headers)
+    return Server(url=str(definition["server_url"]), headers=headers, project=project)
 
 
 def _uses_sse(url: str) -> bool:
@@ -88,8 +90,7 @@ def _http_for(server: Server, settings: Settings, timeout: httpx2.Timeout) -> ht
     if _clients_loop is not loop:  # clients belong to the loop that made them
         _clients.clear()
         _clients_loop = loop
-    policy = (settings.mcp_allowed_hosts, settings.mcp_denied_hosts)
-    key = (tuple(sorted(server.headers.items())), timeout.read, policy)
+    key = (tuple(sorted(server.headers.items())), timeout.read, _policy(settings))
     http = _clients.get(key)
     if http is None or http.is_closed:
         http = _clients[key] = _checked_client(settings, server.headers, timeout)
@@ -148,38 +149,38 @@ def _describe(exc: BaseException) -> str:
     return f"the MCP server failed: {text}"
 
 
-# Exchanges whose answer is in and whose session is still closing (kept from the collector).
+# HTTP clients being closed (kept from the collector).
 _closing: set[asyncio.Task[None]] = set()
 
 
 async def _bounded(server: Server, settings: Settings, work: Any) -> Any:
-    """`work(session)`'s result, within the time limit. The answer is returned as soon as it is
-    in: the session closes (the transport's DELETE, its tasks) after, off the caller's path."""
+    """`work(session)`'s result, within the time limit, on the session kept for the server
+    (`sessions`), opened if there is none."""
     try:
         check_name(server.url, settings)  # its addresses are checked as it is connected to
     except HostRefused as exc:
         raise McpError(f"the MCP server's URL is refused: {exc}") from exc
-    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    async def exchange() -> None:
-        try:
-            async with asyncio.timeout(settings.mcp_timeout_seconds):
-                async with _session(server, settings) as session:
-                    answer.set_result(await work(session))
-        except BaseException as exc:
-            if not answer.done():
-                answer.set_exception(_failure(exc, settings))
-            elif not isinstance(exc, Exception):
-                raise
-
-    task = asyncio.create_task(exchange())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
+    kept = sessions.pool()
+    key = (server.project, server.url, tuple(sorted(server.headers.items())), _policy(settings))
+    timeout = settings.mcp_timeout_seconds
     try:
-        return await asyncio.shield(answer)
-    except asyncio.CancelledError:
-        task.cancel()
+        async with asyncio.timeout(timeout):
+            lease = await kept.borrow(key, lambda: _session(server, settings), timeout)
+            broken = True
+            try:
+                result = await work(lease.session)
+                broken = False
+                return result
+            finally:
+                kept.give_back(lease, broken=broken)
+    except McpError:
         raise
+    except Exception as exc:  # a transport, protocol or server error, or the time limit
+        raise _failure(exc, settings) from exc
+
+
+def _policy(settings: Settings) -> tuple[str | None, str | None]:
+    return (settings.mcp_allowed_hosts, settings.mcp_denied_hosts)
 
 
 def _failure(exc: BaseException, settings: Settings) -> BaseException:

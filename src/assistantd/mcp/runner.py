@@ -67,7 +67,10 @@ class McpTool:
         if not isinstance(parsed, dict):
             return self.failure(call_id, arguments, "the arguments are not a JSON object")
         done = await client.call_tool(
-            client.server_of(ctx.tool_definition, self.sealer), self.settings, name, parsed
+            client.server_of(ctx.tool_definition, self.sealer, ctx.project),
+            self.settings,
+            name,
+            parsed,
         )
         return ToolResult(
             output=done.text,
@@ -198,7 +201,8 @@ async def _list(
     rec.send("response.output_item.added", output_index=index, item=wire(item))
     rec.send("response.mcp_list_tools.in_progress", **where)
     try:
-        tools = await client.list_tools(client.server_of(definition, sealer), settings)
+        server = client.server_of(definition, sealer, run.project)
+        tools = await client.list_tools(server, settings)
     except client.McpError as exc:
         item.data = {"server_label": label, "tools": [], "error": str(exc)}
         rec.send("response.mcp_list_tools.failed", **where)
