@@ -110,6 +110,35 @@ def test_the_calls_of_a_chain_share_one_mcp_session(
     assert set(sessions) == {None, sessions[-1]}
 
 
+def test_a_kept_session_the_server_forgot_is_opened_again(
+    client: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    call = ToolCall("mcp__calc__add", json.dumps({"a": 2, "b": 2}))
+    model.script(
+        marker, Reply(tool_calls=[call]), Reply(text="4"), Reply(tool_calls=[call]), Reply(text="4")
+    )
+    server = McpServer().start()
+    try:
+        tool = _tool(server)
+        first = client.responses.create(model="scripted", input=marker, tools=[tool])
+        assert first.output[1].type == "mcp_call"
+        assert first.output[1].output == "sum=4"
+    finally:
+        server.stop()
+    again = McpServer(port=server.port).start()  # knows none of the first one's sessions
+    try:
+        second = client.responses.create(
+            model="scripted", input=marker, tools=[tool], previous_response_id=first.id
+        )
+        call_item = second.output[0]
+        assert call_item.type == "mcp_call"
+        assert call_item.error is None
+        assert call_item.output == "sum=4"
+        assert again.calls == ["add"]
+    finally:
+        again.stop()
+
+
 def test_allowed_tools_limit_what_the_model_sees(
     client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
 ) -> None:

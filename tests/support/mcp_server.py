@@ -28,9 +28,10 @@ class _Counter(Middleware):
 
 
 class McpServer:
-    """`transport` "http" (streamable HTTP, at /mcp) or "sse" (the older transport, at /sse)."""
+    """`transport` "http" (streamable HTTP, at /mcp) or "sse" (the older transport, at /sse);
+    `port`: a given one (a server restarted where the last one was), else a free one."""
 
-    def __init__(self, transport: str = "http") -> None:
+    def __init__(self, transport: str = "http", port: int | None = None) -> None:
         self.transport = transport
         self.list_requests = 0
         self.headers_seen: list[dict[str, str]] = []
@@ -65,9 +66,11 @@ class McpServer:
             calls.append("big")
             return "x" * 3_000_000
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         config = uvicorn.Config(
             app.http_app(path=self.path, transport=transport),  # type: ignore[arg-type]
             host="127.0.0.1",

@@ -22,6 +22,7 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from assistantd.kit.sealed import Sealer
 from assistantd.mcp import sessions
@@ -165,18 +166,30 @@ async def _bounded(server: Server, settings: Settings, work: Any) -> Any:
     timeout = settings.mcp_timeout_seconds
     try:
         async with asyncio.timeout(timeout):
-            lease = await kept.borrow(key, lambda: _session(server, settings), timeout)
-            broken = True
-            try:
-                result = await work(lease.session)
-                broken = False
-                return result
-            finally:
-                kept.give_back(lease, broken=broken)
+            while True:
+                lease = await kept.borrow(key, lambda: _session(server, settings), timeout)
+                broken = True
+                try:
+                    result = await work(lease.session)
+                    broken = False
+                    return result
+                except MCPError as exc:
+                    # A kept session the server no longer knows (it restarted, or expired
+                    # it: an HTTP 404) ran nothing: the exchange goes again, on a new session.
+                    if lease.lent == 1 or not _forgotten(exc):
+                        raise
+                finally:
+                    kept.give_back(lease, broken=broken)
     except McpError:
         raise
     except Exception as exc:  # a transport, protocol or server error, or the time limit
         raise _failure(exc, settings) from exc
+
+
+def _forgotten(exc: MCPError) -> bool:
+    """Whether the server answered that it knows no such session: the SDK's words for a 404,
+    or the official SDKs' servers' (Python's and TypeScript's)."""
+    return exc.message in ("Session terminated", "Session not found")
 
 
 def _policy(settings: Settings) -> tuple[str | None, str | None]:

@@ -37,6 +37,7 @@ class Lease:
     session: ClientSession
     used: float
     busy: int = 0
+    lent: int = 0  # times borrowed
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def close(self) -> None:
@@ -66,6 +67,7 @@ class Pool:
                 owner.add_done_callback(self._owners.discard)
             lease = await asyncio.shield(pending)
         lease.busy += 1
+        lease.lent += 1
         lease.used = self.loop.time()
         return lease
 
