@@ -46,6 +46,7 @@ from assistantd.kit.request_guard import RESPONSE_BOUNDS, too_long_error
 from assistantd.responses import create, service
 from assistantd.responses.schemas import CreateResponse
 from assistantd.responses.steering import Request, Steering
+from assistantd.runs import repository as runs
 from assistantd.runs import stream
 from assistantd.runs.signals import head_start
 
@@ -123,6 +124,12 @@ class Connection:
                 pass
             except Exception:
                 log.exception("the responses of a WebSocket connection failed")
+
+    async def steer(self, response_id: str) -> None:
+        """Ask the running response to end at its next turn boundary (`responses.steering`)."""
+        async with self.state.write_sessions() as session:
+            await runs.mark_steered(session, response_id)
+            await session.commit()
 
     async def send(self, data: str) -> None:
         async with self._sending:
@@ -302,6 +309,7 @@ class Connection:
                     settings=state.settings,
                     earlier=earlier,
                     continues=continues,
+                    steerable=body.conversation is None and not body.context_management,
                 )
                 batches = stream.open_events(
                     state.query_sessions,

@@ -201,7 +201,11 @@ class RunExecutor:
             raise RunFailure("invalid_prompt", str(exc)) from exc
         self._window = await self.deps.windows.of(route)
         tools, server_tools = self._tools(run)
+        first = run.model_turns
+        steerable = bool((run.options or {}).get("steerable"))
         while True:
+            if steerable and run.model_turns > first and await self._steered(run):
+                raise RunIncomplete("steered")  # a successor goes on (`responses.steering`)
             if run.model_turns >= settings.max_model_turns:
                 raise RunFailure(
                     "server_error",
@@ -227,6 +231,14 @@ class RunExecutor:
             )
             if await self._settle(run, writer, result, turn_usage):
                 return
+
+    async def _steered(self, run: Run) -> bool:
+        """Whether a WebSocket client steered the response: it ends before this model call."""
+        session = self.deps.reads()
+        try:
+            return await repository.steered(session, run.id)
+        finally:
+            await session.close()
 
     def _tools(self, run: Run) -> tuple[list[dict[str, Any]], dict[str, ServerTool]]:
         chat_tools: list[dict[str, Any]] = []
