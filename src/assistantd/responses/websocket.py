@@ -126,10 +126,14 @@ class Connection:
                 log.exception("the responses of a WebSocket connection failed")
 
     async def steer(self, response_id: str) -> None:
-        """Ask the running response to end at its next turn boundary (`responses.steering`)."""
-        async with self.state.write_sessions() as session:
-            await runs.mark_steered(session, response_id)
-            await session.commit()
+        """Ask the running response to end at its next turn boundary (`responses.steering`);
+        if that cannot be asked, it ends as it would have, and the successor follows it."""
+        try:
+            async with self.state.write_sessions() as session:
+                await runs.mark_steered(session, response_id)
+                await session.commit()
+        except Exception as exc:
+            log.warning("response %s: could not ask it to stop for steering: %s", response_id, exc)
 
     async def send(self, data: str) -> None:
         async with self._sending:
