@@ -9,7 +9,13 @@ import ipaddress
 import pytest
 
 from assistantd.mcp import client
-from assistantd.mcp.hosts import Address, CheckedBackend, HostRefused, check_name, check_resolved
+from assistantd.mcp.hosts import (
+    Address,
+    CheckedBackend,
+    HostRefused,
+    check_name,
+    checked_addresses,
+)
 from assistantd.settings import Settings
 from tests.support.mcp_server import McpServer
 
@@ -69,8 +75,8 @@ def test_a_name_is_checked_by_its_addresses_when_reached() -> None:
     settings = _settings(denied="127.0.0.0/8")
     assert check_name("http://localhost:1/mcp", settings)  # the name alone passes
     with pytest.raises(HostRefused):
-        asyncio.run(check_resolved("http://localhost:1/mcp", settings))
-    asyncio.run(check_resolved("http://localhost:1/mcp", _settings()))
+        asyncio.run(checked_addresses("localhost", 1, settings))
+    assert asyncio.run(checked_addresses("localhost", 1, _settings()))
 
 
 def test_a_name_resolving_to_a_refused_address_is_not_connected_to() -> None:

@@ -108,15 +108,6 @@ async def checked_addresses(
     return addresses
 
 
-async def check_resolved(url: str, settings: Settings) -> None:
-    """Check every address the URL's host resolves to; raises HostRefused."""
-    host = check_name(url, settings)
-    try:
-        await checked_addresses(host, urlsplit(url).port or 443, settings)
-    except OSError:
-        return  # unresolvable: connecting fails and says so
-
-
 class CheckedBackend(httpcore2.AsyncNetworkBackend):
     """Opens an MCP client's connections to addresses just checked: the host is resolved
     once, every address passes the policy, and the socket goes to one of those (TLS and the
