@@ -7,9 +7,9 @@ round trip, and how often a chain lists the server's tools.
 One `assistantd serve` (SQLite, embedded worker), the scripted model and a fastmcp server
 (streamable HTTP, `tests/support/mcp_server.py`) in this process, all on loopback. It prints:
 
-- the MCP server's own round trip: the official `mcp` SDK's client opening a session
-  (initialize) and calling the `add` tool, until its result is in, as assistantd does for
-  each call (it closes the session after, off the response's path);
+- the MCP server's own round trip: the official `mcp` SDK's client calling the `add` tool
+  on a session it holds open, until its result is in, as assistantd does (it keeps a session
+  per server and project between calls and responses, `assistantd.mcp.sessions`);
 - a response whose model calls `add` through the `mcp` tool (its tools listed in an earlier
   response of the chain, so no listing is timed), against the same two model turns with `add`
   as a function tool the client runs locally (two requests: the call, then its output);
@@ -58,24 +58,23 @@ def _post(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def round_trip(server: McpServer, samples: int) -> list[float]:
-    """The `mcp` SDK's client, straight: open a session (initialize) and call `add`, timed
-    until the result is in (the session closes after)."""
+    """The `mcp` SDK's client, straight: on one open session, each call of `add` timed until
+    its result is in."""
 
-    async def one() -> float:
-        start = time.perf_counter()
+    async def run() -> list[float]:
+        times = []
         async with (
             streamable_http_client(server.url) as streams,
             ClientSession(streams[0], streams[1]) as session,
         ):
             await session.initialize()
             session._tool_output_schemas["add"] = None  # as assistantd: no listing to validate
-            result = await session.call_tool("add", {"a": 2, "b": 3})
-            elapsed = time.perf_counter() - start
-        assert not result.is_error, result
-        return elapsed
-
-    async def run() -> list[float]:
-        return [await one() for _ in range(samples)]
+            for _ in range(samples):
+                start = time.perf_counter()
+                result = await session.call_tool("add", {"a": 2, "b": 3})
+                times.append(time.perf_counter() - start)
+                assert not result.is_error, result
+        return times
 
     return asyncio.run(run())
 
@@ -201,7 +200,7 @@ def main() -> None:
     overhead = statistics.median(with_mcp) - statistics.median(with_function)
     ratio = overhead / trip
     rows = [
-        ("MCP server round trip (session + call), p50 ms", _ms(trips)),
+        ("MCP server round trip (call on an open session), p50 ms", _ms(trips)),
         ("response with an mcp_call, p50 ms", _ms(with_mcp)),
         ("same turns with a local function (2 requests), p50 ms", _ms(with_function)),
         ("MCP call overhead, ms", f"{overhead * MS:.2f}"),

@@ -342,6 +342,13 @@ class Settings(BaseSettings):
         description="Comma-separated hosts (names, IPs or CIDRs) `mcp` tools may not reach. "
         "Link-local and cloud metadata addresses are always refused.",
     )
+    websocket_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long a Responses WebSocket connection lasts (OpenAI's: 60 minutes); "
+        "then, between responses, it gets the `websocket_connection_limit_reached` error "
+        "event and is closed.",
+    )
     sandbox_exec_timeout_seconds: float = Field(
         60.0, gt=0, description="Wall-clock limit of one code execution."
     )

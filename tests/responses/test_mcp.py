@@ -83,6 +83,62 @@ def test_a_call_and_the_list_once_across_a_chain(
     assert "mcp__calc__add" in offered  # from the list item, not fetched again
 
 
+def test_the_calls_of_a_chain_share_one_mcp_session(
+    client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
+) -> None:
+    call = ToolCall("mcp__shared__add", json.dumps({"a": 1, "b": 1}))
+    model.script(
+        marker,
+        Reply(tool_calls=[call]),
+        Reply(tool_calls=[call, call]),
+        Reply(text="first"),
+        Reply(tool_calls=[call]),
+        Reply(text="second"),
+    )
+    tool = _tool(mcp_server, server_label="shared")
+    before = len(mcp_server.headers_seen)
+    first = client.responses.create(model="scripted", input=marker, tools=[tool])
+    assert _types(first.output) == ["mcp_list_tools", "mcp_call", "mcp_call", "mcp_call", "message"]
+    second = client.responses.create(
+        model="scripted", input=marker, tools=[tool], previous_response_id=first.id
+    )
+    assert _types(second.output) == ["mcp_call", "message"]
+    seen = mcp_server.headers_seen[before:]
+    assert len(seen) >= 5  # the list and four calls
+    sessions = [headers.get("mcp-session-id") for headers in seen]
+    assert sessions.count(None) == 1  # one `initialize`
+    assert set(sessions) == {None, sessions[-1]}
+
+
+def test_a_kept_session_the_server_forgot_is_opened_again(
+    client: OpenAI, model: ScriptedModel, marker: str
+) -> None:
+    call = ToolCall("mcp__calc__add", json.dumps({"a": 2, "b": 2}))
+    model.script(
+        marker, Reply(tool_calls=[call]), Reply(text="4"), Reply(tool_calls=[call]), Reply(text="4")
+    )
+    server = McpServer().start()
+    try:
+        tool = _tool(server)
+        first = client.responses.create(model="scripted", input=marker, tools=[tool])
+        assert first.output[1].type == "mcp_call"
+        assert first.output[1].output == "sum=4"
+    finally:
+        server.stop()
+    again = McpServer(port=server.port).start()  # knows none of the first one's sessions
+    try:
+        second = client.responses.create(
+            model="scripted", input=marker, tools=[tool], previous_response_id=first.id
+        )
+        call_item = second.output[0]
+        assert call_item.type == "mcp_call"
+        assert call_item.error is None
+        assert call_item.output == "sum=4"
+        assert again.calls == ["add"]
+    finally:
+        again.stop()
+
+
 def test_allowed_tools_limit_what_the_model_sees(
     client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
 ) -> None:
@@ -286,3 +342,87 @@ def test_failures_and_approval_requests_stream_strictly(
     assert json.loads(done[-1]["arguments"]) == {"a": 1, "b": 2}
     assert "response.mcp_call.in_progress" not in [e["type"] for e in asking]
     assert asking[-1]["type"] == "response.completed"
+
+
+def test_tool_choice_forces_a_named_mcp_tool(
+    client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
+) -> None:
+    model.script(
+        marker,
+        Reply(tool_calls=[ToolCall("mcp__calc__add", json.dumps({"a": 4, "b": 5}))]),
+        Reply(text="9"),
+    )
+    choice = {"type": "mcp", "server_label": "calc", "name": "add"}
+    done = client.responses.create(
+        model="scripted",
+        input=marker,
+        tools=[_tool(mcp_server)],
+        tool_choice=choice,  # type: ignore[arg-type]
+    )
+    assert done.status == "completed"
+    assert _types(done.output) == ["mcp_list_tools", "mcp_call", "message"]
+    assert done.tool_choice.type == "mcp"
+    assert (done.tool_choice.server_label, done.tool_choice.name) == ("calc", "add")
+    strict_types.response(done.model_dump(mode="json"))
+    first, second = model.requests(marker)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "mcp__calc__add"}}
+    assert second["tool_choice"] == "auto"  # forced once: the model reads the result freely
+
+
+def test_tool_choice_forces_any_tool_of_an_mcp_server(
+    client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
+) -> None:
+    model.script(
+        marker,
+        Reply(tool_calls=[ToolCall("mcp__calc__add", json.dumps({"a": 1, "b": 2}))]),
+        Reply(text="3"),
+    )
+    own = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+    done = client.responses.create(
+        model="scripted",
+        input=marker,
+        tools=[_tool(mcp_server, allowed_tools=["add", "boom"]), own],  # type: ignore[list-item]
+        tool_choice={"type": "mcp", "server_label": "calc"},  # type: ignore[arg-type]
+    )
+    assert done.status == "completed"
+    first, second = model.requests(marker)
+    assert first["tool_choice"] == "required"
+    assert {t["function"]["name"] for t in first["tools"]} == {"mcp__calc__add", "mcp__calc__boom"}
+    assert second["tool_choice"] == "auto"
+    assert "lookup" in {t["function"]["name"] for t in second["tools"]}
+
+
+@pytest.mark.parametrize(
+    ("choice", "param"),
+    [
+        ({"type": "mcp", "server_label": "nope"}, "tool_choice.server_label"),
+        ({"type": "mcp", "server_label": "calc", "name": "boom"}, "tool_choice.name"),
+    ],
+)
+def test_a_tool_choice_of_no_such_mcp_tool_is_a_400(
+    client: OpenAI, mcp_server: McpServer, choice: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model="scripted",
+            input="hi",
+            tools=[_tool(mcp_server, allowed_tools=["add"])],
+            tool_choice=choice,  # type: ignore[arg-type]
+        )
+    assert caught.value.body["param"] == param  # type: ignore[index]
+
+
+def test_a_tool_choice_of_a_tool_the_server_lacks_fails_the_response(
+    client: OpenAI, model: ScriptedModel, marker: str, mcp_server: McpServer
+) -> None:
+    model.script(marker, Reply(text="never asked"))
+    done = client.responses.create(
+        model="scripted",
+        input=marker,
+        tools=[_tool(mcp_server)],
+        tool_choice={"type": "mcp", "server_label": "calc", "name": "nothing"},  # type: ignore[arg-type]
+    )
+    assert done.status == "failed"
+    assert done.error is not None
+    assert "nothing" in done.error.message
+    assert model.requests(marker) == []

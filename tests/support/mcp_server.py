@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
+import warnings
 from typing import Any
 
 import uvicorn
@@ -26,9 +28,10 @@ class _Counter(Middleware):
 
 
 class McpServer:
-    """`transport` "http" (streamable HTTP, at /mcp) or "sse" (the older transport, at /sse)."""
+    """`transport` "http" (streamable HTTP, at /mcp) or "sse" (the older transport, at /sse);
+    `port`: a given one (a server restarted where the last one was), else a free one."""
 
-    def __init__(self, transport: str = "http") -> None:
+    def __init__(self, transport: str = "http", port: int | None = None) -> None:
         self.transport = transport
         self.list_requests = 0
         self.headers_seen: list[dict[str, str]] = []
@@ -63,14 +66,18 @@ class McpServer:
             calls.append("big")
             return "x" * 3_000_000
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         config = uvicorn.Config(
             app.http_app(path=self.path, transport=transport),  # type: ignore[arg-type]
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            # a client may keep its session (and its event stream) open: do not wait for it
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -94,3 +101,8 @@ class McpServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+        # Sessions a client still held were cut at shutdown: their streams go to the
+        # collector unclosed, which is no fault of the client under test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()

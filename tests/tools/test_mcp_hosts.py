@@ -4,11 +4,20 @@ tests/responses/test_mcp*.py)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 import pytest
 
-from assistantd.mcp.hosts import HostRefused, check_name, check_resolved
+from assistantd.mcp import client
+from assistantd.mcp.hosts import (
+    Address,
+    CheckedBackend,
+    HostRefused,
+    check_name,
+    checked_addresses,
+)
 from assistantd.settings import Settings
+from tests.support.mcp_server import McpServer
 
 
 def _settings(allowed: str | None = None, denied: str | None = None) -> Settings:
@@ -66,5 +75,54 @@ def test_a_name_is_checked_by_its_addresses_when_reached() -> None:
     settings = _settings(denied="127.0.0.0/8")
     assert check_name("http://localhost:1/mcp", settings)  # the name alone passes
     with pytest.raises(HostRefused):
-        asyncio.run(check_resolved("http://localhost:1/mcp", settings))
-    asyncio.run(check_resolved("http://localhost:1/mcp", _settings()))
+        asyncio.run(checked_addresses("localhost", 1, settings))
+    assert asyncio.run(checked_addresses("localhost", 1, _settings()))
+
+
+def test_a_name_resolving_to_a_refused_address_is_not_connected_to() -> None:
+    """The check is made as the MCP client connects: a name whose address the lists refuse
+    gets a failed list and call, and the server hears nothing."""
+    server = McpServer().start()
+    try:
+        url = f"http://localhost:{server.port}/mcp"
+        settings = _settings(denied="127.0.0.0/8")
+        with pytest.raises(client.McpError, match="refused"):
+            asyncio.run(client.list_tools(client.Server(url, {}), settings))
+        done = asyncio.run(client.call_tool(client.Server(url, {}), settings, "add", {}))
+        assert done.error is not None
+        assert "refused" in done.error["message"]
+        assert server.headers_seen == []
+        listed = asyncio.run(client.list_tools(client.Server(url, {}), _settings()))
+        assert "add" in {tool["name"] for tool in listed}
+    finally:
+        server.stop()
+
+
+def test_a_connection_goes_to_the_address_that_was_checked() -> None:
+    """One lookup per connection, checked, and the socket opened to that address: a name
+    that answers a permitted address, then a metadata one (DNS rebinding), is refused on the
+    second connection rather than reaching the metadata service."""
+    server = McpServer().start()
+    answers = [["127.0.0.1"], ["169.254.169.254"]]
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[Address]:
+        asked.append(host)
+        return [ipaddress.ip_address(a) for a in answers[len(asked) - 1]]
+
+    async def connect() -> tuple[str, int]:
+        backend = CheckedBackend(_settings(), resolver)
+        stream = await backend.connect_tcp("mcp.rebind.test", server.port, timeout=5)
+        try:
+            peer: tuple[str, int] = stream.get_extra_info("server_addr")
+            return peer
+        finally:
+            await stream.aclose()
+
+    try:
+        assert asyncio.run(connect()) == ("127.0.0.1", server.port)
+        with pytest.raises(HostRefused, match="link-local or cloud metadata"):
+            asyncio.run(connect())
+        assert asked == ["mcp.rebind.test", "mcp.rebind.test"]
+    finally:
+        server.stop()

@@ -47,7 +47,7 @@ def _tick() -> tuple[int, int]:
 def new_id(prefix: str) -> str:
     """A fresh id such as `asst_01k...`; `prefix` includes its separator (`asst_`, `file-`)."""
     ms, counter = _tick()
-    rand = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_CHARS))
+    rand = _encode(secrets.randbits(5 * _RANDOM_CHARS), _RANDOM_CHARS)  # one draw, not one a char
     return f"{prefix}{_encode(ms, 9)}{_encode(counter, 3)}{rand}"
 
 

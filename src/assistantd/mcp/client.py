@@ -9,6 +9,7 @@ model reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -21,10 +22,11 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
 
 from assistantd.kit.sealed import Sealer
-from assistantd.mcp.hosts import HostRefused, check_resolved
+from assistantd.mcp import sessions
+from assistantd.mcp.hosts import CheckedBackend, HostRefused, check_name
 from assistantd.mcp.params import secrets_of
 from assistantd.settings import Settings
 
@@ -37,15 +39,16 @@ class McpError(Exception):
 class Server:
     url: str
     headers: dict[str, str]
+    project: str = ""  # whose sessions with it are kept (a project shares none of another's)
 
 
-def server_of(definition: dict[str, Any], sealer: Sealer) -> Server:
+def server_of(definition: dict[str, Any], sealer: Sealer, project: str) -> Server:
     """The server a tool names, with its headers (`authorization` as a bearer token)."""
     secrets = secrets_of(definition, sealer)
     headers = {str(k): str(v) for k, v in (secrets.get("headers") or {}).items()}
     if secrets.get("authorization"):
         headers["Authorization"] = f"Bearer {secrets['authorization']}"
-    return Server(url=str(definition["server_url"]), headers=headers)
+    return Server(url=str(definition["server_url"]), headers=headers, project=project)
 
 
 def _uses_sse(url: str) -> bool:
@@ -65,16 +68,33 @@ _clients: OrderedDict[tuple[Any, ...], httpx2.AsyncClient] = OrderedDict()
 _clients_loop: asyncio.AbstractEventLoop | None = None
 
 
-def _http_for(server: Server, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
+def _checked_client(
+    settings: Settings,
+    headers: dict[str, str] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    auth: httpx2.Auth | None = None,
+) -> httpx2.AsyncClient:
+    """An HTTP client whose every connection goes to an address the host policy passed, at
+    the time it connects (`CheckedBackend`); no proxy from the environment (it would resolve
+    the name itself)."""
+    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    # httpx2's transport takes no network backend; its connection pool does.
+    transport._pool._network_backend = CheckedBackend(settings)
+    return httpx2.AsyncClient(
+        headers=headers, timeout=timeout, auth=auth, transport=transport, trust_env=False
+    )
+
+
+def _http_for(server: Server, settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
     global _clients_loop
     loop = asyncio.get_running_loop()
     if _clients_loop is not loop:  # clients belong to the loop that made them
         _clients.clear()
         _clients_loop = loop
-    key = (tuple(sorted(server.headers.items())), timeout.read)
+    key = (tuple(sorted(server.headers.items())), timeout.read, _policy(settings))
     http = _clients.get(key)
     if http is None or http.is_closed:
-        http = _clients[key] = create_mcp_http_client(headers=server.headers, timeout=timeout)
+        http = _clients[key] = _checked_client(settings, server.headers, timeout)
         while len(_clients) > _MAX_CLIENTS:
             _, oldest = _clients.popitem(last=False)
             _close_later(oldest)
@@ -98,13 +118,14 @@ async def _session(server: Server, settings: Settings) -> AsyncIterator[ClientSe
                 headers=server.headers,
                 timeout=settings.mcp_timeout_seconds,
                 sse_read_timeout=settings.mcp_timeout_seconds,
+                httpx_client_factory=functools.partial(_checked_client, settings),
             ) as (read, write),
             ClientSession(read, write) as session,
         ):
             await session.initialize()
             yield session
         return
-    http = _http_for(server, timeout)
+    http = _http_for(server, settings, timeout)
     async with (
         streamable_http_client(
             server.url, http_client=http, max_sse_event_size=_event_limit(settings)
@@ -119,6 +140,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         inner = exc.exceptions[0] if exc.exceptions else exc
         return _describe(inner)
+    if isinstance(exc, HostRefused):
+        return f"the MCP server's URL is refused: {exc}"
     if isinstance(exc, httpx2.ConnectError):
         return "the MCP server could not be reached (connection failed)"
     if isinstance(exc, httpx2.HTTPStatusError):
@@ -127,38 +150,50 @@ def _describe(exc: BaseException) -> str:
     return f"the MCP server failed: {text}"
 
 
-# Exchanges whose answer is in and whose session is still closing (kept from the collector).
+# HTTP clients being closed (kept from the collector).
 _closing: set[asyncio.Task[None]] = set()
 
 
 async def _bounded(server: Server, settings: Settings, work: Any) -> Any:
-    """`work(session)`'s result, within the time limit. The answer is returned as soon as it is
-    in: the session closes (the transport's DELETE, its tasks) after, off the caller's path."""
+    """`work(session)`'s result, within the time limit, on the session kept for the server
+    (`sessions`), opened if there is none."""
     try:
-        await check_resolved(server.url, settings)
+        check_name(server.url, settings)  # its addresses are checked as it is connected to
     except HostRefused as exc:
         raise McpError(f"the MCP server's URL is refused: {exc}") from exc
-    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-    async def exchange() -> None:
-        try:
-            async with asyncio.timeout(settings.mcp_timeout_seconds):
-                async with _session(server, settings) as session:
-                    answer.set_result(await work(session))
-        except BaseException as exc:
-            if not answer.done():
-                answer.set_exception(_failure(exc, settings))
-            elif not isinstance(exc, Exception):
-                raise
-
-    task = asyncio.create_task(exchange())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
+    kept = sessions.pool()
+    key = (server.project, server.url, tuple(sorted(server.headers.items())), _policy(settings))
+    timeout = settings.mcp_timeout_seconds
     try:
-        return await asyncio.shield(answer)
-    except asyncio.CancelledError:
-        task.cancel()
+        async with asyncio.timeout(timeout):
+            while True:
+                lease = await kept.borrow(key, lambda: _session(server, settings), timeout)
+                broken = True
+                try:
+                    result = await work(lease.session)
+                    broken = False
+                    return result
+                except MCPError as exc:
+                    # A kept session the server no longer knows (it restarted, or expired
+                    # it: an HTTP 404) ran nothing: the exchange goes again, on a new session.
+                    if lease.lent == 1 or not _forgotten(exc):
+                        raise
+                finally:
+                    kept.give_back(lease, broken=broken)
+    except McpError:
         raise
+    except Exception as exc:  # a transport, protocol or server error, or the time limit
+        raise _failure(exc, settings) from exc
+
+
+def _forgotten(exc: MCPError) -> bool:
+    """Whether the server answered that it knows no such session: the SDK's words for a 404,
+    or the official SDKs' servers' (Python's and TypeScript's)."""
+    return exc.message in ("Session terminated", "Session not found")
+
+
+def _policy(settings: Settings) -> tuple[str | None, str | None]:
+    return (settings.mcp_allowed_hosts, settings.mcp_denied_hosts)
 
 
 def _failure(exc: BaseException, settings: Settings) -> BaseException:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
+
+import httpcore2
 
 from assistantd.settings import Settings
 from assistantd.tools.outbound import always_refused
@@ -76,18 +79,74 @@ def _check(
         raise HostRefused(f"the host '{host}' is not among the hosts this server allows")
 
 
-async def check_resolved(url: str, settings: Settings) -> None:
-    """Check every address the URL's host resolves to (a name pointing at a metadata address
-    is refused too); raises HostRefused."""
-    host = check_name(url, settings)
-    if _address(host) is not None:
-        return
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return  # unresolvable: connecting fails and says so
-    for info in infos:
-        address = _address(str(info[4][0]).split("%", 1)[0])
-        if address is not None:
-            _check(host, address, settings)
+async def resolve(host: str, port: int) -> list[Address]:
+    """The addresses of `host` (itself, for a literal address); OSError when it has none."""
+    literal = _address(host)
+    if literal is not None:
+        return [literal]
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = [_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    addresses = list(dict.fromkeys(a for a in found if a is not None))
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    return addresses
+
+
+Resolver = Callable[[str, int], Awaitable[list[Address]]]
+
+
+async def checked_addresses(
+    host: str, port: int, settings: Settings, resolver: Resolver = resolve
+) -> list[Address]:
+    """`host`'s addresses, resolved once, each passing the policy (a name pointing at a
+    metadata address is refused too); raises HostRefused, or OSError when it has none."""
+    host = host.lower().rstrip(".")
+    _check(host, _address(host), settings, by_name=True)
+    addresses = await resolver(host, port)
+    for address in addresses:
+        _check(host, address, settings)
+    return addresses
+
+
+class CheckedBackend(httpcore2.AsyncNetworkBackend):
+    """Opens an MCP client's connections to addresses just checked: the host is resolved
+    once, every address passes the policy, and the socket goes to one of those (TLS and the
+    Host header keep the name), so no second lookup can rebind it to a refused address."""
+
+    def __init__(self, settings: Settings, resolver: Resolver = resolve) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.inner = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        try:
+            addresses = await checked_addresses(host, port, self.settings, self.resolver)
+        except OSError as exc:
+            raise httpcore2.ConnectError(f"{host} could not be resolved") from exc
+        for number, address in enumerate(addresses):
+            try:
+                return await self.inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout):
+                if number == len(addresses) - 1:
+                    raise
+        raise httpcore2.ConnectError(f"{host} has no address")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("MCP servers are reached over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)

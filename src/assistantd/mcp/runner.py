@@ -67,7 +67,10 @@ class McpTool:
         if not isinstance(parsed, dict):
             return self.failure(call_id, arguments, "the arguments are not a JSON object")
         done = await client.call_tool(
-            client.server_of(ctx.tool_definition, self.sealer), self.settings, name, parsed
+            client.server_of(ctx.tool_definition, self.sealer, ctx.project),
+            self.settings,
+            name,
+            parsed,
         )
         return ToolResult(
             output=done.text,
@@ -153,6 +156,35 @@ async def prepare(
     return offered
 
 
+class ChoiceUnmet(Exception):
+    """A `tool_choice` names an MCP tool the server's list does not offer (the message says)."""
+
+
+def forced(run: Run, items: list[Item], offered: Offered, choice: dict[str, Any]) -> list[str]:
+    """The functions an MCP `tool_choice` forces a turn to call among: the named tool of the
+    server, or any of its tools. None are forced when the server's tools could not be listed
+    (the model reads why); ChoiceUnmet when they were and lack what the choice names."""
+    label = str(choice["server_label"])
+    listing = _listing(items, run, label)
+    if listing is None or (listing.data or {}).get("error"):
+        return []
+    name = choice.get("name")
+    if name is not None:
+        wanted = function_name(label, str(name))
+        if wanted not in offered.by_name:
+            raise ChoiceUnmet(
+                f"'tool_choice' names the tool '{name}' of MCP server '{label}', which the "
+                "server does not list (or its allowed_tools filter excludes)."
+            )
+        return [wanted]
+    found = [fn for fn, (_, first) in offered.by_name.items() if first["server_label"] == label]
+    if not found:
+        raise ChoiceUnmet(
+            f"'tool_choice' asks for a tool of MCP server '{label}', which offers none."
+        )
+    return found
+
+
 async def _list(
     run: Run, definition: dict[str, Any], rec: Any, settings: Settings, sealer: Sealer
 ) -> Item:
@@ -169,7 +201,8 @@ async def _list(
     rec.send("response.output_item.added", output_index=index, item=wire(item))
     rec.send("response.mcp_list_tools.in_progress", **where)
     try:
-        tools = await client.list_tools(client.server_of(definition, sealer), settings)
+        server = client.server_of(definition, sealer, run.project)
+        tools = await client.list_tools(server, settings)
     except client.McpError as exc:
         item.data = {"server_label": label, "tools": [], "error": str(exc)}
         rec.send("response.mcp_list_tools.failed", **where)

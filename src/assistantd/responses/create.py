@@ -223,10 +223,13 @@ async def create_response(
     settings: Settings,
     earlier: Sequence[InputItem] = (),
     continues: str | None = None,
+    steerable: bool = False,
 ) -> Run:
     """Create and queue a response. `earlier` are items that come before the input, and
     `continues` the response they are the context of: a WebSocket connection's memory of an
-    unstored response (see `responses.websocket`), echoed as `previous_response_id`."""
+    unstored response (see `responses.websocket`), echoed as `previous_response_id`.
+    `steerable`: a WebSocket connection may steer it (`responses.steering`): its execution
+    looks, before each model call after the first, whether it is to stop there."""
     if body.model is None:
         raise InvalidRequestError(
             "Missing required parameter: 'model'.",
@@ -335,6 +338,8 @@ async def create_response(
         options["compaction"] = compaction
     if continues is not None:
         options["continues"] = continues
+    if steerable:
+        options["steerable"] = True  # not echoed
     if new_container:
         options["container_new"] = True  # not echoed: see ToolContext.new_container
     if body.stream_options is not None and body.stream_options.include_obfuscation is not None:

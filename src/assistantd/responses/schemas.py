@@ -171,6 +171,14 @@ class ToolChoiceClient(RequestModel):
     type: Literal["apply_patch", "shell"]
 
 
+class ToolChoiceMcp(RequestModel):
+    """Forces a call of a tool of one MCP server (`name`: that tool; without: any of it)."""
+
+    type: Literal["mcp"]
+    server_label: str
+    name: str | None = None
+
+
 class AllowedTool(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str
@@ -190,7 +198,8 @@ ToolChoice = (
         | ToolChoiceHosted
         | ToolChoiceAllowed
         | ToolChoiceCustom
-        | ToolChoiceClient,
+        | ToolChoiceClient
+        | ToolChoiceMcp,
         Field(discriminator="type"),
     ]
 )

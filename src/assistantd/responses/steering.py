@@ -11,8 +11,10 @@ Steering input (user messages) for the response this connection is running is ac
   client's next `response.create` continuing that response gets the queued input prepended to
   its own input;
 - failed or cancelled: `response.steer.failed` (`response_not_active`) returns the input.
-The running response is not cut short at a safe boundary: it ends as it would have, then the
-successor follows (the reference allows both).
+The running response ends at its next safe boundary: before its next model call (after the
+tools its model called ran), it ends `incomplete` with `incomplete_details.reason` `steered`
+(its output so far kept), and the successor follows at once. A response whose last model call
+is under way when the input comes ends as it would have, and the successor follows it.
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ class Steering:
         steer = Steer(f"steer_{secrets.token_hex(16)}", target, given, items)
         active.steers.append(steer)
         await self._send("response.steer.accepted", steer, active.request.stream_id, active.seq)
+        if len(active.steers) == 1:
+            await self.connection.steer(target)
 
     # --- the connection's responses ----------------------------------------------------------
 

@@ -31,6 +31,7 @@ from assistantd.responses.schemas import (
     ToolChoiceCustom,
     ToolChoiceFunction,
     ToolChoiceHosted,
+    ToolChoiceMcp,
 )
 from assistantd.settings import Settings
 from assistantd.tools import web_search_params
@@ -166,6 +167,8 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
                 param="tool_choice.name" if name is not None else "tool_choice.type",
             )
         return {"type": "function", "function": {"name": forced}}, choice.model_dump()
+    if isinstance(choice, ToolChoiceMcp):
+        return _mcp_choice(choice, tools), choice.model_dump()
     if isinstance(choice, ToolChoiceHosted):
         hosted = "web_search" if choice.type.startswith("web_search") else choice.type
         if hosted not in tools.types:
@@ -189,6 +192,32 @@ def tool_choice(choice: Any, tools: ToolSet) -> tuple[Any, Any]:
         allowed.append(forced)
     engine = {"type": "allowed_tools", "mode": choice.mode, "functions": allowed}
     return engine, choice.model_dump(exclude_none=True)
+
+
+def _mcp_choice(choice: ToolChoiceMcp, tools: ToolSet) -> dict[str, Any]:
+    """An MCP server's tool (or any of its tools) to force: the server is one of the request's,
+    and the tool one its `allowed_tools` names (whether the server has it is known once its
+    tools are listed: a response forced to a tool the server lacks fails, saying so)."""
+    label = choice.server_label
+    server = next(
+        (t for t in tools.engine if t["type"] == "mcp" and t["server_label"] == label), None
+    )
+    if server is None:
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': the request has no MCP server labeled "
+            f"'{choice.server_label}'.",
+            param="tool_choice.server_label",
+        )
+    if choice.name is not None:
+        spec = server.get("allowed_tools")
+        names = spec if isinstance(spec, list) else (spec or {}).get("tool_names")
+        if names is not None and choice.name not in names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': the tool '{choice.name}' is not among the allowed "
+                f"tools of MCP server '{choice.server_label}'.",
+                param="tool_choice.name",
+            )
+    return {"type": "mcp", "server_label": choice.server_label, "name": choice.name}
 
 
 _RECENT_RESPONSES = 20

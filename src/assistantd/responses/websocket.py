@@ -47,6 +47,7 @@ from assistantd.kit.request_guard import RESPONSE_BOUNDS, too_long_error
 from assistantd.responses import create, service
 from assistantd.responses.schemas import CreateResponse
 from assistantd.responses.steering import Request, Steering
+from assistantd.runs import repository as runs
 from assistantd.runs import stream
 from assistantd.runs.signals import head_start
 
@@ -125,6 +126,16 @@ class Connection:
             except Exception:
                 log.exception("the responses of a WebSocket connection failed")
 
+    async def steer(self, response_id: str) -> None:
+        """Ask the running response to end at its next turn boundary (`responses.steering`);
+        if that cannot be asked, it ends as it would have, and the successor follows it."""
+        try:
+            async with self.state.write_sessions() as session:
+                await runs.mark_steered(session, response_id)
+                await session.commit()
+        except Exception as exc:
+            log.warning("response %s: could not ask it to stop for steering: %s", response_id, exc)
+
     async def send(self, data: str) -> None:
         async with self._sending:
             if self.websocket.application_state is WebSocketState.CONNECTED:
@@ -196,8 +207,18 @@ class Connection:
     # --- responses ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.state.settings.websocket_max_seconds
         while True:
-            message = await self.requests.get()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await self.requests.get()
+            except TimeoutError:
+                message = None
+            if loop.time() >= deadline:  # between responses: a running one is never cut
+                await self._expire()
+                return
+            assert message is not None
             stream_id = message.get("stream_id")
             try:
                 request = self._request(message)
@@ -211,6 +232,24 @@ class Connection:
                 raise
             except Exception as exc:  # a fault of ours: say so, and serve the next request
                 await self.send(event_error(_unexpected(exc), stream_id=request.stream_id))
+
+    async def _expire(self) -> None:
+        """The connection's lifetime is over: OpenAI's error event for it, then a clean close
+        (requests still queued are not served: the client sends them on a new connection)."""
+        seconds = self.state.settings.websocket_max_seconds
+        shown = f"{seconds / 60:g} minutes" if seconds % 60 == 0 else f"{seconds:g} seconds"
+        await self.send(
+            event_error(
+                InvalidRequestError(
+                    f"Responses websocket connection limit reached ({shown}). Create a new "
+                    "websocket connection to continue.",
+                    code="websocket_connection_limit_reached",
+                )
+            )
+        )
+        async with self._sending:
+            if self.websocket.application_state is WebSocketState.CONNECTED:
+                await self.websocket.close(code=1000, reason="connection limit reached")
 
     def _request(self, message: dict[str, Any]) -> Request:
         stream_id = message.get("stream_id")
@@ -275,6 +314,7 @@ class Connection:
                     settings=state.settings,
                     earlier=earlier,
                     continues=continues,
+                    steerable=body.conversation is None and not body.context_management,
                 )
                 batches = stream.open_events(
                     state.query_sessions,

@@ -25,7 +25,7 @@ from assistantd.db.core import is_transient
 from assistantd.db.models import Assistant, Item, Run, Thread
 from assistantd.items import client_calls
 from assistantd.items.content import stored_text
-from assistantd.items.kinds import SERVER_CALL_TYPES, new_item, server_call_data
+from assistantd.items.kinds import CALL_TYPES, SERVER_CALL_TYPES, new_item, server_call_data
 from assistantd.items.render import OUTPUT_LOGPROBS
 from assistantd.kit.ids import Prefix
 from assistantd.kit.timeutil import now
@@ -121,6 +121,7 @@ class RunExecutor:
         self._window: int | None = None
         self._mcp_functions: dict[str, tuple[str, dict[str, Any]]] = {}
         self._mcp_started = False  # the calls this request approves have run
+        self._mcp_forced: list[str] = []  # the functions an MCP tool_choice forces this turn
 
     # --- entry ------------------------------------------------------------------------------
 
@@ -200,7 +201,11 @@ class RunExecutor:
             raise RunFailure("invalid_prompt", str(exc)) from exc
         self._window = await self.deps.windows.of(route)
         tools, server_tools = self._tools(run)
+        first = run.model_turns
+        steerable = bool((run.options or {}).get("steerable"))
         while True:
+            if steerable and run.model_turns > first and await self._steered(run):
+                raise RunIncomplete("steered")  # a successor goes on (`responses.steering`)
             if run.model_turns >= settings.max_model_turns:
                 raise RunFailure(
                     "server_error",
@@ -226,6 +231,14 @@ class RunExecutor:
             )
             if await self._settle(run, writer, result, turn_usage):
                 return
+
+    async def _steered(self, run: Run) -> bool:
+        """Whether a WebSocket client steered the response: it ends before this model call."""
+        session = self.deps.reads()
+        try:
+            return await repository.steered(session, run.id)
+        finally:
+            await session.close()
 
     def _tools(self, run: Run) -> tuple[list[dict[str, Any]], dict[str, ServerTool]]:
         chat_tools: list[dict[str, Any]] = []
@@ -263,6 +276,11 @@ class RunExecutor:
             return choice["mode"]
         if choice["type"] == "function":
             return {"type": "function", "function": {"name": choice["function"]["name"]}}
+        if choice["type"] == "mcp":  # the server's tool, or one of its tools (`_force_mcp`)
+            forced = self._mcp_forced
+            if len(forced) == 1:
+                return {"type": "function", "function": {"name": forced[0]}}
+            return "required" if forced else "auto"
         tool = self.deps.tools.get(choice["type"])
         assert tool is not None
         if all(t["function"]["name"] != tool.function_name for t in tools):
@@ -325,6 +343,7 @@ class RunExecutor:
             choice = run.tool_choice
             if isinstance(choice, dict) and choice["type"] == "allowed_tools":
                 tools = [t for t in tools if t["function"]["name"] in choice["functions"]]
+            tools = self._force_mcp(run, items, tools)
             names = {f"{tool.type}_call": tool.function_name for tool in self.deps.tools.all()}
             try:
                 built = await self._build(session, run, route, items, budget, reason, tools, names)
@@ -429,6 +448,28 @@ class RunExecutor:
         )
 
     # --- MCP servers -------------------------------------------------------------------------
+
+    def _force_mcp(
+        self, run: Run, items: list[Item], tools: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The turn's tools under an MCP `tool_choice`, until the response calls a tool: the
+        functions it forces are kept (`_mcp_forced`); when it forces one of several, only
+        they are offered."""
+        choice = run.tool_choice
+        self._mcp_forced = []
+        if not isinstance(choice, dict) or choice["type"] != "mcp":
+            return tools
+        if any(item.type in CALL_TYPES and item.run_id == run.id for item in items):
+            return tools
+        try:
+            found = mcp.forced(run, items, mcp.Offered(by_name=self._mcp_functions), choice)
+        except mcp.ChoiceUnmet as exc:
+            raise RunFailure("invalid_prompt", str(exc)) from exc
+        offered = {t["function"]["name"] for t in tools}
+        self._mcp_forced = [name for name in found if name in offered]
+        if len(self._mcp_forced) > 1:
+            tools = [t for t in tools if t["function"]["name"] in self._mcp_forced]
+        return tools
 
     def _mcp_tool(self) -> mcp.McpTool:
         tool = self.deps.tools.get("mcp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import column_values, get_row, table_of, update_by_id
@@ -22,6 +22,23 @@ async def get(session: AsyncSession, project: str, run_id: str) -> Run | None:
 
 async def get_any(session: AsyncSession, run_id: str) -> Run | None:
     return await get_row(session, Run, run_id, refresh=True)
+
+
+async def mark_steered(session: AsyncSession, response_id: str) -> None:
+    """Ask a running response to end at its next turn boundary, incomplete (`steered`): its
+    execution reads the reason it is to end with before each model call after the first (the
+    reason is shown only once the response is incomplete)."""
+    await session.execute(
+        update(Run)
+        .where(Run.id == response_id, Run.status.in_(["queued", "in_progress"]))
+        .values(incomplete_details={"reason": "steered"})
+    )
+
+
+async def steered(session: AsyncSession, response_id: str) -> bool:
+    """Whether the response has been asked to end at its next turn boundary (`mark_steered`)."""
+    details = await session.scalar(select(Run.incomplete_details).where(Run.id == response_id))
+    return (details or {}).get("reason") == "steered"
 
 
 _ACTIVE_RUN = (
