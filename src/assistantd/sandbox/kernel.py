@@ -303,8 +303,8 @@ class Kernel:
         a process loads the fonts and sets up the renderer (~100 ms), which a warm kernel then
         has done before its first cell. Outside pyplot, so no figure number is taken."""
         try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
+            from matplotlib.backends.backend_agg import FigureCanvasAgg  # type: ignore[import-not-found]
+            from matplotlib.figure import Figure  # type: ignore[import-not-found]
 
             fig = Figure()
             FigureCanvasAgg(fig)
