@@ -12,6 +12,8 @@ costs one byte count.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,9 @@ from typing import Any
 from assistantd.kit.nesting import TOKEN, TOKENS_PER_TURN, frames_path, key_text
 
 ANY_INDEX = "*"
+# `kit.nesting`'s tokens and the literals between them (numbers, true, false, null): an array's
+# first element is seen whatever it is.
+_TOKEN = re.compile(TOKEN.pattern + rb"|[^\s\[\]{},:\"]+")
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,21 @@ class TooLong:
     shared: str | None = None  # over a bound on a count of several arrays (`Bound.shared`)
 
 
+# A body up to this size is parsed (C speed, a few ms at most) and its bounded arrays looked at
+# where they are; a larger one is walked token by token, never parsed whole before its 400.
+PARSE_BYTES = 1 << 20
+
+
 async def too_long(body: bytes, bounds: Sequence[Bound]) -> TooLong | None:
     """The first array of JSON `body` longer than its bound, or None."""
     if not bounds or body.count(b",") < min(bound.limit for bound in bounds):
         return None  # an array of n elements has n - 1 commas
+    if len(body) <= PARSE_BYTES:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return None  # not JSON: the route's validation says so
+        return _first_over(parsed, bounds)
     steps = _scan(body, bounds)
     while True:
         try:
@@ -74,7 +90,7 @@ def _scan(body: bytes, bounds: Sequence[Bound]) -> Generator[None, None, TooLong
     # bound on all the arrays at a path.
     frames: list[list[Any]] = []
     counted: dict[str, int] = {}
-    for seen, match in enumerate(TOKEN.finditer(body), 1):
+    for seen, match in enumerate(_TOKEN.finditer(body), 1):
         if seen % TOKENS_PER_TURN == 0:
             yield
         token = match.group()
@@ -120,3 +136,51 @@ def _over(frames: list[list[Any]], counted: dict[str, int]) -> TooLong | None:
         if elements > bound.limit:
             return TooLong(frames_path(frames[:-1]), bound.limit, bound.shared)
     return None
+
+
+def _first_over(value: Any, bounds: Sequence[Bound]) -> TooLong | None:
+    """What `_scan` finds on the body `value` was parsed from: the bounded arrays visited in the
+    body's order, an array over its bound found at its first element too many (after what its
+    earlier elements hold), a shared count over its bound where the array it crosses in is."""
+    counted: dict[str, int] = {}
+    prefixes = {bound.path[:depth] for bound in bounds for depth in range(len(bound.path))}
+    found: list[TooLong] = []
+
+    def visit(node: Any, at: tuple[str, ...], frames: list[list[Any]]) -> bool:
+        """Look into `node` (found at `at`, as bound paths spell it); True once `found`."""
+        if isinstance(node, dict):
+            for key, child in node.items():
+                step = (*at, str(key))
+                if isinstance(child, list | dict) and (
+                    step in prefixes or any(bound.path == step for bound in bounds)
+                ):
+                    frames.append([True, key])
+                    hit = visit(child, step, frames)
+                    frames.pop()
+                    if hit:
+                        return True
+            return False
+        if not isinstance(node, list):
+            return False
+        mine = [bound for bound in bounds if bound.path == at]
+        inner = (*at, ANY_INDEX)
+        descend = inner in prefixes or any(bound.path == inner for bound in bounds)
+        for index, child in enumerate(node):
+            for bound in mine:
+                before = counted.get(bound.shared, 0) if bound.shared is not None else 0
+                if before + index + 1 > bound.limit:
+                    found.append(TooLong(frames_path(frames), bound.limit, bound.shared))
+                    return True
+            if descend and isinstance(child, list | dict):
+                frames.append([False, index])
+                hit = visit(child, inner, frames)
+                frames.pop()
+                if hit:
+                    return True
+        for bound in mine:
+            if bound.shared is not None:
+                counted[bound.shared] = counted.get(bound.shared, 0) + len(node)
+        return False
+
+    visit(value, (), [])
+    return found[0] if found else None
