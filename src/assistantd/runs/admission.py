@@ -9,7 +9,7 @@ before it counts, and so counts what the other committed; SQLite has one writer 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.engine import is_postgres
@@ -22,6 +22,14 @@ from assistantd.runs.state import RunStatus
 COUNTED = (RunStatus.QUEUED.value, RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value)
 # The first key of assistantd's advisory locks ("asd"), so that they meet no other program's.
 _LOCK_SPACE = 0x617364
+# How many of a project's runs count, up to the limit (built once: every creation asks).
+_USED = select(func.count()).select_from(
+    select(Run.id)
+    .where(Run.status.in_(COUNTED), Run.project == bindparam("project"))
+    .limit(bindparam("limit", type_=Integer))
+    .subquery()
+)
+_LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:project))")
 # Seconds a refused client is told to wait: a slot frees when any of its runs ends.
 RETRY_AFTER_SECONDS = 1
 
@@ -32,14 +40,8 @@ async def admit(session: AsyncSession, project: str, limit: int) -> None:
     if limit <= 0:
         return
     if is_postgres(session):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, hashtext(:project))"),
-            {"space": _LOCK_SPACE, "project": project},
-        )
-    active = (
-        select(Run.id).where(Run.status.in_(COUNTED), Run.project == project).limit(limit)
-    ).subquery()
-    used = await session.scalar(select(func.count()).select_from(active)) or 0
+        await session.execute(_LOCK, {"space": _LOCK_SPACE, "project": project})
+    used = await session.scalar(_USED, {"project": project, "limit": limit}) or 0
     if used >= limit:
         raise ProjectLimitError(
             f"Rate limit reached for project '{project}' on active runs and responses (queued "

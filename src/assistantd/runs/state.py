@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import Integer, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -175,8 +175,8 @@ def _claimed(worker_id: str, lease_seconds: float) -> dict[str, Any]:
 EXECUTING = (RunStatus.IN_PROGRESS.value, RunStatus.CANCELLING.value)
 
 
-def _fair_candidates(limit: int, skip_locked: bool) -> Any:
-    """The ids of the next `limit` queued runs, fairly across projects.
+def _fair_candidates(skip_locked: bool) -> Any:
+    """The ids of the next `:limit` queued runs, fairly across projects.
 
     The k-th queued run of a project (oldest first) ranks `k + running`, where `running` is how
     many of the project's runs hold a slot now: slots go to the projects with the least work in
@@ -218,7 +218,7 @@ def _fair_candidates(limit: int, skip_locked: bool) -> Any:
         .join(load, load.c.project == queued.c.project)
         .where(Run.status == RunStatus.QUEUED.value)
         .order_by(queued.c.k + load.c.running, load.c.served.asc().nulls_first(), Run.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
     if skip_locked:
         # Only the runs rows are locked; a run another worker holds is passed over for the
@@ -233,10 +233,27 @@ async def claim(
     """Take up to `limit` queued runs for `worker_id` (queued -> in_progress, with a lease),
     fairly across projects (see `_fair_candidates`), in one statement that returns them, oldest
     first, each with its last event number."""
+    claimed_by = _claimed(worker_id, lease_seconds)
+    values = {f"claim_{key}": claimed_by[key] for key in _CLAIM_PARAMETERS}
+    claimed = await session.execute(
+        _claim_statement(skip_locked), {"limit": limit, "claim_now": now(), **values}
+    )
+    return sorted(((run, int(seq)) for run, seq in claimed), key=lambda c: c[0].id)
+
+
+# What differs between claims (the rest of `_claimed` is the same each time).
+_CLAIM_PARAMETERS = ("lease_owner", "lease_expires_at", "claimed_at")
+
+
+@functools.cache
+def _claim_statement(skip_locked: bool) -> Any:
+    """The claim, built once: a worker claims several times a second, and building and keying a
+    statement of this size costs more than running it. What differs between claims are
+    parameters (`:limit`, `:claim_now`, `:claim_<column>` for `_CLAIM_PARAMETERS`)."""
     # Chosen once, up front: as a subquery PostgreSQL may run it again for the UPDATE's rows,
     # and SKIP LOCKED would then pass over what it just took and take more.
     candidates = (
-        _fair_candidates(limit, skip_locked)
+        _fair_candidates(skip_locked)
         .cte("candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
@@ -247,19 +264,24 @@ async def claim(
         .where(RunEvent.run_id == literal_column(f"{Run.__tablename__}.id"))
         .scalar_subquery()
     )
-    claimed = await session.execute(
+    columns = Run.__table__.c
+    return (
         update(Run)
         .where(Run.id.in_(select(candidates.c.id)), Run.status == RunStatus.QUEUED.value)
         .values(
             attempts=Run.attempts + 1,
             # started_at keeps the first start, like OpenAI's run object.
-            started_at=func.coalesce(Run.started_at, now()),
-            **_claimed(worker_id, lease_seconds),
+            started_at=func.coalesce(Run.started_at, bindparam("claim_now", type_=Integer)),
+            **{
+                key: bindparam(f"claim_{key}", type_=columns[key].type)
+                if key in _CLAIM_PARAMETERS
+                else value
+                for key, value in _claimed("", 0.0).items()
+            },
         )
         .returning(Run, last_seq)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(((run, int(seq)) for run, seq in claimed), key=lambda c: c[0].id)
 
 
 async def renew_leases(
