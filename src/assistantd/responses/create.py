@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.backends.routing import ModelRoute, ModelRouter, UnknownModelError
-from assistantd.db.core import insert_into, row_values, table_of
 from assistantd.db.models import Item, Run, Thread
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import convert
@@ -377,8 +376,4 @@ async def create_response(
     # start before the input is stored.
     first = rows if thread is None and not chain else None
     limit = settings.project_max_active_runs
-    queued = await queue(session, signals, run, [], worker, limit=limit, context=first)
-    # Plain INSERTs of rows the caller built: the ORM's unit of work costs more than them.
-    if rows:
-        await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])
-    return queued
+    return await queue(session, signals, run, [], worker, limit=limit, context=first, rows=rows)

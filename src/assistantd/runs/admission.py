@@ -1,10 +1,12 @@
 """A project's limit on work in flight: runs and responses queued or in progress.
 
 Counted in the database, in the transaction that creates the run, so the limit holds across API
-processes and workers. Two creations of one project must not both take its last slot: on
-PostgreSQL each takes a per-project transaction lock (an advisory lock, held until its commit)
-before it counts, and so counts what the other committed; SQLite has one writer at a time
-(writers begin IMMEDIATE).
+processes and workers: first before anything is written (`admit`: a project over its limit costs
+one count, and no model request starts for it), then, on PostgreSQL, once more as the
+transaction's last statement (`settle`): two creations of one project must not both take its
+last slot, so each takes a per-project transaction lock (an advisory lock, held until its commit,
+a moment later) before it counts, and so counts what the other committed. SQLite has one writer
+at a time (writers begin IMMEDIATE): its first count is exact.
 """
 
 from __future__ import annotations
@@ -34,14 +36,32 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:project))")
 RETRY_AFTER_SECONDS = 1
 
 
-async def admit(session: AsyncSession, project: str, limit: int) -> None:
-    """Let `project` start one more run in this transaction, or raise OpenAI's 429 when it has
-    `limit` active already (0: no limit)."""
-    if limit <= 0:
+async def admit(session: AsyncSession, project: str, limit: int, *, may_start: bool) -> None:
+    """Whether `project` may start one more run, asked before anything is written: OpenAI's
+    429 when it has `limit` active already (0: no limit). On SQLite, where the creating
+    transaction is the only writer, that is the answer; on PostgreSQL `settle` gives it, and
+    this first count is only made when the run `may_start` before the commit (a worker in this
+    process), so that no model request starts for a run the limit refuses."""
+    if limit > 0 and (may_start or not is_postgres(session)):
+        _check(project, await _used(session, project, limit), limit)
+
+
+async def settle(session: AsyncSession, project: str, limit: int) -> None:
+    """On PostgreSQL, the last statement of a creating transaction (its run written): `project`
+    may hold at most `limit` active runs, this one among them, with the creations committing at
+    the same moment counted. Each takes a per-project transaction lock (held the short while to
+    its commit) before it counts, and so counts what the one before it committed."""
+    if limit <= 0 or not is_postgres(session):
         return
-    if is_postgres(session):
-        await session.execute(_LOCK, {"space": _LOCK_SPACE, "project": project})
-    used = await session.scalar(_USED, {"project": project, "limit": limit}) or 0
+    await session.execute(_LOCK, {"space": _LOCK_SPACE, "project": project})
+    _check(project, await _used(session, project, limit + 1) - 1, limit)
+
+
+async def _used(session: AsyncSession, project: str, up_to: int) -> int:
+    return await session.scalar(_USED, {"project": project, "limit": up_to}) or 0
+
+
+def _check(project: str, used: int, limit: int) -> None:
     if used >= limit:
         raise ProjectLimitError(
             f"Rate limit reached for project '{project}' on active runs and responses (queued "

@@ -134,14 +134,16 @@ async def queue(
     *,
     limit: int,
     context: Sequence[Item] | None = None,
+    rows: Sequence[Item] = (),
 ) -> Run:
     """Store a new run (or response) and its first events, unless its project has `limit`
     active already (a 429, see `admission`). It is answered as created (queued);
     a worker of this process may take it at once, in this transaction. `context`, when the
     caller knows all of it (items it is inserting in this transaction), is the first turn's
     items: the run then starts before this transaction commits, its model request overlapping
-    the commit (see `RunTaker.start_early`)."""
-    await admission.admit(session, run.project, limit)
+    the commit (see `RunTaker.start_early`). `rows` are items to insert with the run (after
+    it)."""
+    await admission.admit(session, run.project, limit, may_start=worker is not None)
     taken = worker.take(run) if worker is not None else None
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
@@ -155,11 +157,14 @@ async def queue(
     # costs more than it.
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
+    if rows:
+        await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])
     if taken is None:
         await run_queued_on_commit(session, signals)
     elif context is None:
         assert worker is not None
         worker.start_on_commit(session, taken, last_seq)
+    await admission.settle(session, run.project, limit)
     return run
 
 
