@@ -120,6 +120,8 @@ _KNOWN_TOOLS = frozenset(
 
 def _tool_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):  # a `type` that is an object or a list names no tool
+        return "other"
     if kind in WEB_SEARCH_TYPES:
         return "web_search"
     if kind in WEB_SEARCH_PREVIEW_TYPES:
