@@ -234,6 +234,19 @@ class TestMethodNotAllowed:
         assert method in error["message"]
         assert "allow" in response.headers
 
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [
+            ("/files/file-x", "DELETE, GET"),  # one route per method: all of them
+            ("/assistants", "GET, POST"),
+            ("/responses/compact", "POST"),  # not `/responses/{response_id}`'s GET, DELETE
+        ],
+    )
+    def test_allow_names_every_method(self, http: httpx.Client, path: str, allowed: str) -> None:
+        response = http.request("PUT", path)
+        error_of(response, 405)
+        assert response.headers["allow"] == allowed
+
 
 class TestAzureApiVersion:
     """Azure answers its `/openai/...` routes without `?api-version=` with 404, code "404"."""
@@ -378,6 +391,14 @@ class TestListParameters:
 
 
 class TestRequestBodies:
+    @pytest.mark.parametrize("kind", [{"name": "x"}, ["function"], 7])
+    def test_tool_type_not_a_string(self, http: httpx.Client, kind: object) -> None:
+        response = http.post(
+            "/responses", json={"model": "m", "input": "hi", "tools": [{"type": kind}]}
+        )
+        error = error_of(response, 400)
+        assert str(error["param"]).startswith("tools[0]")
+
     @pytest.mark.parametrize("name", ["file_ids", "assistant_id", "Model", "stream"])
     def test_unknown_field_create(self, client: OpenAI, name: str) -> None:
         with pytest.raises(BadRequestError) as err:
