@@ -175,7 +175,7 @@ async def delete_container_file(
 @router.get(
     "/containers/{container_id}/files/{file_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_container_file(found: ContainerFileDep, blobs: BlobsDep) -> StreamingResponse:
     """Retrieve a container file's content."""

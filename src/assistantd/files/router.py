@@ -123,7 +123,7 @@ def _content_disposition(filename: str) -> str:
 @router.get(
     "/files/{file_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_file(file: FileDep, blobs: BlobsDep) -> StreamingResponse:
     """Retrieve a file's content."""
