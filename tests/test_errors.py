@@ -391,6 +391,23 @@ class TestListParameters:
 
 
 class TestRequestBodies:
+    def test_mcp_call_error_content_of_any_shape(self, http: httpx.Client) -> None:
+        """A client's copy of an MCP call, whose error content holds what is no text part."""
+        error = {"type": "mcp_tool_execution_error", "content": [None, 7, {"text": "boom"}]}
+        call = {
+            "type": "mcp_call",
+            "id": "mcp_1",
+            "server_label": "s",
+            "name": "t",
+            "arguments": "{}",
+            "error": error,
+        }
+        user = {"role": "user", "content": "hi"}
+        response = http.post(
+            "/responses/input_tokens", json={"model": "gpt-4o", "input": [call, user]}
+        )
+        assert response.status_code == 200, response.text
+
     @pytest.mark.parametrize("kind", [{"name": "x"}, ["function"], 7])
     def test_tool_type_not_a_string(self, http: httpx.Client, kind: object) -> None:
         response = http.post(
