@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from assistantd.kit.ids import THREAD_IDS, Prefix
+from assistantd.kit.ids import ID_MAX_LENGTH, THREAD_IDS, Prefix, id_pattern
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -53,39 +53,25 @@ ERRORS: dict[str, str] = {
     "503": "A dependency (the database) is unavailable; retry after `Retry-After` seconds.",
 }
 
-_ID = "[A-Za-z0-9_-]"
-_ID_MAX_LENGTH = 128  # kit.ids.check_prefix
-
-
-def _pattern(*prefixes: str) -> str:
-    alternatives = "|".join(prefixes)
-    return f"^({alternatives}){_ID}+$" if len(prefixes) > 1 else f"^{alternatives}{_ID}+$"
-
-
 # The ids a path names, by parameter (and, where a name is shared, by the path's resource).
+# Not a conversation's `item_id`: the items a client sends may carry ids of its own.
 _PATH_IDS: dict[str, str] = {
-    "assistant_id": _pattern(Prefix.ASSISTANT),
-    "thread_id": _pattern(*THREAD_IDS),
-    "message_id": _pattern(Prefix.MESSAGE),
-    "run_id": _pattern(Prefix.RUN),
-    "step_id": _pattern(Prefix.STEP),
-    "file_id": _pattern(Prefix.FILE),
-    "upload_id": _pattern(Prefix.UPLOAD),
-    "vector_store_id": _pattern(Prefix.VECTOR_STORE),
-    "batch_id": _pattern(Prefix.FILE_BATCH),
-    "container_id": _pattern(Prefix.CONTAINER),
-    "conversation_id": _pattern(Prefix.CONVERSATION),
-    "response_id": _pattern(Prefix.RESPONSE),
-    "item_id": f"^{_ID}*[_-]{_ID}*$",
+    "assistant_id": id_pattern(Prefix.ASSISTANT),
+    "thread_id": id_pattern(*THREAD_IDS),
+    "message_id": id_pattern(Prefix.MESSAGE),
+    "run_id": id_pattern(Prefix.RUN),
+    "step_id": id_pattern(Prefix.STEP),
+    "file_id": id_pattern(Prefix.FILE),
+    "upload_id": id_pattern(Prefix.UPLOAD),
+    "vector_store_id": id_pattern(Prefix.VECTOR_STORE),
+    "batch_id": id_pattern(Prefix.FILE_BATCH),
+    "container_id": id_pattern(Prefix.CONTAINER),
+    "conversation_id": id_pattern(Prefix.CONVERSATION),
+    "response_id": id_pattern(Prefix.RESPONSE),
 }
-_CONTAINER_FILE_ID = _pattern(Prefix.CONTAINER_FILE)
+_CONTAINER_FILE_ID = id_pattern(Prefix.CONTAINER_FILE)
 # Ids a query names: a thread's messages of one run (or response).
-_QUERY_IDS: dict[str, str] = {"run_id": _pattern(Prefix.RUN, Prefix.RESPONSE)}
-# The lists of items take as a cursor only an id (any kind's: with its prefix), or nothing.
-_CURSOR = f"^({_ID}*[_-]{_ID}*)?$"
-_ITEM_LISTS = frozenset(
-    {"/v1/conversations/{conversation_id}/items", "/v1/responses/{response_id}/input_items"}
-)
+_QUERY_IDS: dict[str, str] = {"run_id": id_pattern(Prefix.RUN, Prefix.RESPONSE)}
 
 
 def _error_response(status: str, reason: str) -> dict[str, Any]:
@@ -105,15 +91,11 @@ def _document_parameters(path: str, operation: dict[str, Any]) -> None:
             pattern = _PATH_IDS[name]
             if name == "file_id" and path.startswith("/v1/containers/"):
                 pattern = _CONTAINER_FILE_ID
-            schema.update(pattern=pattern, maxLength=_ID_MAX_LENGTH)
+            schema.update(pattern=pattern, maxLength=ID_MAX_LENGTH)
         elif parameter["in"] == "query" and name in _QUERY_IDS:
             for option in schema.get("anyOf", [schema]):
                 if option.get("type") == "string":
-                    option.update(pattern=_QUERY_IDS[name], maxLength=_ID_MAX_LENGTH)
-        elif parameter["in"] == "query" and name in ("after", "before") and path in _ITEM_LISTS:
-            for option in schema.get("anyOf", [schema]):
-                if option.get("type") == "string":
-                    option.update(pattern=_CURSOR, maxLength=_ID_MAX_LENGTH)
+                    option.update(pattern=_QUERY_IDS[name], maxLength=ID_MAX_LENGTH)
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:

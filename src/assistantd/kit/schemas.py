@@ -16,6 +16,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 from starlette.responses import Response
 
+from assistantd.kit.ids import ID_MAX_LENGTH, Prefix, id_pattern
+
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
@@ -86,6 +88,17 @@ MAX_INPUT_PARTS = 8192
 MAX_CONVERSATION_ITEMS = 20  # items one conversation create or items create adds (OpenAI's)
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def _id_of(*prefixes: str) -> Any:
+    """An id in a request body: its pattern, for `/openapi.json` only (the service checks it
+    with `check_prefix`, in OpenAI's words, naming the field's full path)."""
+    return Field(json_schema_extra={"pattern": id_pattern(*prefixes), "maxLength": ID_MAX_LENGTH})
+
+
+FileId = Annotated[str, _id_of(Prefix.FILE)]
+VectorStoreId = Annotated[str, _id_of(Prefix.VECTOR_STORE)]
+AssistantId = Annotated[str, _id_of(Prefix.ASSISTANT)]
 """A long text field: instructions, a message's text."""
 
 

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from assistantd.kit.schemas import (
     MAX_ATTACHMENTS,
     MAX_CONTENT_PARTS,
+    FileId,
     Metadata,
     RequestModel,
     Text,
@@ -20,7 +21,7 @@ ImageDetail = Literal["auto", "low", "high"]
 
 
 class ImageFileParam(RequestModel):
-    file_id: str
+    file_id: FileId
     detail: ImageDetail = "auto"
 
 
@@ -66,7 +67,7 @@ class AttachmentTool(RequestModel):
 
 
 class AttachmentParam(RequestModel):
-    file_id: str
+    file_id: FileId
     tools: list[AttachmentTool] = Field(max_length=2)
 
 
