@@ -45,6 +45,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file", "purpose"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "purpose": {
@@ -57,6 +58,11 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "minimum": 3600,
                             "maximum": 2592000,
                         },
+                    },
+                    # Both or neither.
+                    "dependentRequired": {
+                        "expires_after[anchor]": ["expires_after[seconds]"],
+                        "expires_after[seconds]": ["expires_after[anchor]"],
                     },
                 }
             }
