@@ -30,6 +30,7 @@ SEMANTIC: dict[str, str] = {
     "validation (and so the server's) refuses it",
     r"chunk_overlap_tokens must not exceed half": "a rule between two fields",
     r"Provide exactly one of 'file_ids' or 'files'": "a rule between two fields",
+    r"Mutually exclusive parameters": "a rule between two fields",
     r"One of 'input' or 'previous_response_id' must be provided": "a rule between two fields",
     r"Missing required parameter: 'model'": "required unless a stored prompt names a model",
     r"needs its call's id in 'id'": "a rule between an item's fields",
