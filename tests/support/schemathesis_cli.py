@@ -122,6 +122,7 @@ def run(
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=timeout, check=False, cwd=report.parent
     )
+    report.with_suffix(".txt").write_text(done.stdout + done.stderr)  # its own summary
     if not report.exists():
         raise RuntimeError(f"schemathesis wrote no report:\n{done.stdout[-3000:]}{done.stderr}")
     return failures_of(report)
