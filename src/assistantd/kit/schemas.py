@@ -88,6 +88,7 @@ MAX_INPUT_PARTS = 8192
 MAX_CONVERSATION_ITEMS = 20  # items one conversation create or items create adds (OpenAI's)
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
+"""A long text field: instructions, a message's text."""
 
 
 def _id_of(*prefixes: str) -> Any:
@@ -99,7 +100,6 @@ def _id_of(*prefixes: str) -> Any:
 FileId = Annotated[str, _id_of(Prefix.FILE)]
 VectorStoreId = Annotated[str, _id_of(Prefix.VECTOR_STORE)]
 AssistantId = Annotated[str, _id_of(Prefix.ASSISTANT)]
-"""A long text field: instructions, a message's text."""
 
 
 def _refuse_null(value: Any) -> Any:
