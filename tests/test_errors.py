@@ -234,6 +234,19 @@ class TestMethodNotAllowed:
         assert method in error["message"]
         assert "allow" in response.headers
 
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [
+            ("/files/file-x", "DELETE, GET"),  # one route per method: all of them
+            ("/assistants", "GET, POST"),
+            ("/responses/compact", "POST"),  # not `/responses/{response_id}`'s GET, DELETE
+        ],
+    )
+    def test_allow_names_every_method(self, http: httpx.Client, path: str, allowed: str) -> None:
+        response = http.request("PUT", path)
+        error_of(response, 405)
+        assert response.headers["allow"] == allowed
+
 
 class TestAzureApiVersion:
     """Azure answers its `/openai/...` routes without `?api-version=` with 404, code "404"."""
@@ -378,6 +391,31 @@ class TestListParameters:
 
 
 class TestRequestBodies:
+    def test_mcp_call_error_content_of_any_shape(self, http: httpx.Client) -> None:
+        """A client's copy of an MCP call, whose error content holds what is no text part."""
+        error = {"type": "mcp_tool_execution_error", "content": [None, 7, {"text": "boom"}]}
+        call = {
+            "type": "mcp_call",
+            "id": "mcp_1",
+            "server_label": "s",
+            "name": "t",
+            "arguments": "{}",
+            "error": error,
+        }
+        user = {"role": "user", "content": "hi"}
+        response = http.post(
+            "/responses/input_tokens", json={"model": "gpt-4o", "input": [call, user]}
+        )
+        assert response.status_code == 200, response.text
+
+    @pytest.mark.parametrize("kind", [{"name": "x"}, ["function"], 7])
+    def test_tool_type_not_a_string(self, http: httpx.Client, kind: object) -> None:
+        response = http.post(
+            "/responses", json={"model": "m", "input": "hi", "tools": [{"type": kind}]}
+        )
+        error = error_of(response, 400)
+        assert str(error["param"]).startswith("tools[0]")
+
     @pytest.mark.parametrize("name", ["file_ids", "assistant_id", "Model", "stream"])
     def test_unknown_field_create(self, client: OpenAI, name: str) -> None:
         with pytest.raises(BadRequestError) as err:

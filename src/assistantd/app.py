@@ -26,6 +26,7 @@ from assistantd.errors import NotFoundError, install_error_handlers
 from assistantd.files.router import router as files_router
 from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
+from assistantd.kit.openapi import install_openapi
 from assistantd.kit.request_guard import RequestGuard
 from assistantd.kit.streams import StreamSlots
 from assistantd.messages.router import router as messages_router
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 # OpenAI's `/v1`, Azure's `/openai` (with `?api-version=`) and Azure's newer `/openai/v1`.
 API_PREFIXES = ("/v1", "/openai", "/openai/v1")
 AZURE_PREFIX = "/openai"
+DOCUMENTED_PREFIX = "/v1"
 
 
 def require_api_version(request: Request) -> None:
@@ -118,6 +120,8 @@ def add_api_routes(app: FastAPI, routes: list[APIRoute], prefix: str) -> None:
         options = {name: getattr(route, name) for name in _ROUTE_OPTIONS}
         if prefix == AZURE_PREFIX:
             options["dependencies"] = [*_API_VERSION, *options["dependencies"]]
+        if prefix != DOCUMENTED_PREFIX:  # the same operations: /openapi.json lists them once
+            options["include_in_schema"] = False
         app.router.add_api_route(
             prefix + route.path, route.endpoint, route_class_override=TransactionRoute, **options
         )
@@ -200,12 +204,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="assistantd",
         version="0.1.0",
         lifespan=lifespan,
+        description=(
+            "An OpenAI-compatible server. Every operation under /v1 is also served under "
+            "/openai/v1 and, with the api-version query parameter, under /openai."
+        ),
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(JsonBodies)
     # Before any route reads a body: authentication, the body limit, the text rule.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_bytes)

@@ -461,6 +461,26 @@ def _invalid_url(request: Request) -> str:
     return message
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route's, and each method here is a route of its own)."""
+    scope = {"type": "http", "path": request.url.path, "method": ""}
+    # A path both `/responses/compact` and `/responses/{response_id}` match is the former.
+    matching = [
+        route
+        for route in request.app.router.routes
+        if route.matches(scope)[0] != Match.NONE and getattr(route, "methods", None)
+    ]
+    fewest = min((len(route.param_convertors) for route in matching), default=0)
+    methods = {
+        method
+        for route in matching
+        if len(route.param_convertors) == fewest
+        for method in route.methods
+    }
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """The one place that turns exceptions into responses."""
 
@@ -482,6 +502,7 @@ def install_error_handlers(app: FastAPI) -> None:
             error = MethodNotAllowedError(
                 f"Method {request.method} is not allowed for {request.url.path}."
             )
+            return render(error, headers={"Allow": _allowed_methods(request)})
         elif exc.status_code == 413:
             error = PayloadTooLargeError(str(exc.detail))
         elif exc.status_code < 500:

@@ -12,6 +12,7 @@ from assistantd.kit.schemas import (
     Metadata,
     NotNull,
     RequestModel,
+    VectorStoreId,
     WireModel,
 )
 from assistantd.tools.schemas import (
@@ -40,7 +41,7 @@ class AssistantCreate(RequestModel):
 class FileSearchResourcesModify(RequestModel):
     """Modify takes only ids: the inline `vector_stores` helper exists on create alone."""
 
-    vector_store_ids: list[str] | None = Field(None, max_length=1)
+    vector_store_ids: list[VectorStoreId] | None = Field(None, max_length=1)
 
 
 class ToolResourcesModify(RequestModel):

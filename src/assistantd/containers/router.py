@@ -21,6 +21,7 @@ from assistantd.deps import (
 )
 from assistantd.files import service as files_service
 from assistantd.files.router import _content_disposition as content_disposition
+from assistantd.kit.ids import ID_MAX_LENGTH, Prefix, id_pattern
 from assistantd.kit.multipart import declared_length
 from assistantd.kit.pagination import list_response
 from assistantd.kit.schemas import DeletedObject, ListResponse
@@ -53,12 +54,21 @@ _FILE_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file_id"],
-                    "properties": {"file_id": {"type": "string"}},
+                    "additionalProperties": False,
+                    "properties": {
+                        "file_id": {
+                            "type": "string",
+                            "pattern": id_pattern(Prefix.FILE),
+                            "maxLength": ID_MAX_LENGTH,
+                        }
+                    },
                 }
             },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {"file": {"type": "string", "format": "binary"}},
                 }
             },
@@ -175,7 +185,7 @@ async def delete_container_file(
 @router.get(
     "/containers/{container_id}/files/{file_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_container_file(found: ContainerFileDep, blobs: BlobsDep) -> StreamingResponse:
     """Retrieve a container file's content."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
-from assistantd.kit.schemas import RequestModel, WireModel
+from assistantd.kit.schemas import FileId, RequestModel, WireModel
 
 ContainerMemoryLimit = Literal["1g", "4g", "16g", "64g"]
 ContainerStatus = Literal["running", "expired"]
@@ -41,18 +42,35 @@ NetworkPolicy = Annotated[
 
 class ContainerCreate(RequestModel):
     name: str = Field(max_length=MAX_NAME)
-    file_ids: list[str] | None = Field(None, max_length=MAX_FILE_IDS)
+    file_ids: list[FileId] | None = Field(None, max_length=MAX_FILE_IDS)
     expires_after: ContainerExpiresAfter | None = None
     memory_limit: ContainerMemoryLimit | None = None
-    network_policy: NetworkPolicy | None = None
-    # Validated as a list only: any skill is refused (see `service.create`).
-    skills: list[dict[str, Any]] | None = None
+    # An allowlist is parsed (to be refused in words): /openapi.json offers only `disabled`.
+    network_policy: Annotated[
+        NetworkPolicy | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": "disabled"}},
+                        "required": ["type"],
+                        "additionalProperties": False,
+                    },
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = None
+    # Validated as a list only: any skill is refused (see `service.create`), so /openapi.json
+    # does not offer it (an empty list or null is accepted).
+    skills: SkipJsonSchema[list[dict[str, Any]] | None] = None
 
 
 class ContainerFileCreate(RequestModel):
     """The JSON form of `POST /containers/{id}/files` (the multipart form carries `file`)."""
 
-    file_id: str
+    file_id: FileId
 
 
 class ExpiresAfterObject(WireModel):

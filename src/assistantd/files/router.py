@@ -45,6 +45,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file", "purpose"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "purpose": {
@@ -57,6 +58,11 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "minimum": 3600,
                             "maximum": 2592000,
                         },
+                    },
+                    # Both or neither.
+                    "dependentRequired": {
+                        "expires_after[anchor]": ["expires_after[seconds]"],
+                        "expires_after[seconds]": ["expires_after[anchor]"],
                     },
                 }
             }
@@ -123,7 +129,7 @@ def _content_disposition(filename: str) -> str:
 @router.get(
     "/files/{file_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_file(file: FileDep, blobs: BlobsDep) -> StreamingResponse:
     """Retrieve a file's content."""

@@ -79,7 +79,15 @@ def position_of(object_id: str, param: str | None = None) -> str:
     return object_id[object_id.index("_" if "_" in object_id else "-") + 1 :]
 
 
-_ID_CHARS = re.compile(r"[A-Za-z0-9_-]{1,128}")
+ID_MAX_LENGTH = 128
+_ID_CHARS = re.compile(rf"[A-Za-z0-9_-]{{1,{ID_MAX_LENGTH}}}")
+
+
+def id_pattern(*prefixes: str) -> str:
+    """The JSON schema pattern of ids with one of `prefixes` (what `check_prefix` accepts)."""
+    alternatives = "|".join(prefixes)
+    head = f"({alternatives})" if len(prefixes) > 1 else alternatives
+    return f"^{head}[A-Za-z0-9_-]+$"
 
 
 def check_prefix(value: str | None, prefix: str | tuple[str, ...], param: str) -> None:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 from starlette.responses import Response
+
+from assistantd.kit.ids import ID_MAX_LENGTH, Prefix, id_pattern
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -81,13 +91,48 @@ Text = Annotated[str, Field(max_length=MAX_TEXT)]
 """A long text field: instructions, a message's text."""
 
 
+def _id_of(*prefixes: str) -> Any:
+    """An id in a request body: its pattern, for `/openapi.json` only (the service checks it
+    with `check_prefix`, in OpenAI's words, naming the field's full path)."""
+    return Field(json_schema_extra={"pattern": id_pattern(*prefixes), "maxLength": ID_MAX_LENGTH})
+
+
+FileId = Annotated[str, _id_of(Prefix.FILE)]
+VectorStoreId = Annotated[str, _id_of(Prefix.VECTOR_STORE)]
+AssistantId = Annotated[str, _id_of(Prefix.ASSISTANT)]
+
+
 def _refuse_null(value: Any) -> Any:
     if value is None:
         raise PydanticCustomError("model_type", "Input should be an object")
     return value
 
 
-NotNull = BeforeValidator(_refuse_null)
+class _NotNull:
+    """Refuses `null` (validation) and leaves it out of the field's JSON schema (`/openapi.json`),
+    so the document says what the server accepts."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(_refuse_null, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        options = json_schema.get("anyOf")
+        if isinstance(options, list):
+            kept = [option for option in options if option != {"type": "null"}]
+            if len(kept) == 1:
+                del json_schema["anyOf"]
+                json_schema.update(kept[0])
+            else:
+                json_schema["anyOf"] = kept
+        return json_schema
+
+
+NotNull = _NotNull()
 """For an optional object the reference does not make nullable: left out is fine, `null` is a
 400 (`Annotated[X | None, NotNull] = None`)."""
 

@@ -140,7 +140,11 @@ def model_output(row: Item, declined: dict[str, str | None]) -> str:
     if data.get("error"):
         error = data["error"]
         if isinstance(error, dict) and error.get("type") == "mcp_tool_execution_error":
-            return "Error: " + "\n".join(str(p.get("text", "")) for p in error.get("content") or [])
+            # A client's copy of the call may hold anything in `content`: text parts count.
+            parts = error.get("content")
+            parts = parts if isinstance(parts, list) else []
+            texts = (str(p.get("text", "")) for p in parts if isinstance(p, dict))
+            return "Error: " + "\n".join(texts)
         message = error.get("message") if isinstance(error, dict) else error
         return f"Error: {message}"
     return str(data.get("output") or "")

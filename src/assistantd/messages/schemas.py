@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from assistantd.kit.schemas import (
     MAX_ATTACHMENTS,
     MAX_CONTENT_PARTS,
+    FileId,
     Metadata,
     RequestModel,
     Text,
@@ -20,7 +21,7 @@ ImageDetail = Literal["auto", "low", "high"]
 
 
 class ImageFileParam(RequestModel):
-    file_id: str
+    file_id: FileId
     detail: ImageDetail = "auto"
 
 
@@ -66,14 +67,23 @@ class AttachmentTool(RequestModel):
 
 
 class AttachmentParam(RequestModel):
-    file_id: str
+    file_id: FileId
     tools: list[AttachmentTool] = Field(max_length=2)
+
+
+def _string_or_parts(schema: dict[str, Any]) -> None:
+    """`content`'s JSON schema: a string, or the parts."""
+    parts = {**schema, "minItems": 1}
+    schema.clear()
+    schema["anyOf"] = [{"type": "string"}, parts]
 
 
 class MessageCreate(RequestModel):
     role: Literal["user", "assistant"]
     # A string is shorthand for one text part; it is turned into that part before validation.
-    content: list[ContentPartParam] = Field(max_length=MAX_CONTENT_PARTS)
+    content: list[ContentPartParam] = Field(
+        max_length=MAX_CONTENT_PARTS, json_schema_extra=_string_or_parts
+    )
     attachments: list[AttachmentParam] | None = Field(None, max_length=MAX_ATTACHMENTS)
     metadata: Metadata = None
 

@@ -22,9 +22,11 @@ from assistantd.items.schemas import InputItem
 from assistantd.kit.schemas import (
     MAX_INPUT_ITEMS,
     MAX_TOOLS,
+    FileId,
     Metadata,
     RequestModel,
     Text,
+    VectorStoreId,
     WireModel,
 )
 from assistantd.tools.client_params import (
@@ -76,7 +78,7 @@ class FileSearchRanking(RequestModel):
 
 class FileSearchToolParam(RequestModel):
     type: Literal["file_search"]
-    vector_store_ids: list[str] = Field(max_length=16)
+    vector_store_ids: list[VectorStoreId] = Field(max_length=16)
     max_num_results: int | None = Field(None, ge=1, le=50)
     ranking_options: FileSearchRanking | None = None
     filters: ComparisonFilter | CompoundFilter | None = None
@@ -87,7 +89,7 @@ ContainerMemoryLimit = Literal["1g", "4g", "16g", "64g"]
 
 class AutoContainerParam(RequestModel):
     type: Literal["auto"]
-    file_ids: list[str] | None = Field(None, max_length=50)
+    file_ids: list[FileId] | None = Field(None, max_length=50)
     memory_limit: ContainerMemoryLimit | None = None
 
 
@@ -120,6 +122,8 @@ _KNOWN_TOOLS = frozenset(
 
 def _tool_kind(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):  # a `type` that is an object or a list names no tool
+        return "other"
     if kind in WEB_SEARCH_TYPES:
         return "web_search"
     if kind in WEB_SEARCH_PREVIEW_TYPES:

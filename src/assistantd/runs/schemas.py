@@ -10,6 +10,7 @@ from assistantd.kit.schemas import (
     INT32_MAX,
     MAX_THREAD_MESSAGES,
     MAX_TOOLS,
+    AssistantId,
     Metadata,
     RequestModel,
     Text,
@@ -58,7 +59,7 @@ ToolChoice = Literal["none", "auto", "required"] | ToolChoiceFunction | ToolChoi
 class _RunOptions(RequestModel):
     """Fields common to create-run and create-thread-and-run."""
 
-    assistant_id: str
+    assistant_id: AssistantId
     model: str | None = Field(None, max_length=256)
     instructions: Text | None = None
     tools: list[Tool] | None = Field(None, max_length=20)

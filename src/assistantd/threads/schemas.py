@@ -11,6 +11,7 @@ from assistantd.kit.schemas import (
     Metadata,
     NotNull,
     RequestModel,
+    VectorStoreId,
     WireModel,
 )
 from assistantd.messages.schemas import MessageCreate
@@ -26,7 +27,7 @@ class ThreadCreate(RequestModel):
 class FileSearchResourcesModify(RequestModel):
     """Modify takes only ids: the inline `vector_stores` helper exists on create alone."""
 
-    vector_store_ids: list[str] | None = Field(None, max_length=1)
+    vector_store_ids: list[VectorStoreId] | None = Field(None, max_length=1)
 
 
 class ToolResourcesModify(RequestModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from assistantd.kit.schemas import Metadata, NotNull, RequestModel
+from assistantd.kit.schemas import FileId, Metadata, NotNull, RequestModel, VectorStoreId
 
 
 class _Strict(RequestModel):
@@ -84,17 +84,17 @@ ChunkingStrategy = Annotated[
 class VectorStoreHelper(_Strict):
     """`tool_resources.file_search.vector_stores[]`: create a store inline."""
 
-    file_ids: list[str] = Field(default_factory=list, max_length=10000)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=10000)
     chunking_strategy: ChunkingStrategy | None = None
     metadata: Metadata = None
 
 
 class CodeInterpreterResources(_Strict):
-    file_ids: list[str] = Field(default_factory=list, max_length=20)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=20)
 
 
 class FileSearchResources(_Strict):
-    vector_store_ids: list[str] | None = Field(None, max_length=1)
+    vector_store_ids: list[VectorStoreId] | None = Field(None, max_length=1)
     vector_stores: list[VectorStoreHelper] | None = Field(None, max_length=1)
 
     @model_validator(mode="after")

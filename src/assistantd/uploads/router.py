@@ -36,6 +36,7 @@ _PART_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["data"],
+                    "additionalProperties": False,
                     "properties": {"data": {"type": "string", "format": "binary"}},
                 }
             }

@@ -10,6 +10,7 @@ from assistantd.kit.schemas import (
     MAX_METADATA_KEY,
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE,
+    FileId,
     Metadata,
     RequestModel,
     WireModel,
@@ -44,7 +45,7 @@ class ExpiresAfter(RequestModel):
 
 
 class VectorStoreCreate(RequestModel):
-    file_ids: list[str] = Field(default_factory=list, max_length=500)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=500)
     name: str | None = Field(None, max_length=512)
     description: str | None = Field(None, max_length=512)
     expires_after: ExpiresAfter | None = None
@@ -82,7 +83,7 @@ class VectorStoreObject(WireModel):
 
 
 class VectorStoreFileCreate(RequestModel):
-    file_id: str
+    file_id: FileId
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
 
@@ -92,13 +93,13 @@ class VectorStoreFileModify(RequestModel):
 
 
 class FileBatchEntry(RequestModel):
-    file_id: str
+    file_id: FileId
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
 
 
 class FileBatchCreate(RequestModel):
-    file_ids: list[str] | None = Field(None, min_length=1, max_length=2000)
+    file_ids: list[FileId] | None = Field(None, min_length=1, max_length=2000)
     files: list[FileBatchEntry] | None = Field(None, min_length=1, max_length=2000)
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
