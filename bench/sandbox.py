@@ -206,7 +206,8 @@ def server_figures(args: argparse.Namespace, table: Table) -> None:
                 model="gpt-4o", tools=[{"type": "code_interpreter"}]
             )
 
-            def run(thread_id: str, code: str, text: str) -> float:
+            def ask(thread_id: str, code: str, text: str) -> None:
+                """The model's script for the next run on `thread_id`: `code`, then `text`."""
                 tag = secrets.token_hex(6)
                 model.script(
                     tag,
@@ -214,6 +215,9 @@ def server_figures(args: argparse.Namespace, table: Table) -> None:
                     Reply(text=text),
                 )
                 client.beta.threads.messages.create(thread_id, role="user", content=tag)
+
+            def run(thread_id: str, code: str, text: str) -> float:
+                ask(thread_id, code, text)
                 started = time.perf_counter()
                 done = client.beta.threads.runs.create_and_poll(
                     thread_id=thread_id, assistant_id=assistant.id, poll_interval_ms=5
@@ -225,13 +229,7 @@ def server_figures(args: argparse.Namespace, table: Table) -> None:
             def streamed_run(thread_id: str, code: str, text: str) -> float:
                 """Until `thread.run.completed` arrives on the run's own stream: the server's
                 time, without a client's polls in it."""
-                tag = secrets.token_hex(6)
-                model.script(
-                    tag,
-                    Reply(tool_calls=[ToolCall("python", json.dumps({"code": code}))]),
-                    Reply(text=text),
-                )
-                client.beta.threads.messages.create(thread_id, role="user", content=tag)
+                ask(thread_id, code, text)
                 started = time.perf_counter()
                 ended = ""
                 with client.beta.threads.runs.stream(
