@@ -166,8 +166,19 @@ class TestStreamLimit:
                 # b streams, over SSE and WebSocket; a's requests that open no stream are served
                 with b.responses.create(model="gpt-4o", input=f"{marker} b.", **STREAMED) as s:
                     theirs.append(next(iter(s)).response.id)  # type: ignore[union-attr]
-                with b.responses.connect():
-                    pass
+
+                def connect() -> bool:
+                    """b's WebSocket, once the server has seen b's stream above close (its
+                    slot comes back a moment after the client leaves)."""
+                    try:
+                        with b.responses.connect():
+                            return True
+                    except InvalidStatus as exc:
+                        if exc.response.status_code != 429:
+                            raise
+                        return False
+
+                wait_until(connect, bool, what="b's WebSocket to be accepted")
                 created = a.responses.create(model="gpt-4o", input=f"{marker} a3.", background=True)
                 mine.append(created.id)
 
