@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import is_postgres
 from tests.responses.conftest import wait_response
 from tests.runs.conftest import Tuned, wait_until
-from tests.support.scripted_model import Reply, ScriptedModel
+from tests.support.scripted_model import Reply, ScriptedModel, ToolCall
 
 KEYS = {"a": "sk-fair-a", "b": "sk-fair-b"}
 ONE_SLOT = {
@@ -127,6 +127,57 @@ class TestActiveLimit:
             held.append(
                 a.responses.create(model="gpt-4o", input=f"{marker} a5.", background=True).id
             )
+        finally:
+            cancel_all(a, held)
+
+    def test_tool_outputs_that_would_requeue_a_run_past_the_limit_are_refused(
+        self, limited: Tuned, model: ScriptedModel, marker: str, closing: contextlib.ExitStack
+    ) -> None:
+        """A run waiting for tool outputs holds no slot; submitting them queues it again, which
+        a project at its limit may not do (the run keeps waiting; the client retries)."""
+        a, _ = clients(limited, closing)
+        model.script(f"{marker} t", Reply(tool_calls=[ToolCall("lookup", "{}")]), Reply(text="ok"))
+        model.script(f"{marker} a", HANG)
+        assistant = a.beta.assistants.create(
+            model="gpt-4o",
+            tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        )
+        thread = a.beta.threads.create(messages=[{"role": "user", "content": f"{marker} t."}])
+        run = a.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+        )
+        assert run.status == "requires_action"
+        assert run.required_action is not None
+        call = run.required_action.submit_tool_outputs.tool_calls[0]
+        held = [
+            a.responses.create(model="gpt-4o", input=f"{marker} a{i}.", background=True).id
+            for i in range(3)
+        ]
+        try:
+            with pytest.raises(openai.RateLimitError) as refused:
+                a.beta.threads.runs.submit_tool_outputs(
+                    run_id=run.id,
+                    thread_id=thread.id,
+                    tool_outputs=[{"tool_call_id": call.id, "output": "42"}],
+                )
+            assert_refused(refused)
+            waiting = a.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id)
+            assert waiting.status == "requires_action"  # nothing changed
+
+            a.responses.cancel(held.pop(0))  # a slot comes free
+            a.beta.threads.runs.submit_tool_outputs(
+                run_id=run.id,
+                thread_id=thread.id,
+                tool_outputs=[{"tool_call_id": call.id, "output": "42"}],
+            )
+            for response_id in held:
+                a.responses.cancel(response_id)
+            done = wait_until(
+                lambda: a.beta.threads.runs.retrieve(run_id=run.id, thread_id=thread.id),
+                lambda r: r.status in ("completed", "failed", "cancelled", "expired"),
+                what="the run to finish",
+            )
+            assert done.status == "completed", done.last_error
         finally:
             cancel_all(a, held)
 

@@ -155,8 +155,13 @@ async def submit_tool_outputs(
     """Submit the outputs of the run's function calls."""
     after_seq = await repository.last_seq(session, run.id)
     with _streams(request).opening(run.project, bool(body.stream)) as slot:
+        state = request.app.state
         run = await submit_use_case.submit_tool_outputs(
-            session, run, body, signals=request.app.state.signals
+            session,
+            run,
+            body,
+            signals=state.signals,
+            limit=state.settings.project_max_active_runs,
         )
     if body.stream:
         return _event_stream(request, run.id, after_seq, slot)

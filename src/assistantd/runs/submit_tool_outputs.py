@@ -8,7 +8,7 @@ from assistantd.db.models import Run
 from assistantd.errors import InvalidRequestError
 from assistantd.items.kinds import new_item
 from assistantd.kit.timeutil import now
-from assistantd.runs import events, render, repository, state
+from assistantd.runs import admission, events, render, repository, state
 from assistantd.runs.schemas import SubmitToolOutputs
 from assistantd.runs.signals import Signals, run_queued_on_commit
 from assistantd.runs.state import RunStatus
@@ -45,13 +45,17 @@ def _outputs_by_call(run: Run, body: SubmitToolOutputs) -> dict[str, str]:
 
 
 async def submit_tool_outputs(
-    session: AsyncSession, run: Run, body: SubmitToolOutputs, *, signals: Signals
+    session: AsyncSession, run: Run, body: SubmitToolOutputs, *, signals: Signals, limit: int
 ) -> Run:
+    """Answer the run's function calls and queue it again: it counts against its project's
+    `limit` of active runs once more (waiting for outputs, it did not), so a project at its
+    limit gets OpenAI's 429 and the run keeps waiting for them."""
     if run.status != RunStatus.REQUIRES_ACTION:
         raise InvalidRequestError(
             f'Runs in status "{run.status}" do not accept tool outputs.', param=None
         )
     outputs = _outputs_by_call(run, body)
+    await admission.admit(session, run.project, limit, may_start=False)
     # Queued again, it keeps its deadline: it expires if no worker takes it in time.
     moved = await state.transition(session, run.id, RunStatus.REQUIRES_ACTION, RunStatus.QUEUED)
     if not moved:  # expired or cancelled a moment ago
@@ -100,4 +104,5 @@ async def submit_tool_outputs(
         [("thread.run.step.completed", render.step(step)), ("thread.run.queued", render.run(run))],
     )
     await run_queued_on_commit(session, signals)
+    await admission.settle(session, run.project, limit)
     return run
