@@ -11,14 +11,13 @@ costs one byte count.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from assistantd.kit.nesting import TOKEN, TOKENS_PER_TURN, frames_path, key_text
+from assistantd.kit.nesting import TOKEN, TOKENS_PER_TURN, finish, frames_path, key_text
 
 ANY_INDEX = "*"
 # `kit.nesting`'s tokens and the literals between them (numbers, true, false, null): an array's
@@ -60,14 +59,7 @@ async def too_long(body: bytes, bounds: Sequence[Bound]) -> TooLong | None:
         except (ValueError, RecursionError):
             return None  # not JSON: the route's validation says so
         return _first_over(parsed, bounds)
-    steps = _scan(body, bounds)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            found: TooLong | None = done.value
-            return found
-        await asyncio.sleep(0)
+    return await finish(_scan(body, bounds))
 
 
 def _bounds_at(frames: list[list[Any]], bounds: Sequence[Bound]) -> list[Bound]:

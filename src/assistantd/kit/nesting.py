@@ -19,12 +19,13 @@ import operator
 import re
 from collections.abc import Callable, Generator
 from itertools import accumulate, count
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic_core
 from pydantic import BaseModel
 
 MAX_DEPTH = 100
+T = TypeVar("T")
 
 # Everything but brackets (deleted to leave a body's structure), then brackets as weights:
 # an opening one 2, a closing one 0, so that 2 * opened - seen is the depth.
@@ -40,12 +41,17 @@ TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 async def too_deep(body: bytes, limit: int = MAX_DEPTH) -> str | None:
     """The parameter path (`tools[0].parameters.properties...`) of the first array or object in
     JSON `body` that lies deeper than `limit` levels, or None."""
-    steps = _too_deep(body, limit)
+    return await finish(_too_deep(body, limit))
+
+
+async def finish(steps: Generator[None, None, T]) -> T:
+    """Run a walk that yields every `TOKENS_PER_TURN` tokens to its end, giving the event loop
+    a turn at each yield; its return value."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            found: str | None = done.value
+            found: T = done.value
             return found
         await asyncio.sleep(0)
 
