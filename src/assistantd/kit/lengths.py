@@ -135,7 +135,8 @@ def _first_over(value: Any, bounds: Sequence[Bound]) -> TooLong | None:
     body's order, an array over its bound found at its first element too many (after what its
     earlier elements hold), a shared count over its bound where the array it crosses in is."""
     counted: dict[str, int] = {}
-    prefixes = {bound.path[:depth] for bound in bounds for depth in range(len(bound.path))}
+    # The paths that lead to a bounded array, and the arrays' own.
+    wanted = {bound.path[:depth] for bound in bounds for depth in range(1, len(bound.path) + 1)}
     found: list[TooLong] = []
 
     def visit(node: Any, at: tuple[str, ...], frames: list[list[Any]]) -> bool:
@@ -143,9 +144,7 @@ def _first_over(value: Any, bounds: Sequence[Bound]) -> TooLong | None:
         if isinstance(node, dict):
             for key, child in node.items():
                 step = (*at, str(key))
-                if isinstance(child, list | dict) and (
-                    step in prefixes or any(bound.path == step for bound in bounds)
-                ):
+                if isinstance(child, list | dict) and step in wanted:
                     frames.append([True, key])
                     hit = visit(child, step, frames)
                     frames.pop()
@@ -156,7 +155,7 @@ def _first_over(value: Any, bounds: Sequence[Bound]) -> TooLong | None:
             return False
         mine = [bound for bound in bounds if bound.path == at]
         inner = (*at, ANY_INDEX)
-        descend = inner in prefixes or any(bound.path == inner for bound in bounds)
+        descend = inner in wanted
         for index, child in enumerate(node):
             for bound in mine:
                 before = counted.get(bound.shared, 0) if bound.shared is not None else 0
