@@ -26,9 +26,12 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 import httpx
+from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
+from yarl import URL
 
 from assistantd.settings import Settings
 
+_Proxy = tuple[URL | None, BasicAuth | None]
 TransportKind = Literal["connect_timeout", "read_timeout", "connect", "broken"]
 
 
@@ -137,11 +140,29 @@ class _AiohttpReply:
 class AiohttpTransport:
     """One aiohttp session for the process's model calls, made on first use (on the running
     loop), sized and timed by the `ASSISTANTD_MODEL_*` settings; proxies from the environment as
-    httpx takes them."""
+    httpx takes them (`HTTP(S)_PROXY`, `NO_PROXY`), looked up once per backend origin: aiohttp's
+    own `trust_env` looks them and `~/.netrc` up in a thread on every request, and that request
+    then waits for a thread of the loop's default executor before it connects."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str | None, int | None], _Proxy] = {}
+
+    def _proxy(self, url: str) -> _Proxy:
+        try:
+            parsed = URL(url)
+        except ValueError:  # aiohttp says what is wrong with it
+            return None, None
+        origin = (parsed.scheme, parsed.host, parsed.port)
+        found = self._proxies.get(origin)
+        if found is None:
+            try:
+                found = get_env_proxy_for_url(parsed)
+            except LookupError:  # none for this URL
+                found = (None, None)
+            self._proxies[origin] = found
+        return found
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -161,7 +182,7 @@ class AiohttpTransport:
                     sock_connect=settings.model_connect_timeout_seconds,
                     sock_read=read,
                 ),
-                trust_env=True,
+                trust_env=False,  # see `_proxy`
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
@@ -174,7 +195,10 @@ class AiohttpTransport:
         session = self._open()
         sent = {"Content-Type": "application/json", "User-Agent": "assistantd", **headers}
         try:
-            response = await session.post(url, data=_body(payload), headers=sent)
+            proxy, proxy_auth = self._proxy(url)
+            response = await session.post(
+                url, data=_body(payload), headers=sent, proxy=proxy, proxy_auth=proxy_auth
+            )
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise BadURL(str(exc) or url) from exc
         except aiohttp.ConnectionTimeoutError as exc:
