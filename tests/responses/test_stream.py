@@ -3,8 +3,11 @@ re-attaching to a response's events."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import httpx
 from openai import OpenAI
 
 from tests.responses.conftest import raw_events, wait_response, weather_tool
@@ -117,6 +120,27 @@ class TestTextStream:
         assert "".join(arguments) == '{"city": "Oslo"}'
         assert [item.type for item in final.output] == ["message", "function_call"]
         assert final.output_text == "Let me check."
+
+    def test_events_go_out_as_the_model_answers(
+        self, client: OpenAI, model: ScriptedModel, marker: str
+    ) -> None:
+        """Nothing waits for the response's end: each chunk's event is sent when it comes."""
+        model.script(marker, Reply(reasoning=["Thinking", "..."], text=["a", "b"], chunk_delay=0.4))
+        url = f"{client.base_url}responses"
+        headers = {"Authorization": f"Bearer {client.api_key}"}
+        body = {"model": "gpt-4o", "input": marker, "stream": True}
+        arrived: dict[str, float] = {}
+        started = time.monotonic()
+        with httpx.stream("POST", url, headers=headers, json=body, timeout=30) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("data: "):
+                    kind = json.loads(line[len("data: ") :])["type"]
+                    arrived.setdefault(kind, time.monotonic() - started)
+        # the model's chunks come 0.4 s apart: two of reasoning, then two of text
+        assert arrived["response.created"] < 0.3, arrived
+        assert 0.4 <= arrived["response.reasoning_text.delta"] < 0.7, arrived
+        assert 1.2 <= arrived["response.output_text.delta"] < 1.5, arrived
+        assert arrived["response.completed"] >= 1.6, arrived
 
 
 class TestFunctionCallStream:

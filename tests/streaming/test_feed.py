@@ -97,6 +97,42 @@ async def test_published_events_stream_without_reading_the_table(
     assert reads.limits == []
 
 
+async def test_what_an_expected_run_published_before_its_stream_opened_is_sent(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    """A run started before its creation commits publishes before the request opens its
+    stream: those events wait for that stream, not for the table."""
+    signals = Signals()
+    signals.expect(RUN)
+    for seq in (1, 2):
+        publish(signals, seq)
+    frames = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    signals.unexpect(RUN)  # the creation committed
+    publish(signals, 3, "thread.run.completed")
+    assert await frames_of(frames) == [*deltas(1, 2), ("thread.run.completed", 3), ("done", None)]
+    assert reads.limits == []
+
+
+async def test_an_expected_run_keeps_no_more_than_a_feed(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    signals = Signals()
+    signals.expect(RUN)
+    for seq in range(1, FEED_LIMIT + 2):
+        publish(signals, seq)
+    assert signals._early[RUN] is None  # dropped: the table will have them
+    feed = signals.open_feed(RUN, fresh=True)
+    assert feed.stale and not feed.events
+    feed.close()
+    # Nobody opened a feed (a request that does not stream): nothing is kept after the creation.
+    signals.expect(RUN)
+    publish(signals, 1)
+    signals.unexpect(RUN)
+    publish(signals, 2)
+    assert RUN not in signals._early
+    assert not signals.open_feed(RUN, fresh=True).events
+
+
 async def test_a_gap_in_the_feed_is_filled_from_the_table(
     sessions: async_sessionmaker[AsyncSession], reads: Reads
 ) -> None:

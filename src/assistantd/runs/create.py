@@ -155,10 +155,17 @@ async def queue(
             await give_way()  # its request leaves before the statements below
     # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
     # costs more than it.
+    early = context is not None and taken is not None
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
+    if early:
+        await give_way(2)
     last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
     if rows:
+        if early:
+            await give_way(2)
         await session.execute(insert_into(table_of(Item)), [row_values(row) for row in rows])
+    if early:
+        await give_way(2)
     if taken is None:
         await run_queued_on_commit(session, signals)
     elif context is None:

@@ -110,6 +110,9 @@ class Signals:
     def __init__(self) -> None:
         # Feeds by run, held weakly: a stream response that is never sent lets its feed go.
         self._feeds: dict[str, dict[int, weakref.ref[Feed]]] = {}
+        # What runs started before their creation committed published before anybody opened
+        # a feed (see `expect`); None once more than a feed holds came.
+        self._early: dict[str, list[FeedEvent] | None] = {}
         self.queued = asyncio.Event()
 
     def run_changed(self, run_id: str, upto: int | None = None) -> None:
@@ -124,6 +127,21 @@ class Signals:
             item = FeedEvent(seq, name, data)
             for feed in feeds:
                 feed._publish(item)
+        elif (early := self._early.get(run_id)) is not None:
+            if len(early) < FEED_LIMIT:
+                early.append(FeedEvent(seq, name, data))
+            else:
+                self._early[run_id] = None
+
+    def expect(self, run_id: str) -> None:
+        """`run_id` starts before the request creating it opens its stream (`open_feed`, before
+        the commit): what it publishes until then is kept for that feed; `unexpect` when the
+        creation has ended. (A model that answers at once would otherwise have its first
+        tokens published to nobody, and the stream would wait to read them from the table.)"""
+        self._early[run_id] = []
+
+    def unexpect(self, run_id: str) -> None:
+        self._early.pop(run_id, None)
 
     def run_queued(self) -> None:
         self.queued.set()
@@ -132,9 +150,21 @@ class Signals:
     def watched_runs(self) -> list[str]:
         return list(self._feeds)
 
-    def open_feed(self, run_id: str, after: int = 0, *, limit: int = FEED_LIMIT) -> Feed:
-        """Receive the events of `run_id` published here from now on, after sequence `after`."""
+    def open_feed(
+        self, run_id: str, after: int = 0, *, limit: int = FEED_LIMIT, fresh: bool = False
+    ) -> Feed:
+        """Receive the events of `run_id` published here from now on, after sequence `after`.
+        `fresh`: the run's creation has not committed, so the table has none of its events
+        (those published already are at hand when the run was `expect`ed)."""
         feed = Feed(self, run_id, after, limit)
+        feed.stale = not fresh
+        if run_id in self._early:
+            early = self._early.pop(run_id)
+            for item in early or ():
+                if item.seq > after:
+                    feed._publish(item)
+            if early is None:
+                feed.stale = True  # more than a feed keeps: the table will have them
         key = id(feed)
 
         def gone(_: weakref.ref[Feed]) -> None:

@@ -97,8 +97,7 @@ def open_events(
     ending: Ending = THREAD_RUN,
 ) -> AsyncIterator[list[FeedEvent]]:
     """`open_stream`'s events, in batches (what arrived together), through the end event."""
-    feed = signals.open_feed(run_id, after_seq)
-    feed.stale = not before_commit
+    feed = signals.open_feed(run_id, after_seq, fresh=before_commit)
     return _events(sessions, feed, run_id, attached=not before_commit, ends=ending.events)
 
 

@@ -177,9 +177,12 @@ class Worker:
         them (nothing is read before the commit). If the creation does not commit, the
         execution is dropped and what it emitted is never stored."""
         gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        signals = self.deps.signals
+        signals.expect(run.id)
         executor = self._launch(run, last_seq, context, gate=gate, local=True)
 
         def outcome(committed: bool) -> None:
+            signals.unexpect(run.id)
             if not gate.done():
                 gate.set_result(committed)
             if not committed:
