@@ -204,11 +204,15 @@ async def rows(
     input_of: str | None = None,
     param: str = "input",
     sealer: Sealer,
+    message_ids: bool = True,
 ) -> list[Item]:
     """New item rows for `given`, in order (not yet added to the session).
 
     An item keeps the id it came with when that id is free (a client's own); an item that was
-    ours already (an output replayed as input) gets a new one. A reference becomes a copy of
+    ours already (an output replayed as input) gets a new one. Without `message_ids` (the input
+    of an unstored response, which nobody can list or reference) messages always get new ones:
+    nothing looks a message up by its id there, and the look-up is on the path of every turn of
+    a client that resends its history with ids. A reference becomes a copy of
     the item it names. A reasoning item's `encrypted_content` must be one `sealer` made (else a
     400 `invalid_encrypted_content`); its text is kept for the model. So must a compaction
     item's, for this project; its summary is kept for the model.
@@ -234,7 +238,11 @@ async def rows(
         if item.id is not None and not isinstance(item, ItemReference) and _kind_of(item) in PREFIX:
             if isinstance(item, MessageItem | FunctionCallItem | ReasoningItem | CompactionItem):
                 check_prefix(item.id, PREFIX[_kind_of(item)], f"{param}[{index}].id")
-    wanted = [item.id for item in given if item.id is not None and _own_id(item)]
+
+    def keeps(item: InputItem) -> bool:
+        return _own_id(item) and (message_ids or not isinstance(item, MessageItem))
+
+    wanted = [item.id for item in given if item.id is not None and keeps(item)]
     taken = await _taken(session, wanted)
     references = await _references(session, project, given)
     out: list[Item] = []
@@ -244,7 +252,7 @@ async def rows(
             continue
         row = _row(project, item, thread_id=thread_id, input_of=input_of, opened=opened.get(index))
         assert row is not None
-        if item.id is not None and _own_id(item) and item.id not in taken:
+        if item.id is not None and keeps(item) and item.id not in taken:
             row.id = item.id
             taken.add(item.id)
         out.append(row)

@@ -310,7 +310,14 @@ async def create_response(
     if isinstance(body.input, str):
         given_input = [MessageItem(role="user", content=body.input)]
     given_input = [*earlier, *given_input]
-    rows = await convert.rows(session, project, given_input, input_of=response_id, sealer=sealer)
+    rows = await convert.rows(
+        session,
+        project,
+        given_input,
+        input_of=response_id,
+        sealer=sealer,
+        message_ids=store or conversation is not None,
+    )
     reasoning = body.reasoning
     options: dict[str, Any] = {
         "store": store,
