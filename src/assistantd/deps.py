@@ -31,6 +31,7 @@ from assistantd.errors import not_found
 from assistantd.files import service as files
 from assistantd.kit.ids import THREAD_IDS, Prefix, check_prefix
 from assistantd.kit.pagination import Page
+from assistantd.kit.request_guard import PARSED_BODY
 from assistantd.kit.sealed import Sealer
 from assistantd.messages import repository as messages_repository
 from assistantd.runs import repository as runs
@@ -45,6 +46,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 _SESSION = "assistantd.session"
+_NOTHING = object()
 
 
 class TransactionRoute(APIRoute):
@@ -76,6 +78,9 @@ class TransactionRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            parsed = request.scope.pop(PARSED_BODY, _NOTHING)
+            if parsed is not _NOTHING:
+                request._json = parsed  # Starlette's `Request.json()` returns it unparsed again
             try:
                 response = await handler(request)
             except BaseException:

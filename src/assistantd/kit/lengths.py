@@ -47,19 +47,32 @@ class TooLong:
 # A body up to this size is parsed (C speed, a few ms at most) and its bounded arrays looked at
 # where they are; a larger one is walked token by token, never parsed whole before its 400.
 PARSE_BYTES = 1 << 20
+# `parse`'s answer for a body that is not JSON, and `too_long`'s default for "not parsed yet".
+NOT_JSON: Any = object()
+UNPARSED: Any = object()
 
 
-async def too_long(body: bytes, bounds: Sequence[Bound]) -> TooLong | None:
-    """The first array of JSON `body` longer than its bound, or None."""
+async def too_long(body: bytes, bounds: Sequence[Bound], parsed: Any = UNPARSED) -> TooLong | None:
+    """The first array of JSON `body` longer than its bound, or None. `parsed`, when the caller
+    parsed the body already (one of at most `PARSE_BYTES`), is its value; `NOT_JSON` when it
+    did not parse."""
     if not bounds or body.count(b",") < min(bound.limit for bound in bounds):
         return None  # an array of n elements has n - 1 commas
     if len(body) <= PARSE_BYTES:
-        try:
-            parsed = json.loads(body)
-        except (ValueError, RecursionError):
-            return None  # not JSON: the route's validation says so
+        if parsed is UNPARSED:
+            parsed = parse(body)
+        if parsed is NOT_JSON:
+            return None  # the route's validation says what is wrong
         return _first_over(parsed, bounds)
     return await finish(_scan(body, bounds))
+
+
+def parse(body: bytes) -> Any:
+    """`body` as JSON, or `NOT_JSON`."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return NOT_JSON
 
 
 def _bounds_at(frames: list[list[Any]], bounds: Sequence[Bound]) -> list[Bound]:

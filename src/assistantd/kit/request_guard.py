@@ -18,9 +18,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.routing import Match
@@ -163,6 +161,11 @@ def _path_error(scope: Scope, found: str) -> InvalidRequestError:
     return _text_error(scope, None, f"of the URL path {found}")
 
 
+# Where the guard leaves a JSON body it parsed (one of at most `lengths.PARSE_BYTES`) for the
+# route, which would parse it again (`deps.TransactionRoute`).
+PARSED_BODY = "assistantd.parsed_body"
+
+
 async def _check_body(scope: Scope, body: bytes) -> None:
     deep = await nesting.too_deep(body)
     if deep is not None:
@@ -173,15 +176,18 @@ async def _check_body(scope: Scope, body: bytes) -> None:
             param=deep,
             code=code,
         )
-    long = await lengths.too_long(body, _bounds_of(scope))
+    parsed = lengths.parse(body) if len(body) <= lengths.PARSE_BYTES else lengths.UNPARSED
+    long = await lengths.too_long(body, _bounds_of(scope), parsed)
     if long is not None:
         raise too_long_error(long, responses=RESPONSES_FAMILY.search(scope["path"]) is not None)
-    if text.SUSPECT_JSON.search(body) is None:
+    if parsed is not lengths.NOT_JSON and parsed is not lengths.UNPARSED:
+        scope[PARSED_BODY] = parsed
+    if not text.suspect_json(body):
         return
-    try:
-        parsed: Any = json.loads(body)
-    except (ValueError, RecursionError):
-        return  # not JSON: the route's validation says so
+    if parsed is lengths.UNPARSED:
+        parsed = lengths.parse(body)
+    if parsed is lengths.NOT_JSON:
+        return  # the route's validation says what is wrong
     hit = text.first_problem(parsed)
     if hit is not None:
         raise _text_error(scope, hit[0] or None, hit[1])

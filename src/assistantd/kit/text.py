@@ -24,6 +24,20 @@ SUSPECT_JSON = re.compile(
 REPLACEMENT = "\ufffd"
 
 
+def suspect_json(body: bytes) -> bool:
+    """Whether `SUSPECT_JSON` has a hit in `body`, found faster: without a NUL or the lead byte
+    of a surrogate (rare: also Hangul's), the pattern is tried only where an escape begins
+    (`bytes.find` scans a 40 KB body in microseconds, the pattern in a tenth of a millisecond)."""
+    if b"\x00" in body or b"\xed" in body:
+        return SUSPECT_JSON.search(body) is not None
+    at = body.find(b"\\u")
+    while at >= 0:
+        if SUSPECT_JSON.match(body, at):
+            return True
+        at = body.find(b"\\u", at + 2)
+    return False
+
+
 def has_bad_char(value: str) -> bool:
     """Whether `value` breaks the rule: an ASCII string (CPython knows, at no cost) can only
     hold a NUL, which `in` finds faster than the pattern."""
