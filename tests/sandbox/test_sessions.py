@@ -3,6 +3,7 @@ concurrency, idle cleanup and restarts; real code in real containers."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -216,6 +217,58 @@ def test_figures_and_show_become_images(
     # Figures are closed once shown: the next call shows nothing again.
     run, call = run_code(client, model, assistant, thread.id, "1 + 1")
     assert images_of(call) == []
+
+
+FIGURES = """
+import hashlib, io
+import numpy as np
+import matplotlib.pyplot as plt
+
+def make(kind):
+    if kind == "sine":
+        x = np.linspace(0, 4 * np.pi, 1000)
+        fig = plt.figure(figsize=(10, 5))
+        plt.plot(x, np.sin(x), label="sin(x)")
+        plt.title("Sine Wave")
+        plt.grid(True)
+        plt.legend()
+    elif kind == "constrained":
+        fig, axs = plt.subplots(1, 3, figsize=(9, 3), layout="constrained")
+        for ax in axs:
+            ax.plot([3, 1, 2])
+            ax.set_xlabel("x label")
+        fig.suptitle("constrained")
+    else:
+        fig = plt.figure()
+        fig.add_subplot(projection="3d").plot([0, 1], [0, 1], [0, 1])
+    return fig
+
+def tight(kind):
+    fig = make(kind)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return hashlib.sha256(out.getvalue()).hexdigest()
+
+print(*(tight(kind) for kind in ("sine", "constrained", "3d")))
+for kind in ("sine", "constrained", "3d"):
+    make(kind)
+plt.show()
+"""
+
+
+def test_figures_are_cropped_as_jupyter_crops_them(
+    client: OpenAI, model: ScriptedModel, assistant: Assistant
+) -> None:
+    """Shown figures are the bytes `savefig(bbox_inches="tight")` makes (Jupyter's crop), also
+    where the kernel finds the box without matplotlib's extra draw (a flat figure)."""
+    thread = client.beta.threads.create()
+    run, call = run_code(client, model, assistant, thread.id, FIGURES)
+    assert run.status == "completed", run.last_error
+    logs = "".join(o["logs"] for o in call["code_interpreter"]["outputs"] if o["type"] == "logs")
+    wanted = logs.split()
+    shown = [hashlib.sha256(client.files.content(f).read()).hexdigest() for f in images_of(call)]
+    assert shown == wanted
 
 
 def test_step_deltas_stream_input_and_outputs(

@@ -122,7 +122,8 @@ async def test_an_expected_run_keeps_no_more_than_a_feed(
         publish(signals, seq)
     assert signals._early[RUN] is None  # dropped: the table will have them
     feed = signals.open_feed(RUN, fresh=True)
-    assert feed.stale and not feed.events
+    assert feed.stale
+    assert not feed.events
     feed.close()
     # Nobody opened a feed (a request that does not stream): nothing is kept after the creation.
     signals.expect(RUN)

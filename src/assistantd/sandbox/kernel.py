@@ -336,8 +336,23 @@ class Kernel:
 
     def _png(self, fig: Any) -> bytes:
         out = io.BytesIO()
-        fig.savefig(out, format="png", bbox_inches="tight")
+        fig.savefig(out, format="png", bbox_inches=self._tight_box(fig))
         return out.getvalue()
+
+    @staticmethod
+    def _tight_box(fig: Any) -> Any:
+        """Jupyter's crop (`bbox_inches="tight"`), measured without the full draw matplotlib
+        makes to find it (a sixth of the quickstart's sine wave), where the box comes out the
+        same: a figure without a layout engine whose axes are all flat (a constrained layout
+        or a 3-D axes only settles in a draw)."""
+        engine = getattr(fig, "get_layout_engine", lambda: None)()
+        if engine is not None or any(ax.name != "rectilinear" for ax in fig.axes):
+            return "tight"
+        try:
+            pad = sys.modules["matplotlib"].rcParams["savefig.pad_inches"]
+            return fig.get_tightbbox(fig.canvas.get_renderer()).padded(pad)
+        except Exception:
+            return "tight"
 
     def _render_figures(self, plt: Any) -> list[bytes]:
         images = [self._png(plt.figure(number)) for number in plt.get_fignums()]
