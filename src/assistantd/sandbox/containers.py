@@ -55,6 +55,8 @@ class Sandbox:
     name: str
     connection: KernelConnection
     memory_mb: int  # its memory limit
+    # A pooled sandbox taken by a session gets the session's name while its first cell runs.
+    naming: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:

@@ -232,7 +232,9 @@ class SandboxManager:
                 await self.containers.remove(sandbox)
                 continue
             try:
-                await self.containers.rename(sandbox, session.name)
+                # Its new name (what a restarted server adopts it by) is given while its first
+                # cell runs: Docker takes ~10 ms for a rename; `run` waits for it at the end.
+                sandbox.naming = self._in_background(self._name(sandbox, session.name))
                 if session.memory_mb is not None and session.memory_mb != sandbox.memory_mb:
                     await self.containers.claim(sandbox, session.memory_mb)
                 elif self.containers.updatable:
@@ -248,6 +250,19 @@ class SandboxManager:
                 raise
             return sandbox
         return None
+
+    async def _name(self, sandbox: Sandbox, name: str) -> None:
+        try:
+            await self.containers.rename(sandbox, name)
+        except DockerError:
+            # It keeps working under its pool name; a restarted server cannot adopt it.
+            log.warning("could not rename pooled sandbox %s to %s", sandbox.name, name)
+
+    async def _named(self, sandbox: Sandbox) -> None:
+        """Wait for the sandbox's rename, if one is under way."""
+        naming, sandbox.naming = sandbox.naming, None
+        if naming is not None:
+            await asyncio.shield(naming)
 
     async def put(
         self, session: Session, file_id: str, name: str, chunks: AsyncIterable[bytes]
@@ -339,6 +354,7 @@ class SandboxManager:
             )
         finally:
             session.last_used = time.monotonic()
+        await self._named(sandbox)
         if not reply.get("ok"):
             # The code left the kernel unable to finish the call (e.g. every file descriptor
             # taken): a fresh kernel for the next call; this one fails with the reason.
@@ -397,11 +413,12 @@ class SandboxManager:
             except DockerError:
                 log.warning("could not raise the CPU weight of sandbox %s", sandbox.name)
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Finish `work` even though the caller is being cancelled."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _lost(self, session: Session) -> None:
         session.sandbox = None
