@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
-        app.state.streams = streams = make_stream_slots(settings, engine)
+        app.state.streams = streams = make_stream_slots(settings)
         app.state.forgetter = forgetter = Forgetter(app.state.write_sessions)
         http = make_http_client(settings)
         deps = RunDeps.build(

@@ -21,6 +21,7 @@ import threading
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from assistantd.db.engine import make_engine
 from assistantd.kit.streams import StreamSlot, StreamSlots, refusal
 from assistantd.settings import Settings
 from assistantd.streams import repository
@@ -29,13 +30,19 @@ log = logging.getLogger(__name__)
 
 # A row not renewed for this many beats is its dead process's: it no longer counts.
 BEATS_TO_EXPIRE = 3
+# Connections (kept, and more at a burst) to take and give back slots: one statement each.
+POOL = (2, 6)
 
 
-def make_stream_slots(settings: Settings, engine: AsyncEngine) -> StreamSlots:
+def make_stream_slots(settings: Settings) -> StreamSlots:
     """The open streams of this process (SQLite: the only API process), or of every API
     process, counted in the database (PostgreSQL); started on the running loop."""
     if settings.is_sqlite:
         return StreamSlots(settings.project_max_streams)
+    # A pool of its own: a request takes its slot while it holds a connection of the main
+    # pool, so a slot taken from that pool too could wait for a connection that requests
+    # waiting in the same way hold (100 requests at once on a pool of 48 did).
+    engine = make_engine(settings, pool=POOL)
     shared = SharedStreamSlots(
         settings.project_max_streams, engine, beat_seconds=settings.stream_heartbeat_seconds
     )
@@ -44,12 +51,13 @@ def make_stream_slots(settings: Settings, engine: AsyncEngine) -> StreamSlots:
 
 
 class SharedStreamSlots(StreamSlots):
-    """The open streams of every API process on the database; `start` on the event loop that
-    serves them, `aclose` when it stops."""
+    """The open streams of every API process on the database, through `engine` (the slots'
+    own); `start` on the event loop that serves them, `aclose` when it stops."""
 
     def __init__(self, limit: int, engine: AsyncEngine, *, beat_seconds: float) -> None:
         super().__init__(limit)
         self.holder = secrets.token_hex(8)
+        self._engine = engine
         self._bind = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._beat = beat_seconds
         self._live = beat_seconds * BEATS_TO_EXPIRE
@@ -90,6 +98,7 @@ class SharedStreamSlots(StreamSlots):
                 await repository.drop(conn, self.holder)
         except Exception:  # they expire in a few beats
             log.warning("removing this process's open streams from the database failed")
+        await self._engine.dispose()
 
     def _release(self, slot_id: str) -> None:
         self._released.append(slot_id)
