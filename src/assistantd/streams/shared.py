@@ -68,6 +68,7 @@ class SharedStreamSlots(StreamSlots):
         self._loop_thread = 0
         self._deleter: asyncio.Task[None] | None = None
         self._heart: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -90,6 +91,7 @@ class SharedStreamSlots(StreamSlots):
 
     async def aclose(self) -> None:
         """Stops renewing, and removes this process's rows (its streams have ended)."""
+        self._closed = True
         if self._heart is not None:
             self._heart.cancel()
         self._released.clear()
@@ -114,6 +116,8 @@ class SharedStreamSlots(StreamSlots):
             pass
 
     def _delete_soon(self) -> None:
+        if self._closed:  # `aclose` removed them all
+            return
         if self._deleter is None or self._deleter.done():
             assert self._loop is not None
             self._deleter = self._loop.create_task(self._delete_released())
