@@ -28,7 +28,6 @@ from assistantd.health.router import router as health_router
 from assistantd.kit.json_body import JsonBodies
 from assistantd.kit.openapi import install_openapi
 from assistantd.kit.request_guard import RequestGuard
-from assistantd.kit.streams import StreamSlots
 from assistantd.messages.router import router as messages_router
 from assistantd.models.router import router as models_router
 from assistantd.models.service import ModelCatalog
@@ -46,6 +45,7 @@ from assistantd.runs.worker import Worker
 from assistantd.sandbox.readiness import ReadinessProbe
 from assistantd.sandbox.tool import CodeInterpreterTool
 from assistantd.settings import Settings
+from assistantd.streams.shared import make_stream_slots
 from assistantd.threads.router import router as threads_router
 from assistantd.tools.file_search import FileSearchTool
 from assistantd.tools.web_search import log_readiness as log_web_search
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = KeyResolver(settings.static_keys(), app.state.read_sessions)
         app.state.blobs = make_blob_store(settings)
         app.state.signals = signals = Signals()
-        app.state.streams = StreamSlots(settings.project_max_streams)
+        app.state.streams = streams = make_stream_slots(settings)
         app.state.forgetter = forgetter = Forgetter(app.state.write_sessions)
         http = make_http_client(settings)
         deps = RunDeps.build(
@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sandbox.aclose()
             for task in background:
                 task.cancel()
+            await streams.aclose()
             await deps.backend.aclose()
             await http.aclose()
             await app.state.blobs.aclose()

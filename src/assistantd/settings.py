@@ -207,8 +207,16 @@ class Settings(BaseSettings):
         256,
         ge=0,
         description="Event streams (SSE responses and WebSocket connections) one project may "
-        "hold open at once on one API process; one more is refused with a 429 "
-        "`rate_limit_exceeded` and `Retry-After`. 0: no limit.",
+        "hold open at once (on PostgreSQL counted in the database, so across every API "
+        "process); one more is refused with a 429 `rate_limit_exceeded` and `Retry-After`. "
+        "0: no limit.",
+    )
+    stream_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL: how often an API process renews its open streams in the "
+        "database; those of a process that renewed none for three of these (it died) no "
+        "longer count.",
     )
     embedded_worker: bool | None = Field(
         None, description="Run the worker inside `serve` (default: yes on SQLite, no otherwise)."

@@ -78,7 +78,8 @@ def _guard_text(engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def make_engine(settings: Settings, *, pool: tuple[int, int] | None = None) -> AsyncEngine:
+    """The process's engine; `pool` (size, overflow) for a small one of its own beside it."""
     url = settings.effective_database_url
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,11 +96,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
     # No pre-ping: it is a round trip per checkout, several per run. A connection the server
     # dropped (a PostgreSQL restart) fails its next statement once and is discarded with the
     # rest of the pool (SQLAlchemy invalidates the pool on a disconnect error).
+    size, overflow = pool or (settings.db_pool_size, settings.db_max_overflow)
     engine = create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        json_serializer=scrub_json,
+        url, pool_size=size, max_overflow=overflow, json_serializer=scrub_json
     )
     return _guard_text(engine)
 

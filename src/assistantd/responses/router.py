@@ -55,7 +55,7 @@ async def create_response(
     """Create a model response."""
     state = request.app.state
     # A stream's place is taken first: a refused stream creates nothing.
-    with state.streams.opening(project, bool(body.stream)) as slot:
+    async with state.streams.opening(project, bool(body.stream)) as slot:
         run = await create.create_response(
             session,
             project,
@@ -129,7 +129,7 @@ async def get_response(
     run = await service.require(session, project, response_id)
     if stream:
         state = request.app.state
-        slot = state.streams.take(project)
+        slot = await state.streams.take(project)
         return EventStreamResponse(
             service.events_after(
                 state.query_sessions, state.signals, run.id, starting_after, before_commit=False

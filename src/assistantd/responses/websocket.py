@@ -412,7 +412,7 @@ async def responses_socket(websocket: WebSocket) -> None:
             state.keys, headers.get("authorization"), headers.get("api-key")
         )
         # The connection is one of the project's open streams while it lasts.
-        slot = state.streams.take(project)
+        slot = await state.streams.take(project)
     except APIError as exc:
         await _deny(websocket, exc)
         return

@@ -75,7 +75,7 @@ async def create_thread_and_run(
     """Create a thread and run it in one request."""
     state = request.app.state
     # A stream's place is taken first: a refused stream creates nothing.
-    with _streams(request).opening(project, bool(body.stream)) as slot:
+    async with _streams(request).opening(project, bool(body.stream)) as slot:
         _, run = await create.create_thread_and_run(
             session,
             project,
@@ -101,7 +101,7 @@ async def create_run(
 ) -> Response:
     """Create a run."""
     state = request.app.state
-    with _streams(request).opening(thread.project, bool(body.stream)) as slot:
+    async with _streams(request).opening(thread.project, bool(body.stream)) as slot:
         run = await create.create_run(
             session,
             thread,
@@ -154,7 +154,7 @@ async def submit_tool_outputs(
 ) -> Response:
     """Submit the outputs of the run's function calls."""
     after_seq = await repository.last_seq(session, run.id)
-    with _streams(request).opening(run.project, bool(body.stream)) as slot:
+    async with _streams(request).opening(run.project, bool(body.stream)) as slot:
         state = request.app.state
         run = await submit_use_case.submit_tool_outputs(
             session,
@@ -173,7 +173,7 @@ async def run_events(
     run: RunDep, request: Request, after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0
 ) -> EventStreamResponse:
     """assistantd extension: (re-)attach to a run's event stream after sequence number `after`."""
-    slot = _streams(request).take(run.project)
+    slot = await _streams(request).take(run.project)
     return _event_stream(request, run.id, after, slot, before_commit=False)
 
 

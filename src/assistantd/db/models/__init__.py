@@ -6,6 +6,7 @@ from assistantd.db.models.assistant import Assistant
 from assistantd.db.models.container import Container, ContainerFile
 from assistantd.db.models.file import File, Upload, UploadPart
 from assistantd.db.models.installation import Installation
+from assistantd.db.models.open_stream import OpenStream
 from assistantd.db.models.run import Run, RunEvent, RunStep
 from assistantd.db.models.thread import Item, Thread
 from assistantd.db.models.vector_store import (
@@ -24,6 +25,7 @@ __all__ = [
     "File",
     "Installation",
     "Item",
+    "OpenStream",
     "Run",
     "RunEvent",
     "RunStep",

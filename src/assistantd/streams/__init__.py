@@ -1,0 +1,1 @@
+"""A project's open event streams counted across every API process (PostgreSQL)."""
