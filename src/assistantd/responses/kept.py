@@ -137,16 +137,21 @@ class Memory:
         before = continued.context if continued is not None else ()
         if anchor is not None or before is None:
             return Remembered(kept, anchor, None)
+        # A session only for what convert.rows may look up (files an item names): an output
+        # names none, and a session that ran nothing holds nothing to close.
+        session = self._reads()
         try:
             produced = [_as_input(item) for item in output]
-            async with self._reads() as session:  # read only when the output names files
-                rows = await convert.rows(
-                    session, self._project, produced, input_of=response_id, sealer=self._sealer
-                )
+            rows = await convert.rows(
+                session, self._project, produced, input_of=response_id, sealer=self._sealer
+            )
         except (ValidationError, APIError):
             # an output item that cannot be input again: no continuation rather than a wrong one
             log.warning("response %s: its output cannot be remembered", response_id)
             return None
+        finally:
+            if session.in_transaction():
+                await session.close()
         return Remembered(kept, None, (*before, *keep.rows, *rows))
 
     def release(self, response_id: str) -> None:
