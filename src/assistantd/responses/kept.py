@@ -201,10 +201,17 @@ class Memory:
                 if kept is not None:
                     kept.until = until
 
-    def close(self) -> None:
-        """The connection ended: remove every response it kept."""
+    def close(self, running: str | None) -> None:
+        """The connection ended: remove every response it kept, but the one still `running`
+        (the client went away; it goes on) and those it continues, which it may read again:
+        the sweep takes them once their `kept_until` passes."""
+        spared: set[str] = set()
+        while running is not None and running in self._kept:
+            spared.add(running)
+            running = self._kept[running].parent
         for response_id in self._kept:
-            self._forgetter.forget(response_id)
+            if response_id not in spared:
+                self._forgetter.forget(response_id)
         self._kept.clear()
         self._recent.clear()
 

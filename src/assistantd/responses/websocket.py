@@ -116,7 +116,8 @@ class Connection:
                 pass
             except Exception:
                 log.exception("the responses of a WebSocket connection failed")
-            self.memory.close()
+            active = self.steering.active
+            self.memory.close(active.id if active is not None else None)
 
     async def steer(self, response_id: str) -> None:
         """Ask the running response to end at its next turn boundary (`responses.steering`);
