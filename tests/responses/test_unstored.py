@@ -1,9 +1,10 @@
 """The removal of `store: false` responses after their answer (`responses.unstored.Forgetter`),
-in this process against the suite's database (SQLite or PostgreSQL): what it removes and what
-it must leave."""
+and the sweep of those left, in this process against the suite's database (SQLite or
+PostgreSQL): what they remove and what they must leave."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -11,7 +12,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.models import Item, Run, RunEvent
-from assistantd.responses.create import create_response
+from assistantd.kit.timeutil import now
+from assistantd.responses import repository
+from assistantd.responses.create import Keep, create_response
 from assistantd.responses.schemas import CreateResponse
 from assistantd.responses.unstored import Forgetter
 from assistantd.runs.create import RunTaker
@@ -21,7 +24,9 @@ from tests.support.scripted_model import Reply, ScriptedModel
 __all__ = ["engine"]  # the fixture
 
 
-async def _respond(engine: Engine, marker: str, *, store: bool, worker: RunTaker | None) -> str:
+async def _respond(
+    engine: Engine, marker: str, *, store: bool, worker: RunTaker | None, keep: Keep | None = None
+) -> str:
     async with engine.writes() as session:
         run = await create_response(
             session,
@@ -32,6 +37,7 @@ async def _respond(engine: Engine, marker: str, *, store: bool, worker: RunTaker
             worker=worker,
             sealer=engine.deps.sealer,
             settings=engine.deps.settings,
+            keep=keep,
         )
         await session.commit()
     return run.id
@@ -96,3 +102,38 @@ async def test_a_removal_that_fails_is_logged_and_left_to_the_sweep(
     await forgetter.aclose()  # does not raise
     assert "removing 1 unstored responses failed" in caplog.text
     assert (await _rows(engine, response_id))[0] == 1
+
+
+async def _swept(engine: Engine) -> set[str]:
+    """What the sweep would take now, were the responses a minute old."""
+    async with engine.deps.reads() as session:
+        found = await repository.unstored_finished(session, now() + 10, 100_000, at=time.time())
+    return {run.id for run in found}
+
+
+async def test_the_sweep_leaves_what_a_connection_keeps(
+    engine: Engine, model: ScriptedModel
+) -> None:
+    marker = f"unstored-{uuid.uuid4().hex[:8]}"
+    model.script(marker, *[Reply(text="kept?")] * 3)
+    plain = await _respond(engine, marker, store=False, worker=engine.worker)
+    kept = await _respond(
+        engine, marker, store=False, worker=engine.worker, keep=Keep(time.time() + 600)
+    )
+    lapsed = await _respond(
+        engine, marker, store=False, worker=engine.worker, keep=Keep(time.time() - 1)
+    )
+    await until_idle(engine.worker)
+    swept = await _swept(engine)
+    assert (plain in swept, kept in swept, lapsed in swept) == (True, False, True)
+
+    # the connection moves `kept_until` on while it lasts
+    async with engine.writes() as session:
+        await repository.keep_unstored(session, [lapsed], time.time() + 600)
+        await session.commit()
+    assert lapsed not in await _swept(engine)
+    async with engine.writes() as session:
+        await repository.keep_unstored(session, [kept, lapsed], time.time() - 1)
+        await session.commit()
+    swept = await _swept(engine)
+    assert {kept, lapsed} <= swept

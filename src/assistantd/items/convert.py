@@ -248,7 +248,7 @@ async def rows(
     out: list[Item] = []
     for index, item in enumerate(given):
         if isinstance(item, ItemReference):
-            out.append(_copy(references[item.id], thread_id=thread_id, input_of=input_of))
+            out.append(copy_of(references[item.id], thread_id=thread_id, input_of=input_of))
             continue
         row = _row(project, item, thread_id=thread_id, input_of=input_of, opened=opened.get(index))
         assert row is not None
@@ -286,7 +286,8 @@ async def _references(
     return found
 
 
-def _copy(source: Item, *, thread_id: str | None, input_of: str | None) -> Item:
+def copy_of(source: Item, *, thread_id: str | None = None, input_of: str | None = None) -> Item:
+    """A new item (new id) with `source`'s content."""
     prefix = PREFIX.get(source.type, Prefix.MESSAGE)
     copy = new_item(
         source.project,

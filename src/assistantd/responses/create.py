@@ -8,6 +8,7 @@ columns in the engine's (Assistants) shapes, and what only the Responses API has
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -210,6 +211,25 @@ async def _check_call_outputs(
             )
 
 
+@dataclass
+class Keep:
+    """An unstored response a WebSocket connection keeps for its continuations (see
+    `responses.kept`): the 1-minute sweep leaves it until `until` (epoch seconds), which the
+    connection moves on while it lasts.
+
+    When it continues a response the connection keeps (`continues_kept`, named by
+    `previous_response_id`, which no other request can name): `chain` is that one and those it
+    continues, newest first, and `context` their items in order, when the connection knows them
+    (None: the database is read, as for a stored chain). `rows` is filled with the response's
+    own input rows."""
+
+    until: float
+    continues_kept: bool = False
+    chain: Sequence[str] | None = None
+    context: Sequence[Item] | None = None
+    rows: list[Item] = field(default_factory=list)
+
+
 async def create_response(
     session: AsyncSession,
     project: str,
@@ -220,13 +240,15 @@ async def create_response(
     worker: RunTaker | None,
     sealer: Sealer,
     settings: Settings,
-    earlier: Sequence[InputItem] = (),
+    earlier: Sequence[Item] = (),
     continues: str | None = None,
+    keep: Keep | None = None,
     steerable: bool = False,
 ) -> Run:
-    """Create and queue a response. `earlier` are items that come before the input, and
-    `continues` the response they are the context of: a WebSocket connection's memory of an
-    unstored response (see `responses.websocket`), echoed as `previous_response_id`.
+    """Create and queue a response. `earlier` are items copied before the input, and
+    `continues` the response they are the context of: a stored response that continues an
+    unstored one a WebSocket connection keeps (see `responses.kept`), echoed as
+    `previous_response_id`. `keep`: an unstored response the connection keeps.
     `steerable`: a WebSocket connection may steer it (`responses.steering`): its execution
     looks, before each model call after the first, whether it is to stop there."""
     if body.model is None:
@@ -281,8 +303,12 @@ async def create_response(
         thread = await require_conversation(session, project, conversation)
         await guard.ensure_no_active_run(session, thread.id, for_run=True)
     if body.previous_response_id is not None:
-        await previous_response(session, project, body.previous_response_id)
-        chain = await context.response_chain(session, project, body.previous_response_id)
+        if keep is None or not keep.continues_kept:
+            await previous_response(session, project, body.previous_response_id)
+        if keep is not None and keep.chain is not None:
+            chain = list(keep.chain)
+        else:
+            chain = await context.response_chain(session, project, body.previous_response_id)
     client_tools.check_loaded(given_input)
     await _check_call_outputs(
         session,
@@ -309,7 +335,7 @@ async def create_response(
 
     if isinstance(body.input, str):
         given_input = [MessageItem(role="user", content=body.input)]
-    given_input = [*earlier, *given_input]
+    copies = [convert.copy_of(item, input_of=response_id) for item in earlier]  # first: in order
     rows = await convert.rows(
         session,
         project,
@@ -318,6 +344,7 @@ async def create_response(
         sealer=sealer,
         message_ids=store or conversation is not None,
     )
+    rows = [*copies, *rows] if copies else rows
     reasoning = body.reasoning
     options: dict[str, Any] = {
         "store": store,
@@ -344,6 +371,9 @@ async def create_response(
         options["compaction"] = compaction
     if continues is not None:
         options["continues"] = continues
+    if keep is not None:
+        options["kept_until"] = keep.until  # not echoed
+        keep.rows = rows
     if steerable:
         options["steerable"] = True  # not echoed
     if new_container:
@@ -379,8 +409,10 @@ async def create_response(
         prompt_tokens=0,
         completion_tokens=0,
     )
-    # Its input is all the model will see first, unless it continues something: then it can
-    # start before the input is stored.
+    # Its input is all the model will see first, unless it continues something (but what a
+    # connection keeps in memory): then it can start before the input is stored.
     first = rows if thread is None and not chain else None
+    if thread is None and keep is not None and keep.context is not None:
+        first = [*keep.context, *rows]
     limit = settings.project_max_active_runs
     return await queue(session, signals, run, [], worker, limit=limit, context=first, rows=rows)

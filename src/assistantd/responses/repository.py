@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import get_row
@@ -48,21 +48,43 @@ async def input_items(
     return await items.page(session, condition, page)
 
 
-_UNSTORED = and_(
+_UNSTORED_ANY = and_(
     Run.id >= Prefix.RESPONSE,
     Run.id < Prefix.RESPONSE[:-1] + chr(ord(Prefix.RESPONSE[-1]) + 1),
-    Run.status.in_([s.value for s in TERMINAL]),
     Run.options["store"].as_boolean().is_(False),
 )
+_UNSTORED = and_(_UNSTORED_ANY, Run.status.in_([s.value for s in TERMINAL]))
+
+
+_KEPT_UNTIL = Run.options["kept_until"].as_float()
 
 
 async def unstored_finished(
-    session: AsyncSession, created_before: int, limit: int
+    session: AsyncSession, created_before: int, limit: int, *, at: float
 ) -> Sequence[Run]:
     """Finished responses created with `store: false` whose rows are still here (their request
-    ended before it could remove them)."""
-    query = select(Run).where(_UNSTORED, Run.created_at < created_before).limit(limit)
+    ended before it could remove them), but those a WebSocket connection keeps past `at`."""
+    query = (
+        select(Run)
+        .where(
+            _UNSTORED,
+            Run.created_at < created_before,
+            or_(_KEPT_UNTIL.is_(None), _KEPT_UNTIL < at),
+        )
+        .limit(limit)
+    )
     return (await session.scalars(query)).all()
+
+
+async def keep_unstored(session: AsyncSession, response_ids: Sequence[str], until: float) -> None:
+    """Those of these unstored responses still here are kept (from the sweep) until `until`."""
+    query = select(Run.id, Run.options).where(Run.id.in_(response_ids), _UNSTORED_ANY)
+    for response_id, options in (await session.execute(query)).all():
+        await session.execute(
+            update(Run)
+            .where(Run.id == response_id)
+            .values(options={**(options or {}), "kept_until": until})
+        )
 
 
 async def delete_unstored(session: AsyncSession, response_ids: Sequence[str]) -> None:

@@ -166,9 +166,10 @@ async def cancel(
 async def sweep_unstored(sessions: async_sessionmaker[AsyncSession], *, limit: int = 200) -> int:
     """Remove unstored responses their request did not (it went away, or its process stopped
     first; a minute after creation at the earliest). One unit of work for a periodic
-    maintenance task."""
+    maintenance task. Not those a WebSocket connection keeps (`responses.kept`): it removes
+    them when it ends, and moves their `kept_until` on while it lasts."""
     async with sessions() as session:
-        rows = await repository.unstored_finished(session, now() - 60, limit)
+        rows = await repository.unstored_finished(session, now() - 60, limit, at=time.time())
         for run in rows:
             await repository.delete_response(session, run)
         await session.commit()

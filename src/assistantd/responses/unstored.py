@@ -8,7 +8,8 @@ its own, a batch when it is full or a moment (`linger`) after its first id came 
 transaction for many responses rather than one each: a removal right after each answer would
 only move its cost onto the next request (SQLite has one writer). Ids it had not removed when
 the process stopped, or could not remove, are left to the worker's `sweep_unstored` a minute
-later.
+later. A WebSocket connection keeps the unstored responses it may continue, and hands them here
+when it no longer may (`responses.kept`).
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ text message each, in order; messages are served one after another (FIFO). A mes
 JSON, or of no known type, or a request the API refuses, is answered with an `error` event and
 the connection goes on.
 
-An unstored (`store: false`) response is removed from the database once it ends, as over HTTP;
-the connection keeps what a continuation needs (its context: the input and output items) in
-memory, so that `previous_response_id` can name it on this connection (and only here). A failed
-continuation forgets the response it continued. `response.steer` is in `responses.steering`.
+An unstored (`store: false`) response is kept while the connection may continue it, so that
+`previous_response_id` can name it on this connection (and only here), and removed when it may
+not, or when the connection ends (`responses.kept`). A failed continuation forgets the response
+it continued. `response.steer` is in `responses.steering`.
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import State
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from assistantd.auth.keys import authenticate
+from assistantd.db.models import Item
 from assistantd.errors import (
     APIError,
     InvalidRequestError,
@@ -41,10 +40,10 @@ from assistantd.errors import (
     render,
     validation_error,
 )
-from assistantd.items.schemas import InputItem, MessageItem
 from assistantd.kit import lengths, nesting, text
 from assistantd.kit.request_guard import RESPONSE_BOUNDS, too_long_error
 from assistantd.responses import create, service
+from assistantd.responses.kept import Memory
 from assistantd.responses.schemas import CreateResponse
 from assistantd.responses.steering import Request, Steering
 from assistantd.runs import repository as runs
@@ -53,11 +52,8 @@ from assistantd.runs.signals import head_start
 
 log = logging.getLogger(__name__)
 
-# Unstored responses a connection remembers for `previous_response_id` (the newest ones).
-MEMORY_RESPONSES = 16
 # The fields of a `response.create` message that are no part of `POST /v1/responses`.
 _ENVELOPE = ("type", "stream_id")
-_OUTPUT_ITEM: TypeAdapter[InputItem] = TypeAdapter(InputItem)
 
 
 def event_error(exc: APIError, *, stream_id: str | None = None) -> str:
@@ -88,15 +84,6 @@ def _unexpected(exc: Exception) -> APIError:
     return ServerError("The server had an error while processing your request.")
 
 
-@dataclass(frozen=True)
-class Remembered:
-    """An unstored response's context: the stored response its chain continues in the database
-    (if any), and every item after that one (inputs and outputs, in order)."""
-
-    anchor: str | None
-    items: tuple[InputItem, ...]
-
-
 class Connection:
     """One accepted socket of one project."""
 
@@ -104,13 +91,16 @@ class Connection:
         self.websocket = websocket
         self.state = state
         self.project = project
-        self.memory: OrderedDict[str, Remembered] = OrderedDict()
+        self.memory = Memory(
+            state.write_sessions, state.query_sessions, state.forgetter, state.sealer, project
+        )
         self.requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.steering = Steering(self)
         self._sending = asyncio.Lock()
 
     async def serve(self) -> None:
         runner = asyncio.create_task(self._run())
+        keeper = asyncio.create_task(self.memory.keep_alive())
         try:
             while True:
                 message = await self.websocket.receive()
@@ -118,6 +108,7 @@ class Connection:
                     return
                 await self._take(message.get("text") or message.get("bytes") or "")
         finally:
+            keeper.cancel()
             runner.cancel()
             try:
                 await runner
@@ -125,6 +116,8 @@ class Connection:
                 pass
             except Exception:
                 log.exception("the responses of a WebSocket connection failed")
+            active = self.steering.active
+            self.memory.close(active.id if active is not None else None)
 
     async def steer(self, response_id: str) -> None:
         """Ask the running response to end at its next turn boundary (`responses.steering`);
@@ -294,15 +287,20 @@ class Connection:
         """Serve one response; its final response object (None when it was refused)."""
         body, lane, state = request.body, request.stream_id, self.state
         continued = body.previous_response_id
-        earlier: Sequence[InputItem] = ()
-        continues = None
         remembered = self.memory.get(continued) if continued is not None else None
-        if remembered is not None:
-            earlier, continues = remembered.items, continued
-            body = body.model_copy(update={"previous_response_id": remembered.anchor})
+        unstored = body.store is False
+        # An unstored response is kept for continuations, chained to the kept one it continues;
+        # a stored one continuing a kept one copies its items (they go with the connection).
+        keep = self.memory.keep(remembered) if unstored and body.conversation is None else None
+        copied = remembered if keep is None else None
+        if copied is not None:
+            body = body.model_copy(update={"previous_response_id": copied.anchor})
         body = self.steering.commit(request, body)
         try:
             async with state.write_sessions() as session:
+                earlier: Sequence[Item] = ()
+                if copied is not None:
+                    earlier = await self.memory.items(session, copied)
                 run = await create.create_response(
                     session,
                     self.project,
@@ -313,7 +311,8 @@ class Connection:
                     sealer=state.sealer,
                     settings=state.settings,
                     earlier=earlier,
-                    continues=continues,
+                    continues=continued if copied is not None else None,
+                    keep=keep,
                     steerable=body.conversation is None and not body.context_management,
                 )
                 batches = stream.open_events(
@@ -325,10 +324,12 @@ class Connection:
                     ending=service.ENDING,
                 )
                 await session.commit()
+                if keep is not None:
+                    self.memory.created(run.id, keep, continued)
                 await head_start(session)
         except Exception as exc:
             if continued is not None:
-                self.memory.pop(continued, None)
+                self.memory.release(continued)
             await self.send(event_error(_unexpected(exc), stream_id=lane))
             await self.steering.refused(request)
             return None
@@ -345,47 +346,20 @@ class Connection:
             raise
         except Exception as exc:
             await self.send(event_error(_unexpected(exc), stream_id=lane))
-        unstored = body.store is False
-        if unstored:
-            state.forgetter.forget(run.id)
-        if last is None or last.name not in service.ENDING.events:
-            return None
-        response: dict[str, Any] = json.loads(last.data)["response"]
-        if response["status"] == "failed" and continued is not None:
-            self.memory.pop(continued, None)
-        elif unstored and body.conversation is None:
+        if unstored and keep is None:
+            state.forgetter.forget(run.id)  # in a conversation: never continued here
+        response: dict[str, Any] | None = None
+        if last is not None and last.name in service.ENDING.events:
+            response = json.loads(last.data)["response"]
+        if response is not None and response["status"] == "failed" and continued is not None:
+            self.memory.release(continued)
+        elif response is not None and keep is not None:
             anchor = remembered.anchor if remembered is not None else body.previous_response_id
-            self._remember(run.id, anchor, [*earlier, *_input_of(body)], response["output"])
+            await self.memory.remember(run.id, keep, remembered, anchor, response["output"])
+            return response
+        if keep is not None:
+            self.memory.release(run.id)
         return response
-
-    def _remember(
-        self, response_id: str, anchor: str | None, given: list[InputItem], output: list[Any]
-    ) -> None:
-        try:
-            produced = [_as_input(item) for item in output]
-        except ValidationError:
-            # an output item that cannot be input again: no continuation rather than a wrong one
-            log.warning("response %s: its output cannot be remembered", response_id)
-            return
-        self.memory[response_id] = Remembered(anchor, (*given, *produced))
-        while len(self.memory) > MEMORY_RESPONSES:
-            self.memory.popitem(last=False)
-
-
-def _as_input(item: dict[str, Any]) -> InputItem:
-    """An output item as input for the next turn, without its id where it may go: the next
-    response stores its own copy under a new id anyway, and a given id costs a look-up."""
-    try:
-        return _OUTPUT_ITEM.validate_python({k: v for k, v in item.items() if k != "id"})
-    except ValidationError:
-        return _OUTPUT_ITEM.validate_python(item)
-
-
-def _input_of(body: CreateResponse) -> list[InputItem]:
-    if isinstance(body.input, str):
-        return [MessageItem(role="user", content=body.input)]
-    given, _ = create.split_trigger(list(body.input or ()))
-    return given
 
 
 async def _deny(websocket: WebSocket, exc: APIError) -> None:
