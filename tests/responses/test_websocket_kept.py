@@ -84,6 +84,12 @@ def _hidden(client: OpenAI, response_id: str) -> None:
     assert refused.value.code == "previous_response_not_found"
 
 
+def _unreferable(client: OpenAI, item_id: str) -> None:
+    """An item of a kept response cannot be named by an `item_reference` either."""
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="gpt-4o", input=[{"type": "item_reference", "id": item_id}])
+
+
 def test_each_turn_stores_only_its_own_items(
     client: OpenAI, database: Engine, model: ScriptedModel, marker: str
 ) -> None:
@@ -103,6 +109,8 @@ def test_each_turn_stores_only_its_own_items(
         # and never shown
         for response_id in ids:
             _hidden(client, response_id)
+        for response in responses:
+            _unreferable(client, response["output"][0]["id"])
     wait_until(
         lambda: _left(database, ids), lambda left: left == 0, what="the kept responses to go"
     )

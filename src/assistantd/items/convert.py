@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistantd.db.models import Item
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.files import repository as files
-from assistantd.items import content, reasoning
+from assistantd.items import content, reasoning, repository
 from assistantd.items.client_schemas import CLIENT_ITEMS, LocalShellCallOutputItem
 from assistantd.items.kinds import PREFIX, new_item
 from assistantd.items.schemas import (
@@ -274,12 +274,7 @@ async def _references(
     ids = [item.id for item in given if isinstance(item, ItemReference)]
     if not ids:
         return {}
-    found = {
-        row.id: row
-        for row in await session.scalars(
-            select(Item).where(Item.id.in_(ids), Item.project == project)
-        )
-    }
+    found = await repository.referable(session, project, ids)
     for item_id in ids:
         if item_id not in found:
             raise NotFoundError(f"Item with id '{item_id}' not found.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import get_row
-from assistantd.db.models import Item
+from assistantd.db.models import Item, Run
 from assistantd.kit.ids import position_of
 from assistantd.kit.pagination import Page
 
@@ -16,6 +16,23 @@ from assistantd.kit.pagination import Page
 async def get(session: AsyncSession, project: str, item_id: str) -> Item | None:
     row = await get_row(session, Item, item_id)
     return row if row is not None and row.project == project else None
+
+
+# An item given to or made by an unstored response (kept a moment, or for a WebSocket
+# connection's life): as unseen as its response.
+_OF_UNSTORED = (
+    exists()
+    .where(or_(Run.id == Item.run_id, Run.id == Item.input_of))
+    .where(Run.options["store"].as_boolean().is_(False))
+)
+
+
+async def referable(session: AsyncSession, project: str, ids: Sequence[str]) -> dict[str, Item]:
+    """The project's items among `ids` that an `item_reference` may name, by id."""
+    rows = await session.scalars(
+        select(Item).where(Item.id.in_(ids), Item.project == project, ~_OF_UNSTORED)
+    )
+    return {row.id: row for row in rows}
 
 
 async def _cursor(session: AsyncSession, item_id: str, param: str) -> str:
