@@ -28,9 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -44,141 +41,12 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from peers import CHUNKS, TEXT, Server, _headers, assistantd_server  # noqa: E402
+from instant_backend import REASONING_PREFIX, Backend  # noqa: E402
+from peers import Server, _headers, assistantd_server  # noqa: E402
 
 MS = 1000.0
 CODEX_BODY = ROOT / "tests" / "responses" / "data" / "codex_request_gpt-5.5.json"
-REASONING = [f"thought {i}, " for i in range(8)]
-REASONING_PREFIX = "reasoning-"  # models whose names start so reason before they answer
 TARGET_CODEX_MS = 5.0
-
-
-# --- the instant backend ---------------------------------------------------------------------
-
-
-def _reasons(body: dict[str, Any]) -> bool:
-    return str(body.get("model", "")).startswith(REASONING_PREFIX)
-
-
-def _usage() -> dict[str, Any]:
-    return {"prompt_tokens": 9, "completion_tokens": len(CHUNKS), "total_tokens": 17}
-
-
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": TEXT}
-    if _reasons(body):
-        message["reasoning_content"] = "".join(REASONING)
-    return {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-        "usage": _usage(),
-    }
-
-
-def _stream_body(body: dict[str, Any]) -> bytes:
-    base = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": body.get("model"),
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
-
-    parts = [chunk({"role": "assistant", "content": ""})]
-    if _reasons(body):
-        parts += [chunk({"reasoning_content": text}) for text in REASONING]
-    parts += [chunk({"content": text}) for text in CHUNKS]
-    parts.append(chunk({}, "stop"))
-    if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {"choices": [], "usage": _usage()}
-        parts.append(b"data: " + json.dumps({**base, **usage}).encode() + b"\n\n")
-    parts.append(b"data: [DONE]\n\n")
-    return b"".join(parts)
-
-
-class _State:
-    last: bytes = b"{}"  # the last chat completions body received
-
-
-async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {
-                k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
-            }
-            length = int(headers.get("content-length") or 0)
-            raw = await reader.readexactly(length) if length else b""
-            body = json.loads(raw) if raw else {}
-            status, kind, close = "200 OK", "application/json", False
-            if method == "GET" and path.rstrip("/").endswith("/last"):
-                payload = _State.last
-            elif method == "GET" and path.rstrip("/").endswith("/models"):
-                listing = {"object": "list", "data": []}
-                payload = json.dumps(listing).encode()
-            elif method == "POST" and path.rstrip("/").endswith("/chat/completions"):
-                if not headers.get("x-bench-direct"):
-                    _State.last = raw
-                if body.get("stream"):
-                    payload, kind, close = _stream_body(body), "text/event-stream", True
-                else:
-                    payload = json.dumps(_completion(body)).encode()
-            else:
-                status = "404 Not Found"
-                payload = b'{"error": {"message": "not found", "type": "invalid_request_error"}}'
-            out = f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n".encode()
-            if close:  # a plain server's stream: its body runs until it closes the connection
-                out += b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
-            else:
-                out += f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n".encode()
-            writer.write(out + payload)
-            await writer.drain()
-            if close:
-                break
-    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-        pass
-    finally:
-        writer.close()
-
-
-def _serve(sock: socket.socket) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    async def main() -> None:
-        server = await asyncio.start_server(_connection, sock=sock, backlog=1024)
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(main())
-
-
-class Backend:
-    """The instant (reasoning) backend in a process of its own; `GET /v1/last` returns the
-    last chat completions body it got (not counting the bench's own direct calls)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-        self.proc = multiprocessing.get_context("fork").Process(
-            target=_serve, args=(self.sock,), daemon=True
-        )
-        self.proc.start()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.join(10)
-        self.sock.close()
 
 
 # --- measuring -------------------------------------------------------------------------------

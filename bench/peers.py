@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from instant_backend import MODEL, TEXT, Backend
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_VENV = ROOT / ".tmp" / "peers-venv"
@@ -73,143 +73,10 @@ PEER_CONFIGS = next(
     ROOT.parent / "shared" / "reference" / "peer-configs",
 )
 KEY = "sk-bench"
-MODEL = "scripted"
 MS = 1000.0
-CHUNKS = [f"w{i} " for i in range(8)]
-TEXT = "".join(CHUNKS)
 PEER_PYTHON = "/root/.pyenv/versions/3.12.1/bin/python3.12"
 LITELLM_SPEC = "litellm[proxy]>=1.100,<1.110"
 OGX_SPEC = "ogx==1.5.0"
-# --backend-keeps-streams: streams keep their connection (chunked), as kinder servers do.
-KEEP_STREAMS = False
-
-
-# --- the instant backend ---------------------------------------------------------------------
-
-
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model", MODEL),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": TEXT},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": {"prompt_tokens": 9, "completion_tokens": len(CHUNKS), "total_tokens": 17},
-    }
-
-
-def _stream_body(body: dict[str, Any]) -> bytes:
-    base = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": body.get("model", MODEL),
-    }
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
-
-    parts = [chunk({"role": "assistant", "content": ""})]
-    parts += [chunk({"content": text}) for text in CHUNKS]
-    parts.append(chunk({}, "stop"))
-    if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {"prompt_tokens": 9, "completion_tokens": len(CHUNKS), "total_tokens": 17}
-        parts.append(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode())
-        parts.append(b"\n\n")
-    parts.append(b"data: [DONE]\n\n")
-    return b"".join(parts)
-
-
-async def _backend_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {
-                k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
-            }
-            length = int(headers.get("content-length") or 0)
-            raw = await reader.readexactly(length) if length else b""
-            body = json.loads(raw) if raw else {}
-            status = "200 OK"
-            if method == "GET" and path.rstrip("/").endswith("/models"):
-                listing = {
-                    "object": "list",
-                    "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}],
-                }
-                payload, kind, close = json.dumps(listing).encode(), "application/json", False
-            elif method == "POST" and path.rstrip("/").endswith("/chat/completions"):
-                if body.get("stream"):
-                    payload, kind, close = _stream_body(body), "text/event-stream", True
-                else:
-                    payload = json.dumps(_completion(body)).encode()
-                    kind, close = "application/json", False
-            else:
-                status, kind, close = "404 Not Found", "application/json", False
-                payload = b'{"error": {"message": "not found", "type": "invalid_request_error"}}'
-            close = (close and not KEEP_STREAMS) or headers.get("connection", "") == "close"
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n".encode()
-            if kind == "text/event-stream" and KEEP_STREAMS:
-                head += b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
-                payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
-            elif kind == "text/event-stream":
-                # A plain server's stream: its body runs until it closes the connection.
-                head += b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
-            else:
-                connection = "close" if close else "keep-alive"
-                head += (
-                    f"Content-Length: {len(payload)}\r\nConnection: {connection}\r\n\r\n".encode()
-                )
-            writer.write(head + payload)
-            await writer.drain()
-            if close:
-                break
-    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-        pass
-    finally:
-        writer.close()
-
-
-def _serve_backend(sock: socket.socket) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the bench's: terminate() ends it
-
-    async def main() -> None:
-        server = await asyncio.start_server(_backend_connection, sock=sock, backlog=1024)
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(main())
-
-
-class Backend:
-    """The instant backend in a process of its own (its listen backlog is large: 32 clients
-    through a server that opens a connection per stream would stall on connects otherwise)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.proc = multiprocessing.get_context("fork").Process(
-            target=_serve_backend, args=(self.sock,), daemon=True
-        )
-        self.proc.start()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.join(10)
-        self.sock.close()
 
 
 # --- servers under test ----------------------------------------------------------------------
@@ -739,7 +606,7 @@ async def start_all(servers: list[Server], skipped: list[str]) -> list[Server]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    backend = Backend()
+    backend = Backend(keep_streams=args.backend_keeps_streams)
     with tempfile.TemporaryDirectory(prefix="assistantd-bench-peers-") as name:
         tmp = Path(name)
         servers, skipped = plan(args, tmp, backend)
@@ -784,8 +651,7 @@ def main() -> None:
         help="the backend keeps the connection after a stream (chunked) instead of closing it",
     )
     args = parser.parse_args()
-    global KEEP_STREAMS, PEER_CONFIGS
-    KEEP_STREAMS = args.backend_keeps_streams
+    global PEER_CONFIGS
     if args.peer_configs is not None:
         PEER_CONFIGS = args.peer_configs.resolve()
     # A SIGTERM unwinds like ^C, so that the servers this bench started are stopped.

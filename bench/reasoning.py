@@ -38,13 +38,12 @@ sys.path.insert(0, str(BENCH.parent / "src"))
 
 from codex_turn import (  # noqa: E402
     MS,
-    REASONING_PREFIX,
-    Backend,
     direct_first,
     first_text,
     p50_p90,
     start_server,
 )
+from instant_backend import REASONING_PREFIX, Backend  # noqa: E402
 from peers import _headers  # noqa: E402
 
 from assistantd.items.reasoning import data as reasoning_data  # noqa: E402
