@@ -126,30 +126,58 @@ async def test_a_project_at_its_limit_is_refused_and_others_are_not(engine: Engi
 
 
 async def test_two_creations_cannot_both_take_the_last_slot(engine: Engine) -> None:
+    """Both creations are written; as they commit, each counts under the project's lock (held
+    here by a third transaction until both wait for it): the first to get it commits, the
+    other is refused."""
     async with engine.writes() as probe:
         if not is_postgres(probe):
             pytest.skip("SQLite has one writer at a time: creations never overlap")
     await queue(engine, "a", 1)
     settings = engine.deps.settings.model_copy(update={"project_max_active_runs": 2})
-    async with engine.writes() as first, engine.writes() as second:
-        await _create(engine, first, "a", "a first", settings)
-        racing = asyncio.create_task(_create(engine, second, "a", "a second", settings))
-        await _until_waiting_for_a_lock(engine)  # the second waits for the first's commit
-        assert not racing.done()
-        await first.commit()
-        with pytest.raises(ProjectLimitError):
-            await racing
+    async with engine.writes() as first, engine.writes() as second, engine.writes() as lock:
+        created = [
+            await _create(engine, first, "a", "a first", settings),
+            await _create(engine, second, "a", "a second", settings),
+        ]
+        await lock.execute(text("SELECT pg_advisory_xact_lock(6386532, hashtext('a'))"))
+        commits = [asyncio.create_task(session.commit()) for session in (first, second)]
+        await _until_waiting_for_a_lock(engine, 2)  # both commits wait for it
+        assert not any(commit.done() for commit in commits)
+        await lock.rollback()
+        outcomes = await asyncio.gather(*commits, return_exceptions=True)
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ProjectLimitError)]
+    assert len(refused) == 1, outcomes
+    assert "Limit 2, Used 2" in refused[0].message
+    assert outcomes.count(None) == 1
+    async with engine.deps.reads() as session:
+        stored = await session.scalar(
+            text("SELECT count(*) FROM runs WHERE id IN (:a, :b)"),
+            {"a": created[0].id, "b": created[1].id},
+        )
+    assert stored == 1
 
 
-async def _until_waiting_for_a_lock(engine: Engine) -> None:
+async def test_a_creation_commits_once_a_slot_is_free(engine: Engine) -> None:
+    """The count is made as the creation commits: a slot freed after the run was written (and
+    before its commit) is one it may take."""
+    async with engine.writes() as probe:
+        if not is_postgres(probe):
+            pytest.skip("SQLite counts before anything is written, the only writer")
+    [held] = await queue(engine, "a", 1)
+    [running] = await claim(engine, 1)
+    assert running == held
+    settings = engine.deps.settings.model_copy(update={"project_max_active_runs": 1})
+    async with engine.writes() as session:
+        await _create(engine, session, "a", "a next", settings)
+        await finish(engine, held)
+        await session.commit()
+
+
+async def _until_waiting_for_a_lock(engine: Engine, waiters: int = 1) -> None:
     async with asyncio.timeout(10):
         while True:
             async with engine.deps.reads() as session:
-                waiting = await session.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    )
-                )
-            if waiting:
+                waiting = await session.scalar(text(WAITING_FOR_A_LOCK))
+            if waiting and waiting >= waiters:
                 return
             await asyncio.sleep(0.02)
