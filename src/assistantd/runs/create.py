@@ -167,7 +167,7 @@ async def queue(
     if early:
         await give_way(2)
     if taken is None:
-        await run_queued_on_commit(session, signals)
+        run_queued_on_commit(session, signals)
     elif context is None:
         assert worker is not None
         worker.start_on_commit(session, taken, last_seq)

@@ -837,7 +837,7 @@ class RunExecutor:
             if queued is not None:
                 for name, payload in surface_of(run.id).requeued(queued):
                     writer.stage(name, payload)
-                await run_queued_on_commit(session, self.deps.signals)
+                run_queued_on_commit(session, self.deps.signals)
             await writer.commit(session, fence=False)  # the transition guards
 
 

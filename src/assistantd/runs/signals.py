@@ -4,7 +4,8 @@ In one process (SQLite: `serve` runs the worker) these are asyncio events. Acros
 (PostgreSQL) the same wake-ups travel as NOTIFY, sent inside the transaction that made the change
 so they arrive only once it is committed; one LISTEN connection per process fans them out here.
 Stored events notify by themselves: a trigger on `run_events` (migration 0002) announces each
-insert's runs and last sequence numbers, and queued runs when it holds a `thread.run.queued`.
+insert's runs and last sequence numbers; so do queued runs, by a trigger on `runs` (migration
+0009).
 
 The feed is the fast path of streaming: whoever writes a run's events in this process also
 publishes them here, numbered, the moment they exist, and every streamer of that run receives
@@ -281,14 +282,10 @@ def _parse_run_note(payload: str) -> tuple[str, int | None]:
     return run_id, int(upto) if upto.isdigit() else None
 
 
-async def run_queued_on_commit(session: AsyncSession, signals: Signals) -> None:
-    """Wake the workers once the transaction commits: this process's, and on PostgreSQL every
-    process's (a notification, delivered on commit; the `run_events` trigger sends one only
-    for `thread.run.queued`, not for a response)."""
-    if is_postgres(session):
-        await session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": RUNS_QUEUED_CHANNEL}
-        )
+def run_queued_on_commit(session: AsyncSession, signals: Signals) -> None:
+    """Wake this process's workers once the transaction, which queues a run, commits. Other
+    processes hear it from PostgreSQL: the `runs` trigger (migration 0009) notifies for every
+    run inserted or updated `queued`, without a statement here."""
     after_commit(session, signals.run_queued)
 
 

@@ -103,6 +103,6 @@ async def submit_tool_outputs(
         run.id,
         [("thread.run.step.completed", render.step(step)), ("thread.run.queued", render.run(run))],
     )
-    await run_queued_on_commit(session, signals)
+    run_queued_on_commit(session, signals)
     await admission.settle(session, run.project, limit)
     return run

@@ -324,7 +324,7 @@ class Worker:
             for run in await state.overdue(session, skip_locked=self._skip_locked):
                 await self._end(session, run.id, RunStatus(run.status), RunStatus.EXPIRED, None)
             if requeued:
-                await run_queued_on_commit(session, signals)
+                run_queued_on_commit(session, signals)
             await session.commit()
 
     async def _end(

@@ -1,4 +1,4 @@
-"""a project's active-run limit checked at commit (PostgreSQL)
+"""a project's active-run limit checked at commit, queued runs notified by a trigger (PostgreSQL)
 
 - `assistantd_admit_run()` and the constraint triggers `runs_admitted_insert` and
   `runs_admitted_requeue`, DEFERRABLE INITIALLY DEFERRED: when a transaction that has armed the
@@ -13,6 +13,11 @@
   function's statements each see what committed before them, so the count, after the lock,
   sees the run of the previous holder of the lock. A transaction that has not armed the check
   (0: no limit) is not counted.
+- `assistantd_notify_runs_queued()` and the trigger `runs_queued_notify`: a run inserted queued,
+  or queued again (tool outputs, a requeue after a crash, a hand-back), notifies
+  `assistantd_runs_queued` (`runs.signals.RUNS_QUEUED_CHANNEL`); the notification leaves with
+  the commit (identical ones of a transaction are one). The statement each such transaction
+  sent for it (`SELECT pg_notify(...)`, a round trip per created response) is no more.
 
 Revision ID: 0009
 Revises: 0008
@@ -55,6 +60,16 @@ END
 $$
 """
 
+NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION assistantd_notify_runs_queued() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('assistantd_runs_queued', '');
+    RETURN NULL;
+END
+$$
+"""
+
 TRIGGERS = (
     """
 CREATE CONSTRAINT TRIGGER runs_admitted_insert AFTER INSERT ON runs
@@ -71,6 +86,11 @@ WHEN (
 )
 EXECUTE FUNCTION assistantd_admit_run()
 """,
+    """
+CREATE TRIGGER runs_queued_notify AFTER INSERT OR UPDATE OF status ON runs
+FOR EACH ROW WHEN (NEW.status = 'queued')
+EXECUTE FUNCTION assistantd_notify_runs_queued()
+""",
 )
 
 
@@ -78,6 +98,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(FUNCTION)
+    op.execute(NOTIFY_FUNCTION)
     for trigger in TRIGGERS:
         op.execute(trigger)
 
@@ -85,6 +106,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP TRIGGER IF EXISTS runs_queued_notify ON runs")
     op.execute("DROP TRIGGER IF EXISTS runs_admitted_requeue ON runs")
     op.execute("DROP TRIGGER IF EXISTS runs_admitted_insert ON runs")
+    op.execute("DROP FUNCTION IF EXISTS assistantd_notify_runs_queued()")
     op.execute("DROP FUNCTION IF EXISTS assistantd_admit_run()")
