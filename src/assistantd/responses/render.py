@@ -112,9 +112,14 @@ def _included(run: Run, include: frozenset[str] | None) -> frozenset[str]:
 
 
 async def full(
-    session: AsyncSession, run: Run, include: frozenset[str] | None = None
+    session: AsyncSession,
+    run: Run,
+    include: frozenset[str] | None = None,
+    *,
+    output: Sequence[Item] | None = None,
 ) -> ResponseObject:
-    """The response with its output, read from `session`."""
-    # Output comes from executions; a response no worker has taken yet has none to read.
-    output = await output_of(session, run.id) if run.attempts else []
+    """The response with its output (read from `session` unless given: its items in order)."""
+    if output is None:
+        # Output comes from executions; a response no worker has taken yet has none to read.
+        output = await output_of(session, run.id) if run.attempts else []
     return response(run, output, include=include, files=await items.filenames(session, output))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistantd.db.core import get_row
@@ -27,6 +27,33 @@ async def get(session: AsyncSession, project: str, response_id: str) -> Run | No
     if row is None or row.project != project or not stored(row):
         return None
     return row
+
+
+# A response and its output items (one row per item, the response's alone when it has none),
+# in one round trip: a polled response is read this way.
+_WITH_OUTPUT = (
+    select(Run, Item)
+    .outerjoin(Item, Item.run_id == Run.id)
+    .where(Run.id == bindparam("run_id"))
+    .order_by(Item.position)
+)
+
+
+async def get_with_output(
+    session: AsyncSession, project: str, response_id: str
+) -> tuple[Run, list[Item]] | None:
+    """`get`, with the response's output items in order (what `render.output_of` reads), in
+    one statement."""
+    if not response_id.startswith(Prefix.RESPONSE):
+        return None
+    rows = (await session.execute(_WITH_OUTPUT, {"run_id": response_id})).all()
+    if not rows:
+        return None
+    row: Run = rows[0][0]
+    if row.project != project or not stored(row):
+        return None
+    # Output comes from executions: a response no worker has taken yet has none (`render.full`).
+    return row, [item for _, item in rows if item is not None] if row.attempts else []
 
 
 async def input_items(

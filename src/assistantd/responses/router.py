@@ -126,8 +126,8 @@ async def get_response(
 ) -> Response:
     """Retrieve a response, or (`stream=true`) stream its events from the start or from
     `starting_after`."""
-    run = await service.require(session, project, response_id)
     if stream:
+        run = await service.require(session, project, response_id)
         state = request.app.state
         slot = await state.streams.take(project)
         return EventStreamResponse(
@@ -136,7 +136,9 @@ async def get_response(
             ),
             slot,
         )
-    return WireResponse(await render.full(session, run, frozenset(include or ())))
+    # Polled: the response and its output in one statement.
+    run, output = await service.require_with_output(session, project, response_id)
+    return WireResponse(await render.full(session, run, frozenset(include or ()), output=output))
 
 
 @router.delete("/responses/{response_id}")

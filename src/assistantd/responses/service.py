@@ -13,7 +13,7 @@ from assistantd.backends.routing import ModelRouter
 from assistantd.backends.tokens import estimate_message_tokens, estimate_tools_tokens
 from assistantd.backends.windows import ContextWindows
 from assistantd.blobs.store import BlobStore
-from assistantd.db.models import Run
+from assistantd.db.models import Item, Run
 from assistantd.errors import InvalidRequestError, NotFoundError
 from assistantd.items import client_calls, convert
 from assistantd.items.schemas import MessageItem
@@ -47,6 +47,16 @@ async def require(session: AsyncSession, project: str, response_id: str) -> Run:
     if row is None:
         raise NotFoundError(f"Response with id '{response_id}' not found.")
     return row
+
+
+async def require_with_output(
+    session: AsyncSession, project: str, response_id: str
+) -> tuple[Run, list[Item]]:
+    """`require`, with the response's output items (one statement)."""
+    found = await repository.get_with_output(session, project, response_id)
+    if found is None:
+        raise NotFoundError(f"Response with id '{response_id}' not found.")
+    return found
 
 
 def events_after(
