@@ -124,6 +124,16 @@ async def append_many(
 ) -> dict[str, int]:
     """`append` for several runs at once (one insert, one notification): each run id maps to
     its last event number and the events that follow it. Returns the new last numbers."""
+    rows, last = _event_rows(batches)
+    await _insert_events(session, signals, rows)
+    events_stored(session, signals, last)
+    return last
+
+
+def _event_rows(
+    batches: Mapping[str, tuple[int, Sequence[tuple[str, Payload]]]],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows of `append_many`'s events, and each run's new last number."""
     rows: list[dict[str, Any]] = []
     last: dict[str, int] = {}
     encoded = _Encoder()
@@ -131,9 +141,7 @@ async def append_many(
         for offset, (name, data) in enumerate(events, 1):
             rows.append(_row(run_id, seq + offset, name, encoded(data, seq + offset)))
         last[run_id] = seq + len(events)
-    await _insert_events(session, signals, rows)
-    events_stored(session, signals, last)
-    return last
+    return rows, last
 
 
 def _row(run_id: str, seq: int, name: str, data: str) -> dict[str, Any]:
@@ -147,13 +155,17 @@ def _row(run_id: str, seq: int, name: str, data: str) -> dict[str, Any]:
 
 
 async def _insert_events(
-    session: AsyncSession, signals: Signals, rows: Sequence[dict[str, Any]]
+    session: AsyncSession,
+    signals: Signals,
+    rows: Sequence[dict[str, Any]],
+    published: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Insert event rows in the session's transaction; this process's streamers get them once
-    it commits."""
-    if not rows:
+    it commits. `published` rows (events published when they were emitted) are inserted
+    first, in the same statement."""
+    if not rows and not published:
         return
-    await _insert_rows(session, rows)
+    await _insert_rows(session, [*published, *rows])
     for row in rows:
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
 
@@ -224,6 +236,9 @@ class EventWriter:
         self._idle.set()
         self._error: BaseException | None = None
         self._staged: list[tuple[str, Payload]] = []
+        # The held-back events `transaction` stores, inserted by `commit` with the staged ones
+        # (one statement).
+        self._carried: list[dict[str, Any]] = []
         self._encoded = _Encoder()
 
     def emit(
@@ -306,11 +321,13 @@ class EventWriter:
             held, self._held = self._held, []
             written, in_place = _amended(held, amend) if amend is not None else (held, False)
             if held:
-                await _write_pending(session, written)
+                # Their events go with the staged ones, in `commit`'s insert.
+                self._carried = await _write_pending(session, written, events=False)
                 events_stored(session, self._signals, {self.run_id: held[-1].event["seq"]})
 
                 def outcome(committed: bool) -> None:
                     if not committed:  # they were not stored: hold them again
+                        self._carried = []
                         self._held[:0] = held
 
                 on_outcome(session, outcome)
@@ -333,6 +350,7 @@ class EventWriter:
     def discard_staged(self) -> None:
         """The transaction was rolled back: its staged events never happened."""
         self._staged.clear()
+        self._carried = []
 
     async def commit(self, session: AsyncSession, *, fence: bool = True) -> None:
         """Store the staged events in `session` (one insert, one notification) and commit it:
@@ -348,16 +366,17 @@ class EventWriter:
         if fence and self.owner is not None:
             holders = await _holders(session, [self.run_id])
             if holders.get(self.run_id) != self.owner:
-                self._staged = []
+                self.discard_staged()
                 await session.rollback()
                 raise LeaseLost()
         staged, self._staged = self._staged, []
-        last = self.seq
+        carried, self._carried = self._carried, []
+        rows, last = _event_rows({self.run_id: (self.seq, staged)})
+        await _insert_events(session, self._signals, rows, published=carried)
         if staged:
-            appended = await append_many(session, self._signals, {self.run_id: (last, staged)})
-            last = appended[self.run_id]
+            events_stored(session, self._signals, last)
         await session.commit()
-        self.seq = last
+        self.seq = last[self.run_id]
 
     async def close(self) -> None:
         self.release()
@@ -478,16 +497,21 @@ class _Store:
         return set()
 
 
-async def _write_pending(session: AsyncSession, pendings: Sequence[_Pending]) -> None:
+async def _write_pending(
+    session: AsyncSession, pendings: Sequence[_Pending], *, events: bool = True
+) -> list[dict[str, Any]]:
     """Store emitted events in `session`: the rows they announce, the events, then the changes
-    they carry."""
+    they carry. Without `events`, their rows are returned for the caller to insert instead."""
     for pending in pendings:
         for table, values in pending.rows:
             await session.execute(insert_into(table), [values])
-    await _insert_rows(session, [pending.event for pending in pendings])
+    rows = [pending.event for pending in pendings]
+    if events:
+        await _insert_rows(session, rows)
     for pending in pendings:
         for table, row_id, values in pending.changes:
             await update_by_id(session, table, row_id, values)
+    return [] if events else rows
 
 
 def _amended(held: list[_Pending], amendment: Amendment) -> tuple[list[_Pending], bool]:
