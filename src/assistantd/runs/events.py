@@ -321,7 +321,10 @@ class EventWriter:
             held, self._held = self._held, []
             written, in_place = _amended(held, amend) if amend is not None else (held, False)
             if held:
-                # Their events go with the staged ones, in `commit`'s insert.
+                # Their events go with the staged ones, in `commit`'s insert. The transaction
+                # begins now (their rows may be none), so that its end, whatever it is, is told
+                # to `outcome`.
+                await session.connection()
                 self._carried = await _write_pending(session, written, events=False)
                 events_stored(session, self._signals, {self.run_id: held[-1].event["seq"]})
 
