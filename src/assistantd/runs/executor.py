@@ -35,7 +35,7 @@ from assistantd.runs.autocompaction import AutoCompaction
 from assistantd.runs.deps import RunDeps
 from assistantd.runs.events import EventWriter, LeaseLost
 from assistantd.runs.recorder import CallOutcome, surface_of
-from assistantd.runs.signals import on_outcome, run_queued_on_commit
+from assistantd.runs.signals import give_way, on_outcome, run_queued_on_commit
 from assistantd.runs.state import RunStatus
 from assistantd.runs.turn import Turn, TurnResult, hosted_call
 from assistantd.tools.base import ServerTool, ToolContext, ToolResult, ToolUnavailable
@@ -134,8 +134,15 @@ class RunExecutor:
     async def _until_created(self) -> None:
         """Wait until the run's creation has committed, before writing anything of it."""
         gate = self._gate
-        if gate is not None and not await gate:
+        if gate is None:
+            return
+        if not await gate:
             raise asyncio.CancelledError()  # the worker cancels the task too (`abandoned`)
+        self._gate = None
+        # The creation committed a moment ago and its stream is opening: it sends what the
+        # model answered meanwhile before this run's first transaction takes the loop (on
+        # SQLite statements run on the loop's thread: a short run's last transaction is ~2 ms).
+        await give_way()
 
     async def execute(self) -> None:
         run, last = self._claimed
