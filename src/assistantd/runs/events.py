@@ -325,7 +325,7 @@ class EventWriter:
                 # begins now (their rows may be none), so that its end, whatever it is, is told
                 # to `outcome`.
                 await session.connection()
-                self._carried = await _write_pending(session, written, events=False)
+                self._carried = await _write_pending(session, written)
                 events_stored(session, self._signals, {self.run_id: held[-1].event["seq"]})
 
                 def outcome(committed: bool) -> None:
@@ -486,9 +486,8 @@ class _Store:
                         if w.owner is not None and holders.get(w.run_id) != w.owner
                     }
                     kept = [(w, batch) for w, batch in by_writer.items() if w not in fenced]
-                    await _write_pending(
-                        session, [pending for _, batch in kept for pending in batch]
-                    )
+                    pendings = [pending for _, batch in kept for pending in batch]
+                    await _insert_rows(session, await _write_pending(session, pendings))
                     last_seqs = {w.run_id: batch[-1].event["seq"] for w, batch in kept}
                     events_stored(session, self._signals, last_seqs)
                     await session.commit()
@@ -501,20 +500,18 @@ class _Store:
 
 
 async def _write_pending(
-    session: AsyncSession, pendings: Sequence[_Pending], *, events: bool = True
+    session: AsyncSession, pendings: Sequence[_Pending]
 ) -> list[dict[str, Any]]:
-    """Store emitted events in `session`: the rows they announce, the events, then the changes
-    they carry. Without `events`, their rows are returned for the caller to insert instead."""
+    """Store what emitted events carry in `session`: the rows they announce, then the changes
+    to rows. Returns the events' own rows, for the caller to insert (with others, in one
+    statement)."""
     for pending in pendings:
         for table, values in pending.rows:
             await session.execute(insert_into(table), [values])
-    rows = [pending.event for pending in pendings]
-    if events:
-        await _insert_rows(session, rows)
     for pending in pendings:
         for table, row_id, values in pending.changes:
             await update_by_id(session, table, row_id, values)
-    return [] if events else rows
+    return [pending.event for pending in pendings]
 
 
 def _amended(held: list[_Pending], amendment: Amendment) -> tuple[list[_Pending], bool]:
