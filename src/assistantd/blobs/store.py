@@ -77,12 +77,24 @@ async def put_whole(writer: BlobWriter, data: bytes) -> None:
         raise
 
 
+def _part_of(path: Path) -> Path:
+    """Where a blob is written before it is moved to `path` (the sweep of abandoned writes
+    knows these names)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+
+
+def _sync(fh: BinaryIO) -> None:
+    """Flush a written blob's file to the disk."""
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
 class _LocalWriter:
     def __init__(self, path: Path, key: str, max_size: int) -> None:
         self.key = key
         self.size = 0
         self._path = path
-        self._tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        self._tmp = _part_of(path)
         self._max = max_size
         self._fh: BinaryIO | None = None
         self._buffer = bytearray()
@@ -111,9 +123,8 @@ class _LocalWriter:
         fh, self._fh = self._fh, None
 
         def _finish() -> None:
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
+            with fh:
+                _sync(fh)
             os.replace(self._tmp, self._path)
 
         await anyio.to_thread.run_sync(_finish)
@@ -153,15 +164,14 @@ class LocalBlobStore:
         """`data` as the blob `key`, written, synced and moved in place in one thread hop (a
         writer takes three: a code interpreter's figure is stored on the run's path)."""
         path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        tmp = _part_of(path)
 
         def _write() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    _sync(fh)
                 os.replace(tmp, path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
