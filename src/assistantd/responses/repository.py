@@ -24,9 +24,12 @@ async def get(session: AsyncSession, project: str, response_id: str) -> Run | No
     if not response_id.startswith(Prefix.RESPONSE):
         return None
     row = await get_row(session, Run, response_id, refresh=True)
-    if row is None or row.project != project or not stored(row):
-        return None
-    return row
+    return row if row is not None and _shown(row, project) else None
+
+
+def _shown(row: Run, project: str) -> bool:
+    """Whether `project` may see the response (its own, stored)."""
+    return row.project == project and stored(row)
 
 
 # A response and its output items (one row per item, the response's alone when it has none),
@@ -50,7 +53,7 @@ async def get_with_output(
     if not rows:
         return None
     row: Run = rows[0][0]
-    if row.project != project or not stored(row):
+    if not _shown(row, project):
         return None
     # Output comes from executions: a response no worker has taken yet has none (`render.full`).
     return row, [item for _, item in rows if item is not None] if row.attempts else []
