@@ -113,6 +113,26 @@ async def test_what_an_expected_run_published_before_its_stream_opened_is_sent(
     assert reads.limits == []
 
 
+async def test_events_published_out_of_order_stream_in_order_without_reading_the_table(
+    sessions: async_sessionmaker[AsyncSession], reads: Reads
+) -> None:
+    """A run started early publishes its model's first tokens (3, 4) before its creation's
+    commit publishes the opening events (1, 2) and stores them: the stream sends 1 to 4 in
+    order from the feed, at once, and reads nothing back."""
+    signals = Signals()
+    frames = stream.open_stream(sessions, signals, RUN, 0, before_commit=True)
+    for seq in (3, 4):
+        publish(signals, seq)
+    for seq in (1, 2, 2):  # a repeat is dropped
+        publish(signals, seq)
+    signals.run_changed(RUN, 2)  # the creation's events are stored: nothing the feed lacks
+    publish(signals, 5, "thread.run.completed")
+    async with asyncio.timeout(5):  # a feed that lost its order waits for the table in vain
+        sent = await frames_of(frames)
+    assert sent == [*deltas(1, 2, 3, 4), ("thread.run.completed", 5), ("done", None)]
+    assert reads.limits == []
+
+
 async def test_an_expected_run_keeps_no_more_than_a_feed(
     sessions: async_sessionmaker[AsyncSession], reads: Reads
 ) -> None:

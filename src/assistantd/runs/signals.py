@@ -17,6 +17,7 @@ bounded buffer holds while its client is slow).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import weakref
 from collections import deque
@@ -54,6 +55,10 @@ class FeedEvent:
     data: str  # one-line JSON
 
 
+def _seq(item: FeedEvent) -> int:
+    return item.seq
+
+
 class Feed:
     """One streamer's view of a run: events published in this process, and 'read the table'.
 
@@ -83,10 +88,19 @@ class Feed:
         return None
 
     def _publish(self, item: FeedEvent) -> None:
-        if len(self.events) >= self._limit:
-            self.events.clear()
+        events = self.events
+        if len(events) >= self._limit:
+            events.clear()
             self.stale = True
-        self.events.append(item)
+        if not events or item.seq > events[-1].seq:
+            events.append(item)
+        else:
+            # Published out of order: a run started before its creation committed publishes
+            # its model's first tokens before the creation's own events (`response.created`)
+            # are published at the commit. The feed keeps sequence order all the same.
+            at = bisect.bisect_left(events, item.seq, key=_seq)
+            if at == len(events) or events[at].seq != item.seq:
+                events.insert(at, item)
         self.wake.set()
 
     def _stored(self, upto: int | None) -> None:
