@@ -223,7 +223,7 @@ class RunExecutor:
             if request is None:  # the response was its context's compaction
                 await self._finish(run, writer, RunStatus.COMPLETED)
                 return
-            self._turn = Turn(self.deps, run, self.rec, self._client_tools)
+            self._turn = Turn(self.deps, run, self.rec, self._client_tools, creation=self._gate)
             self._turn.hosted = self._mcp_functions
             # Before the run's creation commits, the turn's events are published (a stream
             # sends them once it starts, at the commit) and held back from the table.

@@ -93,8 +93,13 @@ class Turn:
         run: Run,
         recorder: Recorder,
         client_tools: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        creation: asyncio.Future[bool] | None = None,
     ) -> None:
+        """`creation`, for a run started before its creation committed: resolves when that
+        has ended (see `RunExecutor`)."""
         self.deps = deps
+        self._creation = creation
         self.run = run
         self.recorder = recorder
         # By the function name a client tool is offered under: what the tool is.
@@ -145,9 +150,7 @@ class Turn:
                         first = self.result.message is None
                         self.text(event.text, event.logprobs)
                         if first:
-                            # Let the streams this woke send the first token before the rest of
-                            # a burst is handled (a fast backend sends many chunks in one read).
-                            await give_way(_FIRST_TOKEN_TURNS)
+                            await self._first_token_out()
                         continue
                     self._send_gathered()  # the text so far comes before what follows it
                     if isinstance(event, ToolCallDelta):
@@ -177,6 +180,18 @@ class Turn:
         elif result.reasoning:  # a backend that does not count them (or says 0) reasoned
             result.reasoning_tokens = estimate_tokens(result.reasoning)
         return result
+
+    async def _first_token_out(self) -> None:
+        """Let the streams the first token woke send it before the rest of a burst is handled
+        (a fast backend sends many chunks in one read). A run whose creation has not committed
+        has no stream sending yet: the rest of the burst waits for the commit too, which then
+        comes sooner (the creation shares this event loop), and so does the first token."""
+        creation = self._creation
+        if creation is not None and not creation.done():
+            await asyncio.wait((creation,))  # never cancels the creation's future
+            await give_way()  # the streams open now: they give this run a few turns first
+            return
+        await give_way(_FIRST_TOKEN_TURNS)
 
     def _reason(self, fragment: str, gather: bool) -> None:
         """A fragment of the model's reasoning."""
