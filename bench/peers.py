@@ -25,6 +25,10 @@ round-robin across the servers and cells so that drift hits all alike):
   completion;
 - responses/s with `--clients` concurrent clients (streamed, `store` alternating true/false,
   read to the end), in rounds that rotate across the servers;
+- `store: false` against `store: true`: the median of the per-round differences (each round
+  has one of each, one after the other) with a 95% bootstrap interval, and in how many rounds
+  `false` was the faster: whether unstored responses cost more than stored ones, told apart
+  from the noise of two medians taken separately;
 - server CPU ms per response during that load, from /proc (utime + stime of the server's
   process and its descendants);
 - the server's CPU for each latency cell, taken around each request (schedstat of its threads):
@@ -45,6 +49,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -74,6 +79,7 @@ PEER_CONFIGS = next(
 )
 KEY = "sk-bench"
 MS = 1000.0
+BOOTSTRAP = 2000  # resamples of the paired store comparison
 PEER_PYTHON = "/root/.pyenv/versions/3.12.1/bin/python3.12"
 LITELLM_SPEC = "litellm[proxy]>=1.100,<1.110"
 OGX_SPEC = "ogx==1.5.0"
@@ -524,6 +530,8 @@ class Bench:
             ("server CPU per response", lambda c: mean(c.cpu, MS, " ms")),
             ("CPU ms, one at a time: streamed t/f", lambda c: costs(c, True)),
             ("CPU ms, one at a time: non-streamed t/f", lambda c: costs(c, False)),
+            ("store=false - true, first text (paired, 95% CI)", lambda c: paired(c.first)),
+            ("store=false - true, non-streamed (paired)", lambda c: paired(c.whole)),
             ("samples (latency / load rounds)", lambda c: f"{len(c.first[True])} / {len(c.rate)}"),
             ("errors", lambda c: str(len(c.errors))),
         ]
@@ -548,6 +556,23 @@ def over(values: list[float], direct: float) -> str:
     if not values:
         return "-"
     return f"+{(statistics.median(values) - direct) * MS:.2f}"
+
+
+def paired(by_store: dict[bool, list[float]]) -> str:
+    """`store: false` minus `store: true`, per round: the median difference in ms, its 95%
+    bootstrap interval, and the rounds where `false` was faster."""
+    stored, unstored = by_store[True], by_store[False]
+    if not stored or len(stored) != len(unstored):
+        return "-"  # a failed sample broke the pairing
+    diffs = [(f - t) * MS for t, f in zip(stored, unstored, strict=True)]
+    draw = random.Random(0)
+    medians = sorted(statistics.median(draw.choices(diffs, k=len(diffs))) for _ in range(BOOTSTRAP))
+    low, high = medians[int(BOOTSTRAP * 0.025)], medians[int(BOOTSTRAP * 0.975) - 1]
+    faster = sum(d < 0 for d in diffs)
+    return (
+        f"{statistics.median(diffs):+.2f} ({low:+.2f}..{high:+.2f}), "
+        f"faster in {faster}/{len(diffs)}"
+    )
 
 
 def costs(cells: Cells, streamed: bool) -> str:
