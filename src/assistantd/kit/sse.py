@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -26,11 +26,18 @@ class EventStreamResponse(StreamingResponse):
     task in a task group (a loop turn and more before the first frame). Here a small task only
     watches for the client leaving, and stops the stream when it does, as Starlette's does.
     `slot`, the project's place for an open stream (see `kit.streams`), is given back when the
-    stream ends.
+    stream ends. `then` is called once every frame has been sent (not when the client left).
     """
 
-    def __init__(self, frames: AsyncIterator[str], slot: StreamSlot | None = None) -> None:
+    def __init__(
+        self,
+        frames: AsyncIterator[str],
+        slot: StreamSlot | None = None,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         self._slot = slot
+        self._then = then
         super().__init__(
             frames,
             media_type="text/event-stream",
@@ -52,6 +59,8 @@ class EventStreamResponse(StreamingResponse):
         watcher = asyncio.create_task(watch())
         try:
             await self.stream_response(send)
+            if self._then is not None:
+                self._then()
         except asyncio.CancelledError:
             if not left:
                 raise

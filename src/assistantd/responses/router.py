@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -70,9 +71,12 @@ async def create_response(
     forget = state.forgetter if body.store is False else None
     if body.stream:
         frames = service.events_after(
-            state.query_sessions, state.signals, run.id, None, before_commit=True, forget=forget
+            state.query_sessions, state.signals, run.id, None, before_commit=True
         )
-        return EventStreamResponse(frames, slot)
+        # Once the whole stream is sent (a client that left may come back for it: the sweep
+        # removes it later), without a generator around every frame.
+        then = partial(forget.forget, run.id) if forget is not None else None
+        return EventStreamResponse(frames, slot, then=then)
     if body.background:
         return WireResponse(render.response(run))
     outcome = service.outcome(state.query_sessions, state.signals, run.id, forget=forget)

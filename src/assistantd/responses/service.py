@@ -66,23 +66,12 @@ def events_after(
     starting_after: int | None,
     *,
     before_commit: bool,
-    forget: Forgetter | None = None,
 ) -> AsyncIterator[str]:
-    """The response's events as SSE, after sequence number `starting_after` (all without);
-    with `forget`, an unstored response is handed to it once they are sent."""
+    """The response's events as SSE, after sequence number `starting_after` (all without)."""
     after = 0 if starting_after is None else starting_after + 1
-    frames = stream.open_stream(
+    return stream.open_stream(
         sessions, signals, response_id, after, before_commit=before_commit, ending=ENDING
     )
-    return frames if forget is None else _then_forget(frames, forget, response_id)
-
-
-async def _then_forget(
-    frames: AsyncIterator[str], forget: Forgetter, response_id: str
-) -> AsyncIterator[str]:
-    async for frame in frames:
-        yield frame
-    forget.forget(response_id)
 
 
 def outcome(
