@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from assistantd.db.models import Item, RunEvent
 from assistantd.items.kinds import new_item
 from assistantd.kit.sse import DONE
-from assistantd.runs import repository, stream
+from assistantd.runs import events, repository, stream
 from assistantd.runs.events import EventWriter
 from assistantd.runs.signals import FEED_LIMIT, Signals, on_outcome
 from tests.streaming.support import Recorder, parse_frames
@@ -450,6 +450,55 @@ async def test_held_events_of_a_rolled_back_transaction_are_held_again(
     writer.emit("thread.message.delta", {"id": RUN})
     await writer.close()  # what is still held is stored on close, in order
     assert await _stored_seqs(sessions) == [1, 2]
+
+
+async def test_an_opening_handed_over_is_stored_first_with_the_next_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A run started before its creation commits, whose creation leaves its first events to
+    the run's writer (`events.hand_over`): the stream gets them at the commit, the table
+    with the writer's next transaction, ahead of what the run emitted meanwhile."""
+    signals = Signals()
+    feed = signals.open_feed(RUN, fresh=True)
+    created: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    opening: list[dict[str, Any]] = []
+    writer = EventWriter(
+        sessions, signals, RUN, 2, hold_seconds=30, created=created, opening=opening
+    )
+    try:
+        writer.emit("thread.message.delta", {"id": RUN})  # the model answered at once
+        async with sessions() as session:  # the creation
+            opening += events.hand_over(
+                session, signals, RUN, [("thread.run.created", {}), ("thread.run.queued", {})]
+            )
+            await session.commit()
+        created.set_result(True)
+        assert [e.seq for e in feed.events] == [1, 2, 3]
+        assert not feed.stale  # nothing the stream has to read back
+        assert await _stored_seqs(sessions) == []
+        async with writer.transaction() as session:
+            writer.stage("thread.run.completed", {"id": RUN})
+            await writer.commit(session)
+        assert await _stored_seqs(sessions) == [1, 2, 3, 4]
+    finally:
+        await writer.close()
+        feed.close()
+
+
+async def test_an_opening_handed_over_by_a_creation_that_failed_is_never_stored(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    signals = Signals()
+    created: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    opening: list[dict[str, Any]] = []
+    writer = EventWriter(sessions, signals, RUN, 1, created=created, opening=opening)
+    writer.emit("thread.message.delta", {"id": RUN})
+    async with sessions() as session:
+        opening += events.hand_over(session, signals, RUN, [("thread.run.created", {})])
+        await session.rollback()
+    created.set_result(False)
+    await writer.close()
+    assert await _stored_seqs(sessions) == []
 
 
 @pytest.fixture

@@ -415,4 +415,14 @@ async def create_response(
     if thread is None and keep is not None and keep.context is not None:
         first = [*keep.context, *rows]
     limit = settings.project_max_active_runs
-    return await queue(session, signals, run, [], worker, limit=limit, context=first, rows=rows)
+    return await queue(
+        session,
+        signals,
+        run,
+        [],
+        worker,
+        limit=limit,
+        context=first,
+        rows=rows,
+        read_only_here=not store,  # an unstored response is never read but by its request
+    )

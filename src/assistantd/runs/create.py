@@ -121,7 +121,13 @@ class RunTaker(Protocol):
     def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None: ...
 
     def start_early(
-        self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
+        self,
+        session: AsyncSession,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item],
+        *,
+        opening: list[dict[str, Any]] | None = None,
     ) -> None: ...
 
 
@@ -135,6 +141,7 @@ async def queue(
     limit: int,
     context: Sequence[Item] | None = None,
     rows: Sequence[Item] = (),
+    read_only_here: bool = False,
 ) -> Run:
     """Store a new run (or response) and its first events, unless its project has `limit`
     active already (a 429, see `admission`). It is answered as created (queued);
@@ -142,16 +149,21 @@ async def queue(
     caller knows all of it (items it is inserting in this transaction), is the first turn's
     items: the run then starts before this transaction commits, its model request overlapping
     the commit (see `RunTaker.start_early`). `rows` are items to insert with the run (after
-    it)."""
+    it). `read_only_here`: nobody but the creating request reads the run's event log (an
+    unstored response): started early, its first events are then published at the commit and
+    stored by its executor with what it writes first (`events.hand_over`), one insert fewer
+    before the first token; a stored run's log has them from its creation on."""
     await admission.admit(session, run.project, limit, may_start=worker is not None)
     taken = worker.take(run) if worker is not None else None
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
+    opening: list[dict[str, Any]] | None = None
     if taken is not None:
         announced += await surface.claimed(session, taken)
         if context is not None:
             assert worker is not None
-            worker.start_early(session, taken, len(announced), context)
+            opening = [] if read_only_here else None
+            worker.start_early(session, taken, len(announced), context, opening=opening)
             await give_way()  # its request leaves before the statements below
     # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
     # costs more than it.
@@ -159,7 +171,11 @@ async def queue(
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
     if early:
         await give_way(2)
-    last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
+    if opening is not None:
+        opening += events.hand_over(session, signals, run.id, announced)
+        last_seq = len(announced)
+    else:
+        last_seq = await events.append(session, signals, run.id, announced, last_seq=0)
     if rows:
         if early:
             await give_way(2)

@@ -117,6 +117,19 @@ async def append(
     return last[run_id]
 
 
+def hand_over(
+    session: AsyncSession, signals: Signals, run_id: str, events: Sequence[tuple[str, Payload]]
+) -> list[dict[str, Any]]:
+    """A new run's first events, published when `session` commits and not stored by it: the
+    rows are for the run's `EventWriter` to store (its `opening`). For a run whose log nobody
+    reads but its creator's own stream, started before its creation commits: one insert fewer
+    on the way to its first token."""
+    rows, _ = _event_rows({run_id: (0, events)})
+    for row in rows:
+        publish_after_commit(session, signals, run_id, row["seq"], row["event"], row["data"])
+    return rows
+
+
 async def append_many(
     session: AsyncSession,
     signals: Signals,
@@ -207,6 +220,7 @@ class EventWriter:
         owner: str | None = None,
         hold_seconds: float = 0.0,
         created: asyncio.Future[bool] | None = None,
+        opening: list[dict[str, Any]] | None = None,
     ) -> None:
         """`owner`, the worker holding the run's lease: what it writes is fenced by the lease
         (a writer whose run was taken over writes nothing and fails with `LeaseLost`).
@@ -218,7 +232,11 @@ class EventWriter:
 
         `created`, for a run whose creation has not committed yet: everything emitted is held
         back (and published) until it resolves; True, it is stored as usual from then on;
-        False (the run never existed), nothing is ever stored."""
+        False (the run never existed), nothing is ever stored.
+
+        `opening`, with `created`: the rows of the run's first events, which its creator
+        publishes at the commit and leaves to this writer to store (`hand_over`; filled by
+        the time the creation commits): they are held first, before all it emits."""
         self._signals = signals
         self._sessions = sessions
         self._store = _Store.of(sessions, signals)
@@ -226,6 +244,7 @@ class EventWriter:
         self._held: list[_Pending] = []
         self._release_timer: asyncio.TimerHandle | None = None
         self._created = created
+        self._opening = opening
         if created is not None and not created.done():
             created.add_done_callback(self._creation_resolved)
         self.run_id = run_id
@@ -289,12 +308,20 @@ class EventWriter:
             self._release_timer = None
         if self._uncreated():
             return  # stored once the run is created (`_creation_resolved`), never if it is not
+        self._hold_opening()
         held, self._held = self._held, []
         for pending in held:
             self._store_later(pending)
 
+    def _hold_opening(self) -> None:
+        """The creation committed: what it handed over is held, first."""
+        opening, self._opening = self._opening, None
+        if opening:
+            self._held[:0] = [_Pending(self, row, [], []) for row in opening]
+
     def _creation_resolved(self, created: asyncio.Future[bool]) -> None:
         if not created.result():
+            self._opening = None
             self._held.clear()  # the run never existed: nothing of it is stored
         elif not self._hold_until:
             self.release()  # the hold was up already: what it kept goes now
@@ -318,6 +345,7 @@ class EventWriter:
             raise RuntimeError("a run's transaction before its creation committed")
         await self.flush()
         async with self._sessions() as session:
+            self._hold_opening()
             held, self._held = self._held, []
             written, in_place = _amended(held, amend) if amend is not None else (held, False)
             if held:

@@ -91,17 +91,21 @@ class RunExecutor:
         context: Sequence[Item] | None = None,
         gate: asyncio.Future[bool] | None = None,
         local: bool = False,
+        opening: list[dict[str, Any]] | None = None,
     ) -> None:
         """`run` as claimed (what an interrupted attempt left tidied, `in_progress` announced
         in the claiming transaction) and its last event number; `context`, when its creator
         knew them, the items of its first turn. `gate`, for a run started before its creation
-        committed: True once it has (nothing is written before), False if it never will."""
+        committed: True once it has (nothing is written before), False if it never will;
+        `opening`, its first events when the creation left them to it to store (see
+        `EventWriter`)."""
         self.deps = deps
         self.run_id = run.id
         self.worker_id = worker_id
         self._claimed = (run, last_seq)
         self._preloaded = list(context) if context is not None else None
         self._gate = gate
+        self._opening = opening
         self.local = local
         self.abandoned = False  # its creation did not commit
         self.cancel_requested = False
@@ -154,6 +158,7 @@ class RunExecutor:
             owner=self.worker_id,
             hold_seconds=HOLD_SECONDS if self.local or not _streamed(run) else 0.0,
             created=self._gate,
+            opening=self._opening,
         )
         self.rec = surface_of(run.id).recorder(self.deps, run, writer)
         self._compaction = AutoCompaction.of(self.deps, run, self.rec)

@@ -168,18 +168,26 @@ class Worker:
         launch_on_commit(session, launch)
 
     def start_early(
-        self, session: AsyncSession, run: Run, last_seq: int, context: Sequence[Item]
+        self,
+        session: AsyncSession,
+        run: Run,
+        last_seq: int,
+        context: Sequence[Item],
+        *,
+        opening: list[dict[str, Any]] | None = None,
     ) -> None:
         """Execute a run `take` claimed now, while `session` is still creating it: its first
         model request goes out at once, and the answer is taken as it comes (its events go to
         this process's streams, which start at the commit); nothing is written, and no tool
         runs, before the creation has committed. `context` is the first turn's items, all of
         them (nothing is read before the commit). If the creation does not commit, the
-        execution is dropped and what it emitted is never stored."""
+        execution is dropped and what it emitted is never stored. `opening`: the rows of the
+        run's first events, which the creation publishes and leaves to the run to store
+        (`events.hand_over`)."""
         gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         signals = self.deps.signals
         signals.expect(run.id)
-        executor = self._launch(run, last_seq, context, gate=gate, local=True)
+        executor = self._launch(run, last_seq, context, gate=gate, local=True, opening=opening)
 
         def outcome(committed: bool) -> None:
             signals.unexpect(run.id)
@@ -201,9 +209,17 @@ class Worker:
         *,
         gate: asyncio.Future[bool] | None = None,
         local: bool = False,
+        opening: list[dict[str, Any]] | None = None,
     ) -> RunExecutor:
         executor = RunExecutor(
-            self.deps, run, last_seq, self.id, context=context, gate=gate, local=local
+            self.deps,
+            run,
+            last_seq,
+            self.id,
+            context=context,
+            gate=gate,
+            local=local,
+            opening=opening,
         )
         task = asyncio.create_task(self._execute(executor), name=f"run-{run.id}")
         self._active[run.id] = (executor, task)
