@@ -6,13 +6,19 @@ or PostgreSQL) and the scripted model over HTTP; the transaction's end is the te
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from assistantd.db.models import Item, Run, RunEvent
-from tests.runs.inprocess import Engine, create, engine, until_idle
+from assistantd.errors import ProjectLimitError
+from assistantd.responses.create import create_response
+from assistantd.responses.schemas import CreateResponse
+from assistantd.runs import admission
+from tests.runs.inprocess import PROJECT, Engine, create, engine, until_idle
 from tests.support.scripted_model import Reply, ScriptedModel
 
 __all__ = ["engine"]  # the fixture
@@ -110,3 +116,132 @@ async def test_an_answer_handled_before_the_commit_is_stored_only_after_it(
         )
     assert text is not None
     assert text[0]["text"]["value"] == "handled early"
+
+
+async def _running_elsewhere(engine: Engine, marker: str, count: int) -> None:
+    """`count` responses of the project that another process's worker executes."""
+    async with engine.writes() as session:
+        for i in range(count):
+            await create_response(
+                session,
+                PROJECT,
+                CreateResponse(model="gpt-4o", input=f"{marker} elsewhere {i}", background=True),
+                models=engine.deps.models,
+                signals=engine.deps.signals,
+                worker=None,
+                sealer=engine.deps.sealer,
+                settings=engine.deps.settings,
+            )
+        await session.execute(
+            update(Run)
+            .where(Run.project == PROJECT, Run.status == "queued")
+            .values(status="in_progress", lease_owner="other", lease_expires_at=time.time() + 60)
+        )
+        await session.commit()
+    engine.deps.signals.queued.clear()  # claimed at once: nothing waits here
+
+
+def _watch_order(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a creation does from now on, in order: `count` (the admission's), `start` (the
+    early execution's)."""
+    order: list[str] = []
+    count, start = admission.admit, engine.worker.start_early
+
+    async def counted(*args: Any, **kwargs: Any) -> None:
+        order.append("count")
+        await count(*args, **kwargs)
+
+    def started(*args: Any, **kwargs: Any) -> None:
+        order.append("start")
+        start(*args, **kwargs)
+
+    monkeypatch.setattr(admission, "admit", counted)
+    monkeypatch.setattr(engine.worker, "start_early", started)
+    return order
+
+
+async def test_a_run_sent_ahead_of_its_admission_is_refused_and_its_request_cancelled(
+    engine: Engine, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process runs none of the project's runs: a new one's model request leaves before
+    the count that admits it. Other processes hold the whole limit: the count refuses it, the
+    creation rolls back, and the request is cancelled; nothing of it is stored."""
+    monkeypatch.setattr(engine.deps.settings, "project_max_active_runs", 4)
+    marker = f"ahead-{uuid.uuid4().hex[:8]}"
+    model.script(marker, Reply(text=["never ", "seen"], hang=True))
+    await _running_elsewhere(engine, marker, 4)
+    assert engine.worker.has_room(PROJECT, 4)
+    order = _watch_order(engine, monkeypatch)
+    async with engine.writes() as session:
+        with pytest.raises(ProjectLimitError):
+            await create(engine, session, f"{marker} mine")
+        await session.rollback()
+    assert order == ["start", "count"]  # the execution started before the count
+    await until_idle(engine.worker)
+    async with asyncio.timeout(10):  # a request that left was hung up on
+        while len(model.disconnects(f"{marker} mine")) < len(model.requests(f"{marker} mine")):
+            await asyncio.sleep(0.02)
+    async with engine.deps.reads() as session:
+        runs = await session.scalar(
+            select(func.count()).select_from(Run).where(Run.project == PROJECT)
+        )
+    assert runs == 4
+
+
+async def test_a_project_this_process_runs_much_of_is_counted_before_any_request(
+    engine: Engine, model: ScriptedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process already runs half of the project's limit: a new run is counted first,
+    and a refused one never reaches the model."""
+    monkeypatch.setattr(engine.deps.settings, "project_max_active_runs", 2)
+    marker = f"counted-{uuid.uuid4().hex[:8]}"
+    model.script(marker, Reply(text=["held"], hang=True))
+    async with engine.writes() as session:
+        held = await create(engine, session, f"{marker} held")
+        await session.commit()
+    await asyncio.to_thread(model.wait_requests, 1, f"{marker} held")
+    assert not engine.worker.has_room(PROJECT, 2)
+    await _running_elsewhere(engine, marker, 1)
+    order = _watch_order(engine, monkeypatch)
+    async with engine.writes() as session:
+        with pytest.raises(ProjectLimitError):
+            await create(engine, session, f"{marker} refused")
+        await session.rollback()
+    assert order == ["count"]  # refused before anything started
+    assert model.requests(f"{marker} refused") == []
+    executor, task = engine.worker._active[held.id]
+    task.cancel()
+    await until_idle(engine.worker)
+
+
+async def test_an_unstored_responses_opening_is_stored_by_its_execution(
+    engine: Engine, model: ScriptedModel
+) -> None:
+    """An unstored response started early leaves its first events to its execution, which
+    stores them first: the log is whole and in order."""
+    marker = f"unstored-{uuid.uuid4().hex[:8]}"
+    model.script(marker, Reply(text=["not ", "kept"]))
+    async with engine.writes() as session:
+        run = await create_response(
+            session,
+            PROJECT,
+            CreateResponse(model="gpt-4o", input=marker, store=False, stream=True),
+            models=engine.deps.models,
+            signals=engine.deps.signals,
+            worker=engine.worker,
+            sealer=engine.deps.sealer,
+            settings=engine.deps.settings,
+        )
+        await session.commit()
+    await until_idle(engine.worker)
+    async with engine.deps.reads() as session:
+        rows = (
+            await session.execute(
+                select(RunEvent.seq, RunEvent.event)
+                .where(RunEvent.run_id == run.id)
+                .order_by(RunEvent.seq)
+            )
+        ).all()
+    assert [seq for seq, _ in rows] == list(range(1, len(rows) + 1))
+    assert [name for _, name in rows[:2]] == ["response.created", "response.in_progress"]
+    assert rows[-1][1] == "response.completed"

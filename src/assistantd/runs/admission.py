@@ -2,7 +2,9 @@
 
 Counted in the database, in the transaction that creates the run, so the limit holds across API
 processes and workers: first before anything is written (`admit`: a project over its limit costs
-one count, and no model request starts for it), then, on PostgreSQL, once more as the
+one count, and no model request starts for it; but a run this process starts at once, of a
+project it executes fewer than half the limit of, is counted right after its model request
+left, which a refusal cancels: see `runs.create.queue`), then, on PostgreSQL, once more as the
 transaction commits (`settle` arms it): two creations of one project must not both take its
 last slot, so at its commit each takes a per-project transaction lock (an advisory lock, held
 to the end of the commit) before it counts, and so counts what the other committed. That is

@@ -118,6 +118,8 @@ class RunTaker(Protocol):
 
     def take(self, run: Run) -> Run | None: ...
 
+    def has_room(self, project: str, limit: int) -> bool: ...
+
     def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None: ...
 
     def start_early(
@@ -153,8 +155,20 @@ async def queue(
     unstored response): started early, its first events are then published at the commit and
     stored by its executor with what it writes first (`events.hand_over`), one insert fewer
     before the first token; a stored run's log has them from its creation on."""
-    await admission.admit(session, run.project, limit, may_start=worker is not None)
     taken = worker.take(run) if worker is not None else None
+    # A run to start at once, of a project this process runs few of (`RunTaker.has_room`),
+    # sends its model request before the count that admits it: the count is then off the way
+    # to the first token. If it refuses (other processes hold the rest of the limit), the
+    # creation rolls back and the request is cancelled as soon as it left. Otherwise no
+    # model request starts before the run is admitted.
+    ahead = (
+        context is not None
+        and taken is not None
+        and worker is not None
+        and worker.has_room(run.project, limit)
+    )
+    if not ahead:
+        await admission.admit(session, run.project, limit, may_start=worker is not None)
     surface = surface_of(run.id)
     announced = [*first_events, *surface.created(run)]
     opening: list[dict[str, Any]] | None = None
@@ -165,6 +179,8 @@ async def queue(
             opening = [] if read_only_here else None
             worker.start_early(session, taken, len(announced), context, opening=opening)
             await give_way()  # its request leaves before the statements below
+            if ahead:
+                await admission.admit(session, run.project, limit, may_start=True)
     # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
     # costs more than it.
     early = context is not None and taken is not None

@@ -101,6 +101,7 @@ class RunExecutor:
         `EventWriter`)."""
         self.deps = deps
         self.run_id = run.id
+        self.project = run.project
         self.worker_id = worker_id
         self._claimed = (run, last_seq)
         self._preloaded = list(context) if context is not None else None

@@ -158,6 +158,16 @@ class Worker:
         changed = state.claimed_values(self.id, settings.worker_lease_seconds)
         return cast(Run, clone(run, attempts=run.attempts + 1, **changed))
 
+    def has_room(self, project: str, limit: int) -> bool:
+        """Whether one more run of `project` is all but sure to pass its limit of active runs
+        (0: none): this process executes fewer than half of them. A run `take` claimed may then
+        send its model request before the count that admits it (`runs.create.queue`); the
+        count refuses it only when other processes hold the rest of the limit."""
+        if limit <= 0:
+            return True
+        mine = sum(1 for executor, _ in self._active.values() if executor.project == project)
+        return 2 * (mine + 1) <= limit
+
     def start_on_commit(self, session: AsyncSession, run: Run, last_seq: int) -> None:
         """Execute a run `take` claimed once the transaction that created it commits: no trip
         through the queue (its first turn's items are read then)."""
