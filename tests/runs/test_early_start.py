@@ -168,7 +168,15 @@ async def test_a_run_sent_ahead_of_its_admission_is_refused_and_its_request_canc
     creation rolls back, and the request is cancelled; nothing of it is stored."""
     monkeypatch.setattr(engine.deps.settings, "project_max_active_runs", 4)
     marker = f"ahead-{uuid.uuid4().hex[:8]}"
-    model.script(marker, Reply(text=["never ", "seen"], hang=True))
+    model.script(f"{marker} warm", Reply(text="warm"))
+    model.script(f"{marker} mine", Reply(text=["never ", "seen"], hang=True))
+    # One response first: the model's context window is known, so the refused execution is
+    # cancelled in its model request (not in the window's look-up, whose cancelled connect
+    # leaves an unawaited coroutine of anyio's behind).
+    async with engine.writes() as session:
+        await create(engine, session, f"{marker} warm")
+        await session.commit()
+    await until_idle(engine.worker)
     await _running_elsewhere(engine, marker, 4)
     assert engine.worker.has_room(PROJECT, 4)
     order = _watch_order(engine, monkeypatch)
@@ -185,7 +193,7 @@ async def test_a_run_sent_ahead_of_its_admission_is_refused_and_its_request_canc
         runs = await session.scalar(
             select(func.count()).select_from(Run).where(Run.project == PROJECT)
         )
-    assert runs == 4
+    assert runs == 5  # the warm one, completed, and the four of elsewhere
 
 
 async def test_a_project_this_process_runs_much_of_is_counted_before_any_request(
