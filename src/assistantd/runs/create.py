@@ -156,17 +156,13 @@ async def queue(
     stored by its executor with what it writes first (`events.hand_over`), one insert fewer
     before the first token; a stored run's log has them from its creation on."""
     taken = worker.take(run) if worker is not None else None
+    early = context is not None and taken is not None
     # A run to start at once, of a project this process runs few of (`RunTaker.has_room`),
     # sends its model request before the count that admits it: the count is then off the way
     # to the first token. If it refuses (other processes hold the rest of the limit), the
     # creation rolls back and the request is cancelled as soon as it left. Otherwise no
     # model request starts before the run is admitted.
-    ahead = (
-        context is not None
-        and taken is not None
-        and worker is not None
-        and worker.has_room(run.project, limit)
-    )
+    ahead = early and worker is not None and worker.has_room(run.project, limit)
     if not ahead:
         await admission.admit(session, run.project, limit, may_start=worker is not None)
     surface = surface_of(run.id)
@@ -183,7 +179,6 @@ async def queue(
                 await admission.admit(session, run.project, limit, may_start=True)
     # A plain INSERT of the row the caller built (claimed, if taken): the ORM's unit of work
     # costs more than it.
-    early = context is not None and taken is not None
     await session.execute(insert_into(table_of(Run)), [row_values(taken or run)])
     if early:
         await give_way(2)
