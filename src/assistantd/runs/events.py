@@ -125,8 +125,7 @@ def hand_over(
     reads but its creator's own stream, started before its creation commits: one insert fewer
     on the way to its first token."""
     rows, _ = _event_rows({run_id: (0, events)})
-    for row in rows:
-        publish_after_commit(session, signals, run_id, row["seq"], row["event"], row["data"])
+    _publish_on_commit(session, signals, rows)
     return rows
 
 
@@ -179,6 +178,13 @@ async def _insert_events(
     if not rows and not published:
         return
     await _insert_rows(session, [*published, *rows])
+    _publish_on_commit(session, signals, rows)
+
+
+def _publish_on_commit(
+    session: AsyncSession, signals: Signals, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Hand event rows to this process's streamers once the session commits."""
     for row in rows:
         publish_after_commit(session, signals, row["run_id"], row["seq"], row["event"], row["data"])
 
